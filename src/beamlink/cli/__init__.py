@@ -1,0 +1,1 @@
+"""The ``beamlink`` command line: release-script style commands for nodes and clusters."""

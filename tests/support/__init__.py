@@ -1,0 +1,1 @@
+"""Shared helpers for the test suites: tool requirements and real-peer fixtures."""
