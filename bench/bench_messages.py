@@ -1,0 +1,280 @@
+"""Message and GenServer-call throughput between Erlang and Python nodes (not a test).
+
+One sender sends ``--count`` (default 1,000,000) messages ``{hello, <<"world">>, 42}`` to a
+registered process on another node, which reports back when it has received them all; the
+sender's clock runs from the first send to that report. Directions: Erlang->Erlang (the
+reference, two OTP nodes), Erlang->Python, Python->Erlang, Python->Python (two Python nodes in
+separate OS processes). Then ``gen_server`` call round trips per second, sequential, one caller:
+Erlang->Erlang, Erlang->Python, Python->Erlang. Every figure is printed with its ratio to the
+Erlang->Erlang reference of the same run.
+
+Run from the repository root: ``python3 bench/bench_messages.py [--count N] [--calls N]``.
+``--profile`` then profiles the Python receiver and sender in separate runs (cProfile, top
+functions by own time).
+Needs ``erl``/``erlc`` (OTP 25+) on PATH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import pstats
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "src"))
+
+from tests.support.erlang import ErlPeer, runtime, start_peer  # noqa: E402
+
+from beamlink.etf import Atom  # noqa: E402
+from beamlink.node import Node  # noqa: E402
+from beamlink.node.genserver import GenServer  # noqa: E402
+
+COOKIE = "beamlinkbench"
+HOST = "127.0.0.1"
+MESSAGE = (Atom("hello"), b"world", 42)
+BENCH_RX = Atom("bench_rx")
+BENCH_TX = Atom("bench_tx")
+BENCH_GS = Atom("bench_gs")
+DONE = Atom("bench_done")
+SEND_CHUNK = 2000
+
+ERLANG_SOURCE = r"""
+-module(bl_bench).
+-behaviour(gen_server).
+-export([start_rx/2, send/2, start_gs/0, calls/2]).
+-export([init/1, handle_call/3, handle_cast/2]).
+
+%% A registered receiver that tells {bench_tx, TxNode} when Count messages have arrived.
+start_rx(Count, TxNode) ->
+    Pid = spawn(fun() -> rx(Count, TxNode) end),
+    register(bench_rx, Pid),
+    ok.
+
+rx(0, TxNode) -> {bench_tx, TxNode} ! bench_done;
+rx(N, TxNode) -> receive {hello, _, _} -> rx(N - 1, TxNode) end.
+
+%% Send Count messages to {bench_rx, RxNode}; microseconds until the receiver's report.
+send(RxNode, Count) ->
+    register(bench_tx, self()),
+    Msg = {hello, <<"world">>, 42},
+    T0 = erlang:monotonic_time(microsecond),
+    send_loop({bench_rx, RxNode}, Msg, Count),
+    receive bench_done -> ok end,
+    unregister(bench_tx),
+    erlang:monotonic_time(microsecond) - T0.
+
+send_loop(_, _, 0) -> ok;
+send_loop(Dest, Msg, N) -> Dest ! Msg, send_loop(Dest, Msg, N - 1).
+
+start_gs() ->
+    {ok, Pid} = gen_server:start({local, bench_gs}, ?MODULE, [], []),
+    Pid.
+
+%% Count sequential gen_server:call round trips to {bench_gs, Node}; microseconds taken.
+calls(Node, Count) ->
+    T0 = erlang:monotonic_time(microsecond),
+    call_loop({bench_gs, Node}, Count),
+    erlang:monotonic_time(microsecond) - T0.
+
+call_loop(_, 0) -> ok;
+call_loop(Dest, N) -> N = gen_server:call(Dest, N), call_loop(Dest, N - 1).
+
+init([]) -> {ok, nil}.
+handle_call(Req, _From, S) -> {reply, Req, S}.
+handle_cast(_, S) -> {noreply, S}.
+"""
+
+
+class Echo(GenServer):
+    """The Python side of the call benchmark: replies with the request."""
+
+    name = "bench_gs"
+
+    def handle_call(self, request: Any, from_: Any) -> Any:
+        return request
+
+
+async def python_receiver(node: Node, count: int, tx_node: str) -> None:
+    """Register ``bench_rx``: receive ``count`` messages, then report to ``{bench_tx, tx_node}``."""
+
+    async def body(proc: Any) -> None:
+        receive = proc.receive
+        for _ in range(count):
+            await receive()
+        proc.send((BENCH_TX, Atom(tx_node)), DONE)
+
+    node.spawn(body, name=BENCH_RX)
+
+
+async def python_sender(node: Node, rx_node: str, count: int) -> float:
+    """Send ``count`` messages to ``{bench_rx, rx_node}``; seconds until the receiver reports."""
+    dest = (BENCH_RX, Atom(rx_node))
+    with node.new_process(name=BENCH_TX) as proc:
+        send = proc.send
+        start = time.perf_counter()
+        sent = 0
+        while sent < count:
+            for _ in range(min(SEND_CHUNK, count - sent)):
+                send(dest, MESSAGE)
+            sent += SEND_CHUNK
+            await asyncio.sleep(0)
+        await proc.receive(lambda m: m == DONE, timeout=600)
+        return time.perf_counter() - start
+
+
+async def python_calls(node: Node, dest: Any, count: int) -> float:
+    """Seconds for ``count`` sequential calls to ``dest``."""
+    start = time.perf_counter()
+    for i in range(count):
+        assert await node.call(dest, i) == i
+    return time.perf_counter() - start
+
+
+async def serve_rx(name: str, count: int, tx_node: str) -> None:
+    """The second Python node of the Python->Python run (a separate OS process)."""
+    async with Node.start(name, cookie=COOKIE) as node:
+        await python_receiver(node, count, tx_node)
+        print("READY", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+
+def profiled(label: str, profile: cProfile.Profile) -> None:
+    out = io.StringIO()
+    pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(14)
+    print(f"\n--- profile: {label} (sorted by own time) ---")
+    print("\n".join(out.getvalue().splitlines()[4:30]))
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.count: int = args.count
+        self.calls: int = args.calls
+        self.profile: bool = args.profile
+        self.profile_count: int = args.profile_count
+        self.rows: list[tuple[str, float, str]] = []
+        self.peers: list[ErlPeer] = []
+
+    def erl(self, name: str, code_dir: str) -> ErlPeer:
+        peer = start_peer(runtime("otp25"), f"{name}@{HOST}", COOKIE, extra_args=("-pa", code_dir))
+        self.peers.append(peer)
+        return peer
+
+    def row(self, label: str, per_second: float, unit: str) -> None:
+        self.rows.append((label, per_second, unit))
+        print(f"  {label:<22} {per_second:>12,.0f} {unit}", flush=True)
+
+    async def run(self, code_dir: str) -> None:
+        n = self.count
+        e1, e2 = await asyncio.gather(
+            asyncio.to_thread(self.erl, "bench_e1", code_dir),
+            asyncio.to_thread(self.erl, "bench_e2", code_dir),
+        )
+        async with Node.start(f"bench_py@{HOST}", cookie=COOKIE) as node:
+            py = str(node.name)
+            await e1.aeval(f"net_adm:ping('{e2.name}'), net_adm:ping('{py}')")
+            await e2.aeval(f"net_adm:ping('{py}'), bl_bench:start_gs()")
+            print(f"messages ({n:,} x {{hello, <<\"world\">>, 42}}):")
+
+            await e2.aeval(f"bl_bench:start_rx({n}, '{e1.name}')")
+            us = int(await e1.aeval(f"bl_bench:send('{e2.name}', {n})", timeout=600))
+            self.row("Erlang -> Erlang", n / (us / 1e6), "msg/s")
+
+            await python_receiver(node, n, e1.name)
+            us = int(await e1.aeval(f"bl_bench:send('{py}', {n})", timeout=600))
+            self.row("Erlang -> Python", n / (us / 1e6), "msg/s")
+
+            await e2.aeval(f"bl_bench:start_rx({n}, '{py}')")
+            seconds = await python_sender(node, e2.name, n)
+            self.row("Python -> Erlang", n / seconds, "msg/s")
+
+            seconds = await self.python_to_python(node, n)
+            self.row("Python -> Python", n / seconds, "msg/s")
+
+            print(f"gen_server calls ({self.calls:,} sequential round trips):")
+            us = int(await e1.aeval(f"bl_bench:calls('{e2.name}', {self.calls})", timeout=600))
+            self.row("Erlang -> Erlang call", self.calls / (us / 1e6), "calls/s")
+            server = await Echo.start(node)
+            us = int(await e1.aeval(f"bl_bench:calls('{py}', {self.calls})", timeout=600))
+            self.row("Erlang -> Python call", self.calls / (us / 1e6), "calls/s")
+            server.proc.close()
+            seconds = await python_calls(node, (BENCH_GS, Atom(e2.name)), self.calls)
+            self.row("Python -> Erlang call", self.calls / seconds, "calls/s")
+            self.report()
+            if self.profile:
+                await self.profiled_runs(node, e1, e2)
+
+    async def profiled_runs(self, node: Node, e1: ErlPeer, e2: ErlPeer) -> None:
+        """cProfile of the Python receiver and sender (separate runs: profiling slows them)."""
+        n, py = self.profile_count, str(node.name)
+        await python_receiver(node, n, e1.name)
+        with cProfile.Profile() as profile:
+            await e1.aeval(f"bl_bench:send('{py}', {n})", timeout=600)
+        profiled(f"Python receiving {n:,} messages", profile)
+        await e2.aeval(f"bl_bench:start_rx({n}, '{py}')")
+        with cProfile.Profile() as profile:
+            await python_sender(node, e2.name, n)
+        profiled(f"Python sending {n:,} messages", profile)
+
+    async def python_to_python(self, node: Node, n: int) -> float:
+        rx_name = f"bench_py2@{HOST}"
+        child = subprocess.Popen(
+            [sys.executable, __file__, "--serve-rx", rx_name, "--count", str(n), "--tx", str(node.name)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        try:
+            assert child.stdout is not None
+            line = await asyncio.to_thread(child.stdout.readline)
+            assert line.strip() == "READY", line
+            return await python_sender(node, rx_name, n)
+        finally:
+            assert child.stdin is not None
+            child.stdin.close()
+            child.wait(timeout=30)
+
+    def report(self) -> None:
+        msg_ref = self.rows[0][1]
+        call_ref = next(v for label, v, _ in self.rows if label == "Erlang -> Erlang call")
+        print("\n| direction | rate | vs Erlang->Erlang |\n|---|---:|---:|")
+        for label, value, unit in self.rows:
+            ref = call_ref if unit == "calls/s" else msg_ref
+            print(f"| {label} | {value:,.0f} {unit} | {value / ref:.2f} |")
+
+    def close(self) -> None:
+        for peer in self.peers:
+            peer.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=1_000_000, help="messages per direction")
+    parser.add_argument("--calls", type=int, default=20_000, help="gen_server calls per direction")
+    parser.add_argument("--profile", action="store_true", help="then profile the Python side")
+    parser.add_argument("--profile-count", type=int, default=200_000, help="messages when profiling")
+    parser.add_argument("--serve-rx", help=argparse.SUPPRESS)
+    parser.add_argument("--tx", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_rx:
+        asyncio.run(serve_rx(args.serve_rx, args.count, args.tx))
+        return
+    bench = Bench(args)
+    with tempfile.TemporaryDirectory(prefix="beamlink-bench-") as code_dir:
+        source = Path(code_dir) / "bl_bench.erl"
+        source.write_text(ERLANG_SOURCE)
+        subprocess.run(["erlc", "-o", code_dir, str(source)], check=True)
+        try:
+            asyncio.run(bench.run(code_dir))
+        finally:
+            bench.close()
+
+
+if __name__ == "__main__":
+    main()

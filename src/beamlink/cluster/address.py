@@ -1,0 +1,154 @@
+"""This node's own address for ``basename@auto``: the one its peers reach it at.
+
+Order: ``BEAMLINK_HOST``, then ``POD_IP`` (env overrides); else ask the kernel. For every address
+the DNS topologies discover (and every configured peer host), connect a UDP socket toward it
+(nothing is sent) and read the local address the route picks. An address that is itself among
+the discovered ones is confirmed and wins: in a container on several networks (Swarm ingress,
+docker_gwbridge, the overlay) only the overlay address is in ``tasks.<service>``. Never
+``hostname -i``.
+
+Docker Swarm lists a task in ``tasks.<service>`` only once it is healthy, so a starting replica
+cannot find itself there. For a query ``tasks.X`` the service name ``X`` (the service's virtual IP)
+is also resolved as a route hint: the route toward it leaves from the task's own overlay address.
+An address found only through hints (or toward peers that do not list us) is used once
+``confirm_timeout`` has passed without confirmation. With nothing at all to route toward, the
+lookup is retried until ``timeout``; then ``AddressError`` says what to set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import os
+import socket
+import time
+from collections.abc import Iterable, Mapping
+
+from beamlink.cluster.config import (
+    ClusterConfig,
+    DnsPollConfig,
+    EpmdConfig,
+    GossipConfig,
+    KubernetesDnsConfig,
+    split_host_port,
+)
+from beamlink.cluster.strategies.base import DiscoveryError
+from beamlink.cluster.strategies.dns import make_resolver, resolve_addresses
+
+log = logging.getLogger("beamlink.cluster")
+
+HOST_ENV_VARS = ("BEAMLINK_HOST", "POD_IP")
+_DISCARD_PORT = 9
+
+
+class AddressError(RuntimeError):
+    """No address could be chosen for ``@auto``."""
+
+
+def route_source(destination: str) -> str | None:
+    """The local address the kernel would send from toward ``destination`` (no packet sent)."""
+    family = socket.AF_INET6 if ":" in destination else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect((destination, _DISCARD_PORT))
+        except OSError:
+            return None
+        return str(sock.getsockname()[0])
+
+
+def choose_address(
+    discovered: Iterable[str], hints: Iterable[str] = ()
+) -> tuple[str | None, bool]:
+    """``(address, confirmed)``: a routed local address, confirmed if it is in ``discovered``.
+
+    Routes toward ``discovered`` addresses are tried first, then toward ``hints``.
+    """
+    addresses = [str(ipaddress.ip_address(a)) for a in discovered]
+    known = set(addresses)
+    first: str | None = None
+    for destination in [*addresses, *(str(ipaddress.ip_address(h)) for h in hints)]:
+        source = route_source(destination)
+        if source is None:
+            continue
+        if source in known:
+            return source, True
+        first = first or source
+    return first, False
+
+
+async def _config_addresses(config: ClusterConfig | None) -> tuple[list[str], list[str]]:
+    """``(discovered, hints)``: addresses the topologies of ``config`` point at (DNS answers,
+    peers, static hosts), and the service addresses behind ``tasks.X`` queries."""
+    if config is None:
+        return [], []
+    found: list[str] = []
+    hints: list[str] = []
+    hosts: list[str] = []
+    for topology in config.topologies.values():
+        if isinstance(topology, DnsPollConfig | KubernetesDnsConfig):
+            query = topology.query if isinstance(topology, DnsPollConfig) else topology.service
+            resolver = make_resolver(topology.nameservers, topology.dns_timeout)
+            try:
+                found.extend(await resolve_addresses(resolver, query))
+            except DiscoveryError as exc:
+                log.warning("own address: %s", exc)
+            if query.startswith("tasks.") and len(query) > len("tasks."):
+                try:
+                    hints.extend(await resolve_addresses(resolver, query[len("tasks."):]))
+                except DiscoveryError as exc:
+                    log.debug("own address: no service address: %s", exc)
+        elif isinstance(topology, GossipConfig) and topology.transport == "unicast":
+            hosts.extend(split_host_port(peer, topology.port)[0] for peer in topology.peers)
+        elif isinstance(topology, EpmdConfig):
+            hosts.extend(name.partition("@")[2] for name in topology.hosts)
+    loop = asyncio.get_running_loop()
+    for host in hosts:
+        try:
+            infos = await loop.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+        except OSError:
+            continue
+        found.extend(str(info[4][0]) for info in infos)
+    return list(dict.fromkeys(found)), list(dict.fromkeys(hints))
+
+
+async def resolve_own_host(
+    config: ClusterConfig | None = None,
+    *,
+    peers: Iterable[str] = (),
+    environ: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+    confirm_timeout: float = 3.0,
+    retry_interval: float = 0.5,
+) -> str:
+    """The host part for ``basename@auto`` (see the module docstring).
+
+    ``peers`` adds known peer addresses to those the topologies discover.
+    """
+    env = os.environ if environ is None else environ
+    for variable in HOST_ENV_VARS:
+        value = env.get(variable, "").strip()
+        if value:
+            return value
+    started = time.monotonic()
+    while True:
+        found, hints = await _config_addresses(config)
+        discovered = [*peers, *found]
+        address, confirmed = choose_address(discovered, hints)
+        if confirmed and address is not None:
+            return address
+        waited = time.monotonic() - started
+        if waited >= timeout or (address is not None and waited >= confirm_timeout):
+            break
+        await asyncio.sleep(retry_interval)
+    if address is not None:
+        log.warning(
+            "own address %s is not among the discovered addresses %s; set BEAMLINK_HOST to override",
+            address,
+            sorted(set(discovered)),
+        )
+        return address
+    raise AddressError(
+        "cannot choose this node's address for @auto: no peer or DNS answer to route toward; "
+        "set BEAMLINK_HOST (or POD_IP), or configure a dns_poll topology"
+    )

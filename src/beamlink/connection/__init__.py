@@ -1,0 +1,41 @@
+"""asyncio distribution connections: the handshake over a socket, frames, ticks, one per peer.
+
+The node layer uses `ConnectionManager` and implements `ConnectionHandler`; see
+docs/distribution.md.
+"""
+
+from beamlink.connection.events import (
+    CLOSED,
+    DISCONNECTED,
+    PROTOCOL_ERROR,
+    REPLACED,
+    SHUTDOWN,
+    TICK_TIMEOUT,
+    AddressResolver,
+    ConnectionHandler,
+    DownReason,
+    PeerInfo,
+)
+from beamlink.connection.manager import (
+    DEFAULT_HANDSHAKE_TIMEOUT,
+    DEFAULT_NET_TICKTIME,
+    ConnectionManager,
+)
+from beamlink.connection.protocol import DistConnection
+
+__all__ = [
+    "CLOSED",
+    "DEFAULT_HANDSHAKE_TIMEOUT",
+    "DEFAULT_NET_TICKTIME",
+    "DISCONNECTED",
+    "PROTOCOL_ERROR",
+    "REPLACED",
+    "SHUTDOWN",
+    "TICK_TIMEOUT",
+    "AddressResolver",
+    "ConnectionHandler",
+    "ConnectionManager",
+    "DistConnection",
+    "DownReason",
+    "PeerInfo",
+]

@@ -1,0 +1,289 @@
+"""One distribution socket as an asyncio protocol: the handshake, then frames and ticks.
+
+This file only moves bytes and runs timers; protocol decisions live in `beamlink.dist`
+(handshake, frames) and in the owner (`ConnectionManager`): who wins a simultaneous connect,
+what happens on nodeup/nodedown.
+
+Ticks (dist_util:send_tick/2, OTP semantics): every ``net_ticktime / 4`` seconds, send a tick
+(empty frame) if nothing was written since the previous check; if nothing at all was read for 4
+checks in a row, the peer is down (`TICK_TIMEOUT`). A silent peer is therefore detected between
+``net_ticktime`` and ``1.25 * net_ticktime`` after its last bytes.
+
+Writes: `send` encodes at once and queues the frame; one callback per loop iteration joins
+everything queued and calls `transport.write` once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Protocol
+
+from beamlink.connection.events import (
+    CLOSED,
+    PROTOCOL_ERROR,
+    TICK_TIMEOUT,
+    DownReason,
+    PeerInfo,
+)
+from beamlink.dist.control import NO_MESSAGE
+from beamlink.dist.frames import TICK, FrameError, FrameReader, FrameWriter
+from beamlink.dist.handshake import (
+    Acceptor,
+    AliveQuery,
+    HandshakeComplete,
+    HandshakeError,
+    Initiator,
+    PeerName,
+    Status,
+)
+from beamlink.etf import Atom
+
+log = logging.getLogger(__name__)
+
+TICKS_PER_TICKTIME = 4
+
+
+class ConnectionOwner(Protocol):
+    """What a `DistConnection` asks of the manager that owns it."""
+
+    def decide(self, conn: DistConnection, peer: PeerName) -> Status:
+        """Acceptor: the answer to a peer's name (simultaneous connects, already connected)."""
+
+    def answer_alive(self, conn: DistConnection) -> bool:
+        """Initiator: the peer believes we are still connected; continue this attempt?"""
+
+    def handshake_done(self, conn: DistConnection, info: PeerInfo) -> bool:
+        """The handshake succeeded; False to drop this connection (the manager closes it)."""
+
+    def handshake_failed(self, conn: DistConnection, error: Exception) -> None:
+        """The handshake failed (refused, bad cookie, timeout, closed socket...)."""
+
+    def connection_down(self, conn: DistConnection, reason: DownReason) -> None:
+        """A connection that was up went down."""
+
+    def deliver(self, peer: Atom, control: tuple[Any, ...], message: Any) -> None:
+        """A message from a connected peer."""
+
+
+class DistConnection(asyncio.Protocol):
+    """A socket in the handshake and then in the connected state."""
+
+    def __init__(
+        self,
+        owner: ConnectionOwner,
+        handshake: Initiator | Acceptor,
+        *,
+        net_ticktime: float,
+        handshake_timeout: float,
+        max_frame_size: int,
+    ) -> None:
+        self.owner = owner
+        self.handshake: Initiator | Acceptor | None = handshake
+        self.initiated = isinstance(handshake, Initiator)
+        self.peer: Atom | None = (
+            Atom(handshake.peer_name) if isinstance(handshake, Initiator) else None
+        )
+        self.info: PeerInfo | None = None
+        self.net_ticktime = net_ticktime
+        self.handshake_timeout = handshake_timeout
+        self.max_frame_size = max_frame_size
+        self.transport: asyncio.Transport | None = None
+        self.peer_address: tuple[Any, ...] | None = None
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = None
+        self._reader: FrameReader | None = None
+        self._writer: FrameWriter | None = None
+        self._out: list[bytes] = []
+        self._flush_scheduled = False
+        self._finished = False
+        self._read_count = 0
+        self._write_count = 0
+        self._seen_read = 0
+        self._seen_write = 0
+        self._silent_checks = 0
+
+    @property
+    def is_up(self) -> bool:
+        return self.info is not None and not self._finished
+
+    # -- asyncio.Protocol -------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.peer_address = transport.get_extra_info("peername")
+        self._timer = self._loop.call_later(self.handshake_timeout, self._handshake_timed_out)
+        assert self.handshake is not None
+        self._write_handshake(self.handshake)
+
+    def data_received(self, data: bytes) -> None:
+        if self._finished:
+            return
+        reader = self._reader
+        if reader is None:
+            self._handshake_data(data)
+            return
+        self._read_count += 1
+        try:
+            frames = reader.feed(data)
+        except FrameError as exc:
+            self.close(DownReason(PROTOCOL_ERROR, str(exc)))
+            return
+        peer = self.peer
+        assert peer is not None
+        deliver = self.owner.deliver
+        for control, message in frames:
+            deliver(peer, control, message)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        detail = f"socket error: {exc}" if exc else "peer closed the connection"
+        error: Exception = ConnectionError(detail)
+        hs = self.handshake
+        if isinstance(hs, Initiator) and hs.state == "await_ack":
+            # Erlang closes without a word when our digest is wrong.
+            error = HandshakeError(
+                hs.state, "bad_cookie", f"{detail} after our challenge reply: a wrong cookie?"
+            )
+        elif hs is not None:
+            error = ConnectionError(f"{detail} during the handshake (state {hs.state})")
+        self._finish(DownReason(CLOSED, detail), error)
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    # -- handshake -----------------------------------------------------------------------------
+
+    def _handshake_data(self, data: bytes) -> None:
+        hs = self.handshake
+        assert hs is not None
+        try:
+            events = hs.receive_data(data)
+            for event in events:
+                if isinstance(event, PeerName):
+                    self.peer = Atom(event.name)
+                    assert isinstance(hs, Acceptor)
+                    hs.decide(self.owner.decide(self, event))
+                elif isinstance(event, AliveQuery):
+                    assert isinstance(hs, Initiator)
+                    hs.answer_alive(self.owner.answer_alive(self))
+                elif isinstance(event, HandshakeComplete):
+                    self._write_handshake(hs)
+                    self._handshake_complete(event, hs.trailing_data)
+                    return
+        except HandshakeError as exc:
+            self._write_handshake(hs)
+            self._fail_handshake(exc)
+            return
+        self._write_handshake(hs)
+        if hs.state == "refused":
+            self._fail_handshake(
+                HandshakeError(hs.state, "refused", f"we answered {hs.peer_name} with a refusal")
+            )
+
+    def _write_handshake(self, hs: Initiator | Acceptor) -> None:
+        out = hs.data_to_send()
+        if out and self.transport is not None:
+            self.transport.write(out)
+
+    def _handshake_timed_out(self) -> None:
+        self._fail_handshake(TimeoutError(f"handshake not done within {self.handshake_timeout}s"))
+
+    def _fail_handshake(self, error: Exception) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        self._cancel_timer()
+        if self.transport is not None:
+            self.transport.close()
+        self.owner.handshake_failed(self, error)
+
+    def _handshake_complete(self, event: HandshakeComplete, trailing: bytes) -> None:
+        self._cancel_timer()
+        self.handshake = None
+        self.peer = Atom(event.name)
+        self.info = PeerInfo(
+            name=self.peer,
+            flags=event.flags,
+            creation=event.creation,
+            version=event.version,
+            initiated=self.initiated,
+        )
+        self._reader = FrameReader(max_frame_size=self.max_frame_size)
+        self._writer = FrameWriter(event.flags)
+        if not self.owner.handshake_done(self, self.info):
+            return
+        self._timer = self._loop.call_later(self.net_ticktime / TICKS_PER_TICKTIME, self._tick)
+        if trailing:
+            self.data_received(trailing)
+
+    # -- connected ------------------------------------------------------------------------------
+
+    def send(self, control: tuple[Any, ...], message: Any = NO_MESSAGE) -> None:
+        """Queue one message; it goes out with the others of this loop iteration."""
+        writer = self._writer
+        if writer is None or self._finished:
+            raise ConnectionError("connection is not up")
+        self._out.append(writer.frame(control, message))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._out and not self._finished and self.transport is not None:
+            self.transport.write(b"".join(self._out))
+            self._write_count += 1
+        self._out.clear()
+
+    def _tick(self) -> None:
+        if self._finished:
+            return
+        if self._read_count == self._seen_read:
+            self._silent_checks += 1
+            if self._silent_checks >= TICKS_PER_TICKTIME:
+                self.close(DownReason(TICK_TIMEOUT, f"nothing received for {self.net_ticktime}s"))
+                return
+        else:
+            self._silent_checks = 0
+            self._seen_read = self._read_count
+        if self._write_count == self._seen_write and not self._out and self.transport is not None:
+            self.transport.write(TICK)
+            self._write_count += 1
+        self._seen_write = self._write_count
+        self._timer = self._loop.call_later(self.net_ticktime / TICKS_PER_TICKTIME, self._tick)
+
+    def close(self, reason: DownReason) -> None:
+        """Flush what is queued, close the socket and report `reason` (once)."""
+        if self._finished:
+            return
+        self._flush()
+        if self.transport is not None:
+            self.transport.close()
+        self._finish(reason, ConnectionError(str(reason)))
+
+    def abort(self, reason: DownReason) -> None:
+        """Drop the socket at once, without flushing."""
+        if self.transport is not None:
+            self.transport.abort()
+        self._finish(reason, ConnectionError(str(reason)))
+
+    def _finish(self, reason: DownReason, error: Exception) -> None:
+        if self._finished:
+            return
+        if self.info is None:
+            self._fail_handshake(error)
+            return
+        self._finished = True
+        self._cancel_timer()
+        self._out.clear()
+        self.owner.connection_down(self, reason)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def __repr__(self) -> str:
+        state = "up" if self.is_up else ("closed" if self._finished else "handshake")
+        return f"<DistConnection {self.peer} {state} initiated={self.initiated}>"

@@ -1,0 +1,1 @@
+"""The distribution protocol without I/O: flags, node names, cookies, handshake, frames."""

@@ -1,0 +1,676 @@
+"""Decoder: External Term Format bytes -> Python terms (sans-I/O, never evaluates anything).
+
+Theory of operation
+-------------------
+One function per tag, found through ``_DISPATCH`` (a 256-entry list indexed by the tag byte).
+Each takes ``(data, pos, depth)`` with ``data[pos]`` being its tag and returns
+``(term, end_pos)``. ``depth`` is the nesting budget left: containers refuse to open when it is
+spent, so nesting is bounded by ``max_depth`` and every level costs exactly one Python frame.
+
+Rules every function keeps:
+1. A length read from the input is checked against the bytes that remain *before* anything
+   of that size is allocated, so a 4 GiB declared length costs nothing.
+2. Every failure is a ``DecodeError`` naming the tag and byte offset. Fixed-size reads past the
+   end raise ``IndexError``/``struct.error``, which the reading function converts.
+3. Nothing is built by repeated concatenation; bytes are sliced once.
+
+Speed: ``_sequence`` decodes tuples, lists and maps with the commonest leaf tags (small
+integers, integers, UTF-8 atoms, binaries) inlined. Atoms are cached by their raw encoding and pids
+by theirs; both caches are bounded (cleared when full).
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import zlib
+from collections.abc import Callable
+from typing import Any, Final
+
+from . import tags as T
+from .tags import (
+    BINARY_EXT,
+    COMPRESSED,
+    INTEGER_EXT,
+    LARGE_TUPLE_EXT,
+    MAP_EXT,
+    SMALL_ATOM_UTF8_EXT,
+    SMALL_INTEGER_EXT,
+    SMALL_TUPLE_EXT,
+    VERSION,
+)
+from .terms import (
+    MAX_ATOM_CHARACTERS,
+    Atom,
+    BitString,
+    Charlist,
+    Export,
+    FrozenList,
+    Fun,
+    ImproperList,
+    Map,
+    Pid,
+    Port,
+    Reference,
+    freeze,
+)
+
+__all__ = [
+    "DEFAULT_MAX_DEPTH",
+    "DEFAULT_MAX_SIZE",
+    "DecodeError",
+    "decode",
+    "decode_body_from",
+    "decode_from",
+]
+
+#: Default nesting limit. Each level uses one Python frame, so keep it well below
+#: ``sys.getrecursionlimit()`` minus the caller's own depth.
+DEFAULT_MAX_DEPTH: Final = 512
+
+#: Default cap on the input and on the inflated size of a compressed term, in bytes.
+DEFAULT_MAX_SIZE: Final = 64 * 1024 * 1024
+
+_CACHE_LIMIT: Final = 8192
+
+Decoder = Callable[[bytes, int, int], "tuple[Any, int]"]
+
+
+class DecodeError(ValueError):
+    """The input is not a valid External Term Format encoding (message says where and why)."""
+
+
+def _fail(tag: int, pos: int, why: str) -> DecodeError:
+    name = T.NAMES.get(tag, f"unknown tag {tag}")
+    return DecodeError(f"{name} (tag {tag}) at byte {pos}: {why}")
+
+
+def _truncated(tag: int, pos: int) -> DecodeError:
+    return _fail(tag, pos, "input ends inside this term (truncated)")
+
+
+def _too_deep(tag: int, pos: int) -> DecodeError:
+    return _fail(tag, pos, "nesting exceeds max_depth")
+
+
+_u8 = struct.Struct(">B").unpack_from
+_u16 = struct.Struct(">H").unpack_from
+_u32 = struct.Struct(">I").unpack_from
+_i32 = struct.Struct(">i").unpack_from
+_f64 = struct.Struct(">d").unpack_from
+_pid_tail = struct.Struct(">III").unpack_from
+_old_pid_tail = struct.Struct(">IIB").unpack_from
+_u32_u32 = struct.Struct(">II").unpack_from
+_u64_u32 = struct.Struct(">QI").unpack_from
+_u32_u8 = struct.Struct(">IB").unpack_from
+_fun_head = struct.Struct(">IB16sII").unpack_from
+_STRUCT_ERRORS = (IndexError, struct.error)
+
+_atom_cache: dict[bytes, Any] = {}
+_pid_cache: dict[bytes, Pid] = {}
+_BOOLS: Final = {"true": True, "false": False}
+_FLOAT_TEXT = re.compile(rb"[-+]?[0-9]+\.[0-9]+e[-+]?[0-9]+\0*")
+
+
+# --- atoms -----------------------------------------------------------------------------------
+
+_ATOM_LAYOUT: Final = {
+    # tag: (length field size, text encoding)
+    T.SMALL_ATOM_UTF8_EXT: (1, "utf-8"),
+    T.ATOM_UTF8_EXT: (2, "utf-8"),
+    T.SMALL_ATOM_EXT: (1, "latin-1"),
+    T.ATOM_EXT: (2, "latin-1"),
+}
+
+
+def _new_atom(data: bytes, pos: int) -> tuple[Any, int]:
+    """Decode an atom that is not in the cache yet, then cache it by its raw bytes."""
+    tag = data[pos]
+    width, encoding = _ATOM_LAYOUT[tag]
+    start = pos + 1 + width
+    if start > len(data):
+        raise _truncated(tag, pos)
+    end = start + int.from_bytes(data[pos + 1 : start], "big")
+    if end > len(data):
+        raise _truncated(tag, pos)
+    try:
+        name = data[start:end].decode(encoding)
+    except UnicodeDecodeError:
+        raise _fail(tag, pos, "atom text is not valid UTF-8") from None
+    if len(name) > MAX_ATOM_CHARACTERS:
+        raise _fail(tag, pos, f"atom has {len(name)} characters, more than 255")
+    value: Any = _BOOLS.get(name)
+    if value is None:
+        value = Atom(name)
+    if len(_atom_cache) >= _CACHE_LIMIT:
+        _atom_cache.clear()
+    _atom_cache[data[pos:end]] = value
+    return value, end
+
+
+def _atom(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
+    # The raw slice is only a cache key: a truncated slice never equals a cached (complete) one,
+    # and on a miss ``_new_atom`` checks every length.
+    if data[pos] == T.SMALL_ATOM_UTF8_EXT or data[pos] == T.SMALL_ATOM_EXT:
+        end = pos + 2 + (data[pos + 1] if pos + 1 < len(data) else 0)
+    else:
+        end = pos + 3 + int.from_bytes(data[pos + 1 : pos + 3], "big")
+    value = _atom_cache.get(data[pos:end])
+    if value is None:
+        return _new_atom(data, pos)
+    return value, end
+
+
+def _node(data: bytes, pos: int, owner: int, owner_pos: int) -> tuple[Atom, int]:
+    """Decode the node-name atom inside a pid, port or reference."""
+    if pos >= len(data):
+        raise _truncated(owner, owner_pos)
+    if data[pos] not in _ATOM_LAYOUT:
+        raise _fail(owner, owner_pos, f"node name at byte {pos} is not an atom")
+    node, end = _atom(data, pos, 0)
+    if type(node) is not Atom:
+        raise _fail(owner, owner_pos, "node name is not a valid node atom")
+    return node, end
+
+
+def _atom_cache_ref(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
+    raise _fail(
+        data[pos],
+        pos,
+        "atom cache references are only valid with a distribution header atom cache, "
+        "which beamlink does not negotiate",
+    )
+
+
+# --- numbers ---------------------------------------------------------------------------------
+
+
+def _small_integer(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
+    try:
+        return data[pos + 1], pos + 2
+    except IndexError:
+        raise _truncated(data[pos], pos) from None
+
+
+def _integer(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
+    try:
+        return _i32(data, pos + 1)[0], pos + 5
+    except struct.error:
+        raise _truncated(data[pos], pos) from None
+
+
+def _big(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
+    tag = data[pos]
+    try:
+        if tag == T.SMALL_BIG_EXT:
+            n = data[pos + 1]
+            sign = data[pos + 2]
+            start = pos + 3
+        else:
+            n, sign = _u32_u8(data, pos + 1)
+            start = pos + 6
+    except _STRUCT_ERRORS:
+        raise _truncated(tag, pos) from None
+    end = start + n
+    if end > len(data):
+        raise _truncated(tag, pos)
+    if sign > 1:
+        raise _fail(tag, pos, f"sign byte is {sign}, not 0 or 1")
+    value = int.from_bytes(data[start:end], "little")
+    return (-value if sign else value), end
+
+
+def _new_float(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
+    try:
+        value: float = _f64(data, pos + 1)[0]
+    except struct.error:
+        raise _truncated(data[pos], pos) from None
+    if value - value != 0.0:
+        raise _fail(data[pos], pos, "Erlang floats are finite (got inf or nan)")
+    return value, pos + 9
+
+
+def _float_text(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
+    end = pos + 32
+    if end > len(data):
+        raise _truncated(data[pos], pos)
+    text = data[pos + 1 : end]
+    if _FLOAT_TEXT.fullmatch(text) is None:
+        raise _fail(data[pos], pos, "float text is not in %.20e format")
+    value = float(text.rstrip(b"\0"))
+    if value - value != 0.0:
+        raise _fail(data[pos], pos, "Erlang floats are finite")
+    return value, end
+
+
+# --- binaries and strings --------------------------------------------------------------------
+
+
+def _binary(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
+    try:
+        end = pos + 5 + _u32(data, pos + 1)[0]
+    except struct.error:
+        raise _truncated(data[pos], pos) from None
+    if end > len(data):
+        raise _truncated(data[pos], pos)
+    return data[pos + 5 : end], end
+
+
+def _bit_binary(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
+    try:
+        n, bits = _u32_u8(data, pos + 1)
+    except struct.error:
+        raise _truncated(data[pos], pos) from None
+    end = pos + 6 + n
+    if end > len(data):
+        raise _truncated(data[pos], pos)
+    if n == 0 and bits == 0:
+        return b"", end
+    if n == 0 or not 1 <= bits <= 8:
+        raise _fail(data[pos], pos, f"invalid bit count {bits} for {n} bytes")
+    if bits == 8:
+        return data[pos + 6 : end], end
+    try:
+        return BitString(data[pos + 6 : end], bits), end
+    except ValueError as exc:
+        raise _fail(data[pos], pos, str(exc)) from None
+
+
+def _string(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
+    try:
+        end = pos + 3 + _u16(data, pos + 1)[0]
+    except struct.error:
+        raise _truncated(data[pos], pos) from None
+    if end > len(data):
+        raise _truncated(data[pos], pos)
+    return Charlist(data[pos + 3 : end].decode("latin-1")), end
+
+
+# --- containers ------------------------------------------------------------------------------
+
+
+def _sequence(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
+    """Decode a tuple, list or map: the header, the elements (common leaves inlined), the end."""
+    start = pos
+    tag = data[pos]
+    try:
+        if tag == SMALL_TUPLE_EXT:
+            count = data[pos + 1]
+            pos += 2
+        else:
+            count = _u32(data, pos + 1)[0] << (tag == MAP_EXT)  # a map has 2 terms per entry
+            pos += 5
+    except _STRUCT_ERRORS:
+        raise _truncated(tag, start) from None
+    if count > len(data) - pos or depth <= 0:
+        if count > len(data) - pos:
+            raise _fail(tag, start, f"declares {count} terms but only {len(data) - pos} bytes remain")
+        if count:
+            raise _too_deep(tag, start)
+    depth -= 1
+    out: list[Any] = []
+    try:
+        for _ in range(count):
+            item_tag = data[pos]
+            if item_tag == SMALL_INTEGER_EXT:
+                out.append(data[pos + 1])
+                pos += 2
+            elif item_tag == SMALL_ATOM_UTF8_EXT:
+                end = pos + 2 + data[pos + 1]
+                value = _atom_cache.get(data[pos:end])
+                if value is None:
+                    value, end = _new_atom(data, pos)
+                out.append(value)
+                pos = end
+            elif item_tag == BINARY_EXT:
+                end = pos + 5 + _u32(data, pos + 1)[0]
+                if end > len(data):
+                    raise _truncated(item_tag, pos)
+                out.append(data[pos + 5 : end])
+                pos = end
+            elif item_tag == INTEGER_EXT:
+                out.append(_i32(data, pos + 1)[0])
+                pos += 5
+            else:
+                value, pos = _DISPATCH[item_tag](data, pos, depth)
+                out.append(value)
+    except _STRUCT_ERRORS:
+        raise _fail(tag, start, f"input ends inside the element at byte {pos} (truncated)") from None
+    if tag in (SMALL_TUPLE_EXT, LARGE_TUPLE_EXT):
+        return tuple(out), pos
+    if tag == MAP_EXT:
+        return _to_map(out, start), pos
+    return _with_tail(out, data, pos, depth, start)
+
+
+def _nil(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
+    return [], pos + 1
+
+
+def _with_tail(items: list[Any], data: bytes, pos: int, depth: int, start: int) -> tuple[Any, int]:
+    """Finish a LIST_EXT: read its tail, folding list tails into the items (non-canonical)."""
+    if pos >= len(data):
+        raise _truncated(T.LIST_EXT, start)
+    if data[pos] == T.NIL_EXT:
+        return items, pos + 1
+    tail, end = _DISPATCH[data[pos]](data, pos, depth)
+    kind = type(tail)
+    if kind is list:
+        return items + tail, end
+    if kind is Charlist:
+        return items + tail.codes, end
+    if not items:
+        return tail, end
+    if kind is ImproperList:
+        return ImproperList(items + list(tail.items), tail.tail), end
+    return ImproperList(items, tail), end
+
+
+def _items(data: bytes, pos: int, count: int, depth: int, owner: int, owner_pos: int) -> tuple[list[Any], int]:
+    """Decode ``count`` consecutive terms at ``pos`` (a fun's free variables)."""
+    if count > len(data) - pos:
+        raise _fail(owner, owner_pos, f"declares {count} elements but only {len(data) - pos} bytes remain")
+    out = []
+    for _ in range(count):
+        if pos >= len(data):
+            raise _truncated(owner, owner_pos)
+        value, pos = _DISPATCH[data[pos]](data, pos, depth)
+        out.append(value)
+    return out, pos
+
+
+def _exact_key(term: Any) -> Any:
+    """A form of a (frozen) map key that is equal for two keys only if Erlang's ``=:=`` says so."""
+    kind = type(term)
+    if kind is float:
+        return (float, struct.pack(">d", term))
+    if kind is tuple:
+        return (tuple, tuple(map(_exact_key, term)))
+    if kind is Map:
+        return (Map, tuple((_exact_key(k), _exact_key(v)) for k, v in term.pairs))
+    if kind is ImproperList:
+        return (ImproperList, tuple(map(_exact_key, term.items)), _exact_key(term.tail))
+    if kind is Fun:
+        return (Fun, term.data)
+    if kind is Charlist:
+        return (list, tuple(term.codes))
+    if kind is FrozenList:
+        return (list, tuple(map(_exact_key, term)))
+    return (kind, term)
+
+
+def _to_map(items: list[Any], start: int) -> Any:
+    """Build the value of a MAP_EXT from its flat key/value list (see ``Map`` for the rules)."""
+    keys = items[0::2]
+    values = items[1::2]
+    try:
+        result = dict(zip(keys, values, strict=True))
+    except TypeError:
+        keys = [freeze(k) for k in keys]
+        result = dict(zip(keys, values, strict=True))
+    if len(result) == len(keys):
+        return result
+    if len(set(map(_exact_key, keys))) != len(keys):
+        raise _fail(T.MAP_EXT, start, "the same key appears twice")
+    return Map(tuple(zip(keys, values, strict=True)))
+
+
+# --- identifiers -----------------------------------------------------------------------------
+
+
+def _pid(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
+    tag = data[pos]
+    node, start = _node(data, pos + 1, tag, pos)
+    end = start + (12 if tag == T.NEW_PID_EXT else 9)
+    if end > len(data):
+        raise _truncated(tag, pos)
+    raw = data[pos:end]
+    pid = _pid_cache.get(raw)
+    if pid is None:
+        unpack = _pid_tail if tag == T.NEW_PID_EXT else _old_pid_tail
+        pid = Pid(node, *unpack(data, start))
+        if len(_pid_cache) >= _CACHE_LIMIT:
+            _pid_cache.clear()
+        _pid_cache[raw] = pid
+    return pid, end
+
+
+_PORT_LAYOUT: Final = {
+    # tag: (unpacker of ID and Creation, their size)
+    T.V4_PORT_EXT: (_u64_u32, 12),
+    T.NEW_PORT_EXT: (_u32_u32, 8),
+    T.PORT_EXT: (_u32_u8, 5),
+}
+
+
+def _port(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
+    tag = data[pos]
+    node, start = _node(data, pos + 1, tag, pos)
+    unpack, size = _PORT_LAYOUT[tag]
+    if start + size > len(data):
+        raise _truncated(tag, pos)
+    port_id, creation = unpack(data, start)
+    return Port(node, port_id, creation), start + size
+
+
+def _reference(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
+    tag = data[pos]
+    if tag == T.REFERENCE_EXT:
+        node, start = _node(data, pos + 1, tag, pos)
+        if start + 5 > len(data):
+            raise _truncated(tag, pos)
+        ref_id, creation = _u32_u8(data, start)
+        return Reference(node, creation, (ref_id,)), start + 5
+    if pos + 3 > len(data):
+        raise _truncated(tag, pos)
+    count = _u16(data, pos + 1)[0]
+    if not 1 <= count <= 5:
+        raise _fail(tag, pos, f"reference has {count} id words (1..5 allowed)")
+    node, start = _node(data, pos + 3, tag, pos)
+    width = 4 if tag == T.NEWER_REFERENCE_EXT else 1
+    end = start + width + 4 * count
+    if end > len(data):
+        raise _truncated(tag, pos)
+    creation = int.from_bytes(data[start : start + width], "big")
+    ids = struct.unpack_from(f">{count}I", data, start + width)
+    return Reference(node, creation, ids), end
+
+
+def _export(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
+    parts = []
+    at = pos + 1
+    for _ in range(2):
+        if at >= len(data):
+            raise _truncated(T.EXPORT_EXT, pos)
+        if data[at] not in _ATOM_LAYOUT:
+            raise _fail(T.EXPORT_EXT, pos, f"module/function at byte {at} is not an atom")
+        name, at = _atom(data, at, 0)
+        parts.append(Atom(str(name).lower() if type(name) is bool else name))
+    if at + 2 > len(data):
+        raise _truncated(T.EXPORT_EXT, pos)
+    if data[at] != T.SMALL_INTEGER_EXT:
+        raise _fail(T.EXPORT_EXT, pos, "arity is not a SMALL_INTEGER_EXT")
+    return Export(parts[0], parts[1], data[at + 1]), at + 2
+
+
+def _fun(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
+    tag = T.NEW_FUN_EXT
+    try:
+        size, arity, uniq, index, num_free = _fun_head(data, pos + 1)
+    except struct.error:
+        raise _truncated(tag, pos) from None
+    end = pos + 1 + size
+    if end > len(data):
+        raise _truncated(tag, pos)
+    if depth <= 0:
+        raise _too_deep(tag, pos)
+    try:
+        module, at = _DISPATCH[data[pos + 30]](data, pos + 30, depth - 1)
+        old_index, at = _DISPATCH[data[at]](data, at, depth - 1)
+        old_uniq, at = _DISPATCH[data[at]](data, at, depth - 1)
+        pid, at = _DISPATCH[data[at]](data, at, depth - 1)
+    except IndexError:
+        raise _truncated(tag, pos) from None
+    if type(module) is not Atom or type(pid) is not Pid:
+        raise _fail(tag, pos, "module is not an atom or creator is not a pid")
+    if type(old_index) is not int or type(old_uniq) is not int:
+        raise _fail(tag, pos, "OldIndex/OldUniq are not integers")
+    free_vars, at = _items(data, at, num_free, depth - 1, tag, pos)
+    if at != end:
+        raise _fail(tag, pos, f"declared size {size} does not match its fields")
+    fun = Fun(
+        data[pos:end],
+        module=module,
+        arity=arity,
+        index=index,
+        uniq=uniq,
+        old_index=old_index,
+        old_uniq=old_uniq,
+        pid=pid,
+        free_vars=tuple(free_vars),
+    )
+    return fun, end
+
+
+# --- rejected tags ---------------------------------------------------------------------------
+
+
+def _unsupported(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
+    tag = data[pos]
+    why = {
+        T.LOCAL_EXT: "LOCAL_EXT terms can only be decoded by the node that encoded them",
+        T.FUN_EXT: "the old FUN_EXT format was removed in OTP 23",
+        COMPRESSED: "a compressed term is only allowed directly after the version byte",
+        T.DIST_HEADER: "a distribution header belongs to the frame layer, not inside a term",
+    }.get(tag, "not an External Term Format tag")
+    raise _fail(tag, pos, why)
+
+
+_DISPATCH: list[Decoder] = [_unsupported] * 256
+for _tags, _decoder in (
+    ((T.SMALL_ATOM_UTF8_EXT, T.ATOM_UTF8_EXT, T.SMALL_ATOM_EXT, T.ATOM_EXT), _atom),
+    ((T.ATOM_CACHE_REF,), _atom_cache_ref),
+    ((T.SMALL_INTEGER_EXT,), _small_integer),
+    ((T.INTEGER_EXT,), _integer),
+    ((T.SMALL_BIG_EXT, T.LARGE_BIG_EXT), _big),
+    ((T.NEW_FLOAT_EXT,), _new_float),
+    ((T.FLOAT_EXT,), _float_text),
+    ((T.BINARY_EXT,), _binary),
+    ((T.BIT_BINARY_EXT,), _bit_binary),
+    ((T.STRING_EXT,), _string),
+    ((T.SMALL_TUPLE_EXT, T.LARGE_TUPLE_EXT, T.LIST_EXT, T.MAP_EXT), _sequence),
+    ((T.NIL_EXT,), _nil),
+    ((T.NEW_PID_EXT, T.PID_EXT), _pid),
+    ((T.V4_PORT_EXT, T.NEW_PORT_EXT, T.PORT_EXT), _port),
+    ((T.NEWER_REFERENCE_EXT, T.NEW_REFERENCE_EXT, T.REFERENCE_EXT), _reference),
+    ((T.EXPORT_EXT,), _export),
+    ((T.NEW_FUN_EXT,), _fun),
+):
+    for _tag in _tags:
+        _DISPATCH[_tag] = _decoder
+
+
+# --- entry points ----------------------------------------------------------------------------
+
+
+def _inflate(data: bytes, pos: int, max_size: int) -> tuple[bytes, int]:
+    """Inflate the COMPRESSED term at ``pos``; return the inner body and the end of the stream."""
+    tag = COMPRESSED
+    try:
+        declared = _u32(data, pos + 1)[0]
+    except struct.error:
+        raise _truncated(tag, pos) from None
+    if declared == 0:
+        raise _fail(tag, pos, "declares an uncompressed size of 0")
+    if declared > max_size:
+        raise _fail(tag, pos, f"declares {declared} bytes uncompressed, above max_size {max_size}")
+    inflater = zlib.decompressobj()
+    try:
+        body = inflater.decompress(memoryview(data)[pos + 5 :], declared)
+        # Output is capped at the declared size; what input is left may only end the stream.
+        if (
+            not inflater.eof
+            and len(body) == declared
+            and inflater.decompress(inflater.unconsumed_tail, 1)
+        ):
+            raise _fail(tag, pos, f"inflates to more than the declared {declared} bytes")
+    except zlib.error as exc:
+        raise _fail(tag, pos, f"invalid zlib data ({exc})") from None
+    if not inflater.eof:
+        raise _truncated(tag, pos)
+    if len(body) != declared:
+        raise _fail(tag, pos, f"inflates to {len(body)} bytes, not the declared {declared}")
+    return body, len(data) - len(inflater.unused_data)
+
+
+def decode_body_from(
+    data: bytes, offset: int = 0, *, max_depth: int = DEFAULT_MAX_DEPTH
+) -> tuple[Any, int]:
+    """Decode one term whose tag is at ``data[offset]`` (no version byte, no compression).
+
+    Returns ``(term, end)`` where ``end`` is the offset just past the term. This is the entry
+    point for callers that have already consumed the version byte themselves.
+    """
+    if type(data) is not bytes:
+        data = bytes(data)
+    if offset >= len(data):
+        raise DecodeError(f"no term at byte {offset}: input has {len(data)} bytes")
+    try:
+        return _DISPATCH[data[offset]](data, offset, max_depth)
+    except RecursionError:
+        raise _stack_exhausted(offset) from None
+
+
+def _stack_exhausted(offset: int) -> DecodeError:
+    return DecodeError(
+        f"term at byte {offset} is nested deeper than the Python stack allows; "
+        "lower max_depth or raise sys.setrecursionlimit"
+    )
+
+
+def decode_from(
+    data: bytes,
+    offset: int = 0,
+    *,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_size: int = DEFAULT_MAX_SIZE,
+) -> tuple[Any, int]:
+    """Decode the term starting with the version byte 131 at ``data[offset]``.
+
+    Returns ``(term, end)``, ``end`` being the offset just past it, so several terms encoded
+    back to back (a distribution control message and its payload) decode one after the other.
+    Compressed terms are inflated (at most ``max_size`` bytes, checked before inflating).
+    """
+    if type(data) is not bytes:
+        data = bytes(data)
+    if len(data) - offset > max_size:
+        raise DecodeError(f"input of {len(data) - offset} bytes exceeds max_size {max_size}")
+    if offset + 1 >= len(data):
+        raise DecodeError(f"truncated input: no term at byte {offset}")
+    if data[offset] != VERSION:
+        raise DecodeError(f"byte {offset} is {data[offset]}, not the version byte 131")
+    if data[offset + 1] != COMPRESSED:
+        return decode_body_from(data, offset + 1, max_depth=max_depth)
+    body, end = _inflate(data, offset + 1, max_size)
+    term, used = decode_body_from(body, 0, max_depth=max_depth)
+    if used != len(body):
+        raise _fail(COMPRESSED, offset + 1, f"inflated term ends at {used} of {len(body)} bytes")
+    return term, end
+
+
+def decode(
+    data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH, max_size: int = DEFAULT_MAX_SIZE
+) -> Any:
+    """Decode one complete term (version byte 131 first); trailing bytes are an error."""
+    if type(data) is not bytes:
+        data = bytes(data)
+    if 1 < len(data) <= max_size and data[0] == VERSION and data[1] != COMPRESSED:
+        try:
+            term, end = _DISPATCH[data[1]](data, 1, max_depth)
+        except RecursionError:
+            raise _stack_exhausted(1) from None
+    else:
+        term, end = decode_from(data, 0, max_depth=max_depth, max_size=max_size)
+    if end != len(data):
+        raise DecodeError(f"{len(data) - end} trailing bytes after the term (it ends at byte {end})")
+    return term

@@ -1,0 +1,40 @@
+"""Typed errors of the node runtime (processes, mailboxes, names, node start-up).
+
+Nothing here does I/O; every error says what went wrong and, where it can, what to do next.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class NodeError(Exception):
+    """Base class of the node runtime's errors."""
+
+
+class ReceiveTimeout(NodeError, TimeoutError):
+    """``receive`` found no matching message within its timeout (Erlang's ``after`` clause)."""
+
+
+class ProcessExit(NodeError):
+    """A process ends with ``reason``.
+
+    Raise it inside a process body to exit with any reason (Erlang's ``exit(Reason)``). The runtime
+    raises it from ``receive`` in a process that an exit signal has already ended.
+    """
+
+    def __init__(self, reason: Any) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class NameInUse(NodeError):
+    """``register`` was given a name another process holds, or the process already has a name."""
+
+
+class UnknownName(NodeError, LookupError):
+    """A local send to a name that no process holds (Erlang raises ``badarg`` there)."""
+
+
+class NodeStartError(NodeError):
+    """The node could not start: no name, a bad name, or EPMD/listening failed (see message)."""

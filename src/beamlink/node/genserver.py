@@ -1,0 +1,227 @@
+"""GenServer interop: Python servers that answer ``gen_server:call``/``GenServer.call``, and a client
+that calls Erlang/Elixir GenServers.
+
+Wire conventions (``gen.erl``): a call is the message ``{'$gen_call', {Pid, Tag}, Request}``; the
+reply is ``{Tag, Reply}``, sent to the alias when ``Tag`` is the improper list ``[alias | Alias]``
+(OTP 24+ callers) and to ``Pid`` otherwise. A cast is ``{'$gen_cast', Msg}``; anything else is a
+plain message (``handle_info``).
+
+Server side: subclass :class:`GenServer` and start it with ``await MyServer.start(node, ...)``.
+Client side: :func:`call` monitors the target first, so a dead or missing server (or a lost
+connection) raises :class:`CallError` at once instead of waiting for the timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+from typing import Any, ClassVar, Final
+
+from beamlink.etf import Atom, Pid
+from beamlink.node.errors import ProcessExit, ReceiveTimeout, UnknownName
+from beamlink.node.netkernel import gen_reply
+from beamlink.node.runtime import DOWN_TAG, NORMAL
+
+GEN_CALL: Final = Atom("$gen_call")
+GEN_CAST: Final = Atom("$gen_cast")
+
+From = tuple[Pid, Any]
+"""``{Pid, Tag}``: who made a call and the tag its reply must carry."""
+
+
+class _NoReply:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NOREPLY"
+
+
+NOREPLY: Final = _NoReply()
+"""Return it from ``handle_call`` to answer later with :meth:`GenServer.reply`."""
+
+
+def parse_call(msg: Any) -> tuple[From, Any] | None:
+    """``(from_, request)`` when ``msg`` is a ``'$gen_call'`` message, else ``None``."""
+    if (
+        type(msg) is tuple
+        and len(msg) == 3
+        and msg[0] == GEN_CALL
+        and type(msg[1]) is tuple
+        and len(msg[1]) == 2
+        and isinstance(msg[1][0], Pid)
+    ):
+        return msg[1], msg[2]
+    return None
+
+
+def parse_cast(msg: Any) -> tuple[bool, Any]:
+    """``(True, payload)`` when ``msg`` is ``{'$gen_cast', Msg}``, else ``(False, None)``."""
+    if type(msg) is tuple and len(msg) == 2 and msg[0] == GEN_CAST:
+        return True, msg[1]
+    return False, None
+
+
+def reply(proc: Any, from_: From, value: Any) -> None:
+    """Answer the call ``from_`` with ``value`` from process ``proc`` (``gen_server:reply/2``)."""
+    gen_reply(proc.node, proc.pid, from_, value)
+
+
+class CallError(Exception):
+    """The server of a call is dead, missing or unreachable: ``reason`` is the DOWN reason
+    (``noproc``, ``noconnection``, or the reason the server exited with)."""
+
+    def __init__(self, dest: Any, reason: Any) -> None:
+        super().__init__(f"call to {dest!r} failed: {reason!r}")
+        self.dest = dest
+        self.reason = reason
+
+
+class CallTimeout(CallError, TimeoutError):
+    """The server did not reply within the timeout (it may still be working on the request)."""
+
+    def __init__(self, dest: Any, timeout: float) -> None:
+        super().__init__(dest, Atom("timeout"))
+        self.args = (f"call to {dest!r} got no reply within {timeout} s",)
+        self.timeout = timeout
+
+
+async def call(node: Any, dest: Any, request: Any, timeout: float | None = 5.0) -> Any:
+    """``gen_server:call(Dest, Request, Timeout)`` from Python: returns the reply.
+
+    ``dest`` is a pid, a registered name (local) or ``(name, node_name)``. The call runs in a
+    short-lived process that monitors ``dest`` first, so :class:`CallError` comes as soon as the
+    target is found dead or missing or its node unreachable; :class:`CallTimeout` comes after
+    ``timeout`` seconds (``None``: wait for ever).
+    """
+    with node.new_process() as proc:
+        ref = proc.monitor(dest)
+        with contextlib.suppress(UnknownName):  # the monitor has already queued DOWN noproc
+            proc.send(dest, (GEN_CALL, (proc.pid, ref), request))
+
+        def answer(msg: Any) -> bool:
+            return type(msg) is tuple and (
+                (len(msg) == 2 and msg[0] == ref) or (len(msg) == 5 and msg[0] == DOWN_TAG and msg[1] == ref)
+            )
+
+        try:
+            msg = await proc.receive(answer, timeout)
+        except ReceiveTimeout:
+            raise CallTimeout(dest, timeout or 0.0) from None
+    if len(msg) == 2:
+        return msg[1]
+    raise CallError(dest, msg[4])
+
+
+def cast(sender: Any, dest: Any, msg: Any) -> None:
+    """``gen_server:cast(Dest, Msg)``: send ``{'$gen_cast', Msg}``; never fails."""
+    sender.send(dest, (GEN_CAST, msg))
+
+
+async def _maybe_await(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+class GenServer:
+    """Base class of a Python server process speaking the ``gen_server`` protocol.
+
+    Override any of :meth:`init`, :meth:`handle_call`, :meth:`handle_cast`, :meth:`handle_info` and
+    :meth:`terminate`; each may be a plain or an ``async`` method. ``handle_call`` returns the reply
+    (or :data:`NOREPLY` and calls :meth:`reply` later). Messages are handled one at a time, in
+    arrival order. An exception in a handler ends the process with a reason carrying it (callers
+    see it in their monitor, as with a crashed gen_server); :meth:`stop` ends it cleanly.
+    """
+
+    #: Registered name used when :meth:`start` is given none.
+    name: ClassVar[str | None] = None
+
+    def __init__(self) -> None:
+        self.proc: Any = None
+        self._stop_reason: Any = None
+
+    @property
+    def pid(self) -> Pid:
+        """The server's pid."""
+        pid: Pid = self.proc.pid
+        return pid
+
+    @classmethod
+    async def start(
+        cls, node: Any, *args: Any, name: str | None = None, link: Any = None, **kwargs: Any
+    ) -> GenServer:
+        """Create the server (``cls(**kwargs)``), spawn its process (registered as ``name`` or the
+        class attribute ``name``), run ``init(*args)`` in it and return once ``init`` has returned.
+        An exception in ``init`` is raised here."""
+        server = cls(**kwargs)
+        started: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        reg = name or cls.name
+        server.proc = node.spawn(
+            server._run, started, args, name=None if reg is None else Atom(reg), link=link
+        )
+        await started
+        return server
+
+    def init(self, *args: Any) -> Any:
+        """Called in the new process before any message is handled."""
+
+    def handle_call(self, request: Any, from_: From) -> Any:
+        """Answer a call; the default crashes the server like gen_server's default."""
+        raise NotImplementedError(f"{type(self).__name__} does not handle calls ({request!r})")
+
+    def handle_cast(self, msg: Any) -> Any:
+        """Handle a cast; the default crashes the server like gen_server's default."""
+        raise NotImplementedError(f"{type(self).__name__} does not handle casts ({msg!r})")
+
+    def handle_info(self, msg: Any) -> Any:
+        """Handle any other message; the default drops it."""
+
+    def terminate(self, reason: Any) -> Any:
+        """Called when the server stops (by :meth:`stop` or a handler exception)."""
+
+    def reply(self, from_: From, value: Any) -> None:
+        """Answer the call ``from_`` (for calls whose ``handle_call`` returned NOREPLY)."""
+        reply(self.proc, from_, value)
+
+    def cast(self, dest: Any, msg: Any) -> None:
+        """Cast ``msg`` to another server from this one."""
+        cast(self.proc, dest, msg)
+
+    def stop(self, reason: Any = NORMAL) -> None:
+        """Stop after the current message: ``terminate(reason)`` runs, then the process exits."""
+        self._stop_reason = reason
+
+    async def _run(self, proc: Any, started: asyncio.Future[None], args: tuple[Any, ...]) -> None:
+        self.proc = proc
+        try:
+            await _maybe_await(self.init(*args))
+        except BaseException as exc:
+            if not started.done():
+                started.set_exception(exc)
+            raise
+        started.set_result(None)
+        try:
+            while self._stop_reason is None:
+                await self._handle(await proc.receive())
+        except BaseException as exc:
+            reason = exc.reason if isinstance(exc, ProcessExit) else exc
+            await _maybe_await(self.terminate(reason))
+            raise
+        await _maybe_await(self.terminate(self._stop_reason))
+        if self._stop_reason != NORMAL:
+            raise ProcessExit(self._stop_reason)
+
+    async def _handle(self, msg: Any) -> None:
+        call_ = parse_call(msg)
+        if call_ is not None:
+            from_, request = call_
+            value = await _maybe_await(self.handle_call(request, from_))
+            if value is not NOREPLY:
+                reply(self.proc, from_, value)
+            return
+        is_cast, payload = parse_cast(msg)
+        if is_cast:
+            await _maybe_await(self.handle_cast(payload))
+        else:
+            await _maybe_await(self.handle_info(msg))

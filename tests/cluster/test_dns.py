@@ -1,0 +1,148 @@
+"""DNS strategies against a real dnsmasq: A/AAAA, SRV, large answers over TCP, outages."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+
+import dns.flags
+import dns.message
+import dns.query
+
+from beamlink.cluster.config import DnsPollConfig, KubernetesDnsConfig, KubernetesDnsSrvConfig
+from beamlink.cluster.events import PollFailure
+from beamlink.cluster.strategies import Discovery, DiscoveryError, StrategyContext, create_strategy
+from beamlink.cluster.topology import Cluster
+from tests.cluster.support import EventLog, MemoryMembership, eventually
+from tests.support.dnsmasq import DnsmasqFactory
+
+SERVICE = "tasks.t_cluster_demo"
+
+
+def context(self_name: str = "demo@127.0.0.1") -> StrategyContext:
+    return StrategyContext("t", self_name, lambda event: None)
+
+
+async def discover(config: object) -> Discovery:
+    strategy = create_strategy(config, context())  # type: ignore[arg-type]
+    await strategy.start()
+    try:
+        return await strategy.discover()
+    finally:
+        await strategy.close()
+
+
+async def test_dns_poll_a_and_aaaa(dnsmasq_factory: DnsmasqFactory) -> None:
+    server = dnsmasq_factory(local_domains=["t_cluster_demo"])
+    server.set_hosts({SERVICE: ["127.0.0.2", "127.0.0.3", "fd00::5"], "other.t_cluster_demo": ["127.0.0.9"]})
+    config = DnsPollConfig(query=SERVICE, node_basename="demo", nameservers=(server.address,))
+    result = await discover(config)
+    assert result.nodes == {"demo@127.0.0.2", "demo@127.0.0.3", "demo@fd00::5"}
+    assert result.draining == frozenset()
+
+
+async def test_nxdomain_is_an_answer_with_no_nodes(dnsmasq_factory: DnsmasqFactory) -> None:
+    server = dnsmasq_factory(local_domains=["t_cluster_demo"])
+    config = DnsPollConfig(query=SERVICE, node_basename="demo", nameservers=(server.address,))
+    assert (await discover(config)).nodes == frozenset()
+
+
+async def test_refused_is_an_error(dnsmasq_factory: DnsmasqFactory) -> None:
+    server = dnsmasq_factory(local_domains=["t_cluster_demo"])
+    config = DnsPollConfig(query="tasks.elsewhere", node_basename="d", nameservers=(server.address,))
+    strategy = create_strategy(config, context())
+    try:
+        await strategy.discover()
+    except DiscoveryError as exc:
+        assert "REFUSED" in str(exc)
+    else:
+        raise AssertionError("REFUSED must be a discovery error")
+
+
+async def test_answers_beyond_512_bytes_use_tcp(dnsmasq_factory: DnsmasqFactory) -> None:
+    server = dnsmasq_factory(local_domains=["t_cluster_demo"])
+    addresses = [str(ipaddress.IPv4Address("127.1.0.0") + i) for i in range(1, 301)]
+    server.set_hosts({SERVICE: addresses})
+    raw = dns.query.udp(dns.message.make_query(SERVICE, "A"), "127.0.0.1", port=server.port, timeout=2)
+    assert raw.flags & dns.flags.TC, "the test needs an answer that does not fit in UDP"
+    config = DnsPollConfig(query=SERVICE, node_basename="demo", nameservers=(server.address,))
+    result = await discover(config)
+    assert result.nodes == {f"demo@{a}" for a in addresses}
+
+
+async def test_server_down_is_an_error_then_recovers(dnsmasq_factory: DnsmasqFactory) -> None:
+    server = dnsmasq_factory(local_domains=["t_cluster_demo"])
+    server.set_hosts({SERVICE: ["127.0.0.2"]})
+    config = DnsPollConfig(
+        query=SERVICE, node_basename="demo", nameservers=(server.address,), dns_timeout=300
+    )
+    strategy = create_strategy(config, context())
+    assert (await strategy.discover()).nodes == {"demo@127.0.0.2"}
+    server.stop()
+    try:
+        await strategy.discover()
+    except DiscoveryError:
+        pass
+    else:
+        raise AssertionError("a dead server must be a discovery error")
+    server.start()
+    assert (await strategy.discover()).nodes == {"demo@127.0.0.2"}
+
+
+async def test_kubernetes_dns_headless_service(dnsmasq_factory: DnsmasqFactory) -> None:
+    server = dnsmasq_factory(local_domains=["cluster.local"])
+    name = "myapp-headless.ns.svc.cluster.local"
+    server.set_hosts({name: ["127.0.0.4", "127.0.0.5"]})
+    config = KubernetesDnsConfig(service=name, application_name="myapp", nameservers=(server.address,))
+    assert (await discover(config)).nodes == {"myapp@127.0.0.4", "myapp@127.0.0.5"}
+
+
+async def test_kubernetes_dnssrv_targets(dnsmasq_factory: DnsmasqFactory) -> None:
+    srv_name = "myapp.ns.svc.cluster.local"
+    server = dnsmasq_factory(
+        local_domains=["cluster.local"],
+        srv=[
+            f"{srv_name},myapp-0.myapp.ns.svc.cluster.local,4369",
+            f"{srv_name},myapp-1.myapp.ns.svc.cluster.local,4369",
+        ],
+    )
+    config = KubernetesDnsSrvConfig(
+        service="myapp", namespace="ns", application_name="myapp", nameservers=(server.address,)
+    )
+    assert (await discover(config)).nodes == {
+        "myapp@myapp-0.myapp.ns.svc.cluster.local",
+        "myapp@myapp-1.myapp.ns.svc.cluster.local",
+    }
+
+
+async def test_reconcile_with_dns_outage_keeps_everyone(dnsmasq_factory: DnsmasqFactory) -> None:
+    server = dnsmasq_factory(local_domains=["t_cluster_demo"])
+    peers = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+    server.set_hosts({SERVICE: ["127.0.0.1", *peers]})
+    names = {f"demo@{ip}" for ip in peers}
+    membership = MemoryMembership("demo@127.0.0.1", reachable=set(names))
+    config = DnsPollConfig(
+        query=SERVICE,
+        node_basename="demo",
+        nameservers=(server.address,),
+        polling_interval=50,
+        dns_timeout=200,
+    )
+    cluster = Cluster(membership, {"swarm": config})
+    events = EventLog()
+    cluster.subscribe(events)
+    await cluster.start()
+    try:
+        await eventually(lambda: membership.connected == names)
+        server.stop()
+        await eventually(lambda: len(events.of(PollFailure)) >= 3)
+        assert membership.connected == names
+        assert membership.count("disconnect") == 0
+        server.start()
+        server.set_hosts({SERVICE: ["127.0.0.1", *peers[:2]]})
+        await eventually(lambda: membership.connected == names - {"demo@127.0.0.4"})
+        server.set_hosts({SERVICE: ["127.0.0.1", *peers]})
+        await eventually(lambda: membership.connected == names)
+    finally:
+        await cluster.stop(leave=False)
+    await asyncio.sleep(0)

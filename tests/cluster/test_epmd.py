@@ -1,0 +1,84 @@
+"""``epmd``, ``local_epmd`` and ``erlang_hosts`` against a real EPMD with a real erl node."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from beamlink.cluster.config import EpmdConfig, ErlangHostsConfig, LocalEpmdConfig
+from beamlink.cluster.strategies import DiscoveryError, StrategyContext, create_strategy
+from beamlink.epmd import register
+from tests.support.erlang import runtime
+from tests.support.fixtures import PeerFactory, peers
+
+__all__ = ["peers"]
+
+
+def context(self_name: str = "py@127.0.0.1") -> StrategyContext:
+    return StrategyContext("t", self_name, lambda event: None)
+
+
+async def test_epmd_strategy_is_the_static_list() -> None:
+    config = EpmdConfig(hosts=("a@127.0.0.2", "b@127.0.0.3"))
+    strategy = create_strategy(config, context())
+    assert (await strategy.discover()).nodes == {"a@127.0.0.2", "b@127.0.0.3"}
+    assert not config.pruning
+
+
+async def test_local_epmd_lists_real_nodes(private_epmd: int, peers: PeerFactory) -> None:
+    peers.start(
+        runtime("otp25"), "erlpeer@127.0.0.1", env={"ERL_EPMD_PORT": str(private_epmd)}
+    )
+    registration = await register("pyside", 45678, hidden=False, host="127.0.0.1", epmd_port=private_epmd)
+    try:
+        strategy = create_strategy(LocalEpmdConfig(epmd_port=private_epmd), context())
+        nodes = (await strategy.discover()).nodes
+    finally:
+        await registration.close()
+    assert nodes == {"erlpeer@127.0.0.1", "pyside@127.0.0.1"}
+
+
+async def test_local_epmd_down_is_an_error(private_epmd: int) -> None:
+    strategy = create_strategy(LocalEpmdConfig(epmd_port=private_epmd + 0), context())
+    assert (await strategy.discover()).nodes == frozenset()
+    dead = create_strategy(LocalEpmdConfig(epmd_port=1), context())
+    try:
+        await dead.discover()
+    except DiscoveryError as exc:
+        assert "EPMD on 127.0.0.1" in str(exc)
+    else:
+        raise AssertionError("an unreachable EPMD must be a discovery error")
+
+
+async def test_erlang_hosts_keeps_last_names_of_a_failing_host(
+    private_epmd: int, tmp_path: Path
+) -> None:
+    hosts_file = tmp_path / ".hosts.erlang"
+    hosts_file.write_text("% hosts\n'127.0.0.1'.\n'127.0.0.1'.\n")
+    registration = await register("one", 45679, hidden=False, host="127.0.0.1", epmd_port=private_epmd)
+    try:
+        config = ErlangHostsConfig(hosts_file=str(hosts_file), epmd_port=private_epmd)
+        strategy = create_strategy(config, context())
+        assert (await strategy.discover()).nodes == {"one@127.0.0.1"}
+        hosts_file.write_text("'127.0.0.1'.\n'127.0.0.77'.\n")
+        assert (await strategy.discover()).nodes == {"one@127.0.0.1"}
+    finally:
+        await registration.close()
+    hosts_file.write_text("'127.0.0.77'.\n")
+    try:
+        await strategy.discover()
+    except DiscoveryError as exc:
+        assert "127.0.0.77" in str(exc)
+    else:
+        raise AssertionError("no host answering must be a discovery error")
+
+
+async def test_erlang_hosts_bad_file_is_an_error(tmp_path: Path) -> None:
+    hosts_file = tmp_path / ".hosts.erlang"
+    hosts_file.write_text("os:cmd(\"rm -rf /\").\n")
+    strategy = create_strategy(ErlangHostsConfig(hosts_file=str(hosts_file)), context())
+    try:
+        await strategy.discover()
+    except DiscoveryError as exc:
+        assert "line 1" in str(exc)
+    else:
+        raise AssertionError("a file with code must be rejected")

@@ -1,0 +1,99 @@
+"""Real beamlink nodes (separate OS processes on 127.0.0.x) clustering with dns_poll + dnsmasq.
+
+Scale up, scale down gracefully and with SIGKILL, and a DNS outage: every node's own node list
+is checked each time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from tests.cluster.node_process import ClusterProcess
+from tests.cluster.support import eventually
+from tests.support.dnsmasq import Dnsmasq, DnsmasqFactory
+from tests.support.erlang import free_port
+
+SERVICE = "tasks.t_cluster_demo"
+ROOT = str(Path(__file__).resolve().parents[2])
+POLLING_MS = 300
+
+
+class Swarm:
+    def __init__(self, dns: Dnsmasq, dist_port: int) -> None:
+        self.dns = dns
+        self.dist_port = dist_port
+        self.running: dict[str, ClusterProcess] = {}
+
+    def ip(self, index: int) -> str:
+        return f"127.0.1.{index}"
+
+    def publish(self) -> None:
+        self.dns.set_hosts({SERVICE: [name.partition("@")[2] for name in self.running]})
+
+    async def add(self, *indices: int) -> None:
+        for index in indices:
+            name = f"demo@{self.ip(index)}"
+            self.running[name] = ClusterProcess(name, self.dist_port, self.dns.address, SERVICE, POLLING_MS)
+        self.publish()
+        for index in indices:
+            await self.running[f"demo@{self.ip(index)}"].start(ROOT)
+
+    async def converged(self, timeout: float = 20.0) -> None:
+        names = set(self.running)
+
+        def full_mesh() -> bool:
+            return all(p.nodes == names - {n} for n, p in self.running.items())
+
+        await eventually(full_mesh, timeout=timeout)
+
+
+@pytest.fixture
+async def swarm(dnsmasq_factory: DnsmasqFactory) -> AsyncIterator[Swarm]:
+    dns = dnsmasq_factory(local_domains=["t_cluster_demo"])
+    cluster = Swarm(dns, free_port())
+    yield cluster
+    for proc in cluster.running.values():
+        await proc.kill()
+
+
+async def test_scale_up_down_kill_and_dns_outage(swarm: Swarm) -> None:
+    await swarm.add(1, 2, 3)
+    await swarm.converged()
+    await swarm.add(4, 5)
+    await swarm.converged()
+
+    leaving = swarm.running.pop("demo@127.0.1.5")
+    swarm.publish()
+    assert await leaving.terminate() == 0
+    await swarm.converged()
+
+    killed = swarm.running.pop("demo@127.0.1.4")
+    await killed.kill()
+    swarm.publish()
+    await swarm.converged()
+
+    swarm.dns.stop()
+    await swarm.add(6)
+    before = {name: proc.nodes for name, proc in swarm.running.items() if name != "demo@127.0.1.6"}
+    await eventually(lambda: swarm.running["demo@127.0.1.6"].nodes is not None)
+    await asyncio.sleep(POLLING_MS / 1000 * 4)
+    for name, nodes in before.items():
+        assert swarm.running[name].nodes == nodes, f"{name} changed its node list during the outage"
+    swarm.dns.start()
+    swarm.publish()
+    await swarm.converged()
+
+
+async def test_killed_node_stays_gone_while_dns_still_lists_it(swarm: Swarm) -> None:
+    await swarm.add(1, 2, 3)
+    await swarm.converged()
+    killed = swarm.running.pop("demo@127.0.1.3")
+    await killed.kill()
+    await eventually(
+        lambda: all(p.nodes == set(swarm.running) - {n} for n, p in swarm.running.items()),
+        timeout=20,
+    )

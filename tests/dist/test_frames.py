@@ -1,0 +1,185 @@
+"""Frames after the handshake: both body forms, ticks, fragments, limits, garbage."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from beamlink.dist import control, flags
+from beamlink.dist.frames import TICK, FrameError, FrameReader, FrameWriter
+from beamlink.etf import Atom, Pid, encode
+
+PID = Pid(Atom("a@h.example"), 5, 0, 7)
+PASS_THROUGH = FrameWriter(flags.MANDATORY)
+HEADER = FrameWriter(flags.MANDATORY | flags.FRAGMENTS)
+# A REG_SEND of {hello, <<"w">>, 42} to 'foo' as an OTP 25 node sent it with FRAGMENTS agreed.
+ERLANG_FRAME = (
+    b"\x00\x00\x009\x83D\x00h\x04a\x06Xw\x0be@127.0.0.2\x00\x00\x00\t\x00\x00\x00\x00"
+    b"\x16\x08\xaf0w\x00w\x03fooh\x03w\x05hellom\x00\x00\x00\x01wa*"
+)
+
+terms = st.recursive(
+    st.integers(-(2**70), 2**70)
+    | st.binary(max_size=40)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=10).filter(lambda s: s not in ("true", "false")).map(Atom),
+    lambda inner: st.lists(inner, max_size=5).map(tuple) | st.tuples(inner, inner),
+    max_leaves=20,
+)
+
+
+def fragments(seq: int, control_msg: tuple[Any, ...], message: Any, size: int) -> list[bytes]:
+    """Frames of one message cut into fragments of `size` body bytes, the way erts sends them."""
+    body = encode(control_msg)[1:] + encode(message)[1:]
+    chunks = [body[i : i + size] for i in range(0, len(body), size)]
+    frames = []
+    for n, chunk in enumerate(chunks):
+        frag_id = len(chunks) - n
+        if n == 0:
+            head = struct.pack(">BBQQB", 131, 69, seq, frag_id, 0)
+        else:
+            head = struct.pack(">BBQQ", 131, 70, seq, frag_id)
+        frames.append(struct.pack(">I", len(head) + len(chunk)) + head + chunk)
+    return frames
+
+
+@pytest.mark.parametrize("writer", [PASS_THROUGH, HEADER], ids=["pass-through", "header"])
+def test_round_trip_with_and_without_message(writer: FrameWriter) -> None:
+    reader = FrameReader()
+    data = writer.frame(control.reg_send(PID, Atom("foo")), (Atom("hi"), b"x", 1))
+    data += TICK + writer.frame(control.link(PID, PID))
+    assert reader.feed(data) == [
+        ((control.REG_SEND, PID, Atom(""), Atom("foo")), (Atom("hi"), b"x", 1)),
+        ((control.LINK, PID, PID), control.NO_MESSAGE),
+    ]
+    assert reader.buffered == 0
+
+
+def test_writer_form_follows_the_agreed_flags() -> None:
+    assert HEADER.frame(control.link(PID, PID))[4:7] == b"\x83D\x00"
+    assert PASS_THROUGH.frame(control.link(PID, PID))[4:6] == b"p\x83"
+
+
+def test_erlang_header_frame_decodes() -> None:
+    [(ctl, msg)] = FrameReader().feed(ERLANG_FRAME)
+    assert ctl == (6, Pid(Atom("e@127.0.0.2"), 9, 0, 0x1608AF30), Atom(""), Atom("foo"))
+    assert msg == (Atom("hello"), b"w", 42)
+    assert HEADER.frame(ctl, msg) == ERLANG_FRAME
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(terms, st.booleans()), min_size=1, max_size=8), st.integers(1, 64))
+def test_any_split_of_many_frames_gives_the_same_messages(
+    items: list[tuple[Any, bool]], chunk: int
+) -> None:
+    writer = HEADER if chunk % 2 else PASS_THROUGH
+    frames = [
+        (control.send(PID), term)
+        if with_msg
+        else (control.unlink_id(3, PID, PID), control.NO_MESSAGE)
+        for term, with_msg in items
+    ]
+    data = b"".join(writer.frame(c, m) + TICK for c, m in frames)
+    reader = FrameReader()
+    got = []
+    for i in range(0, len(data), chunk):
+        got += reader.feed(data[i : i + chunk])
+    assert got == frames
+    assert reader.buffered == 0
+
+
+@pytest.mark.parametrize("size", [1, 7, 64])
+def test_interleaved_fragments_are_reassembled(size: int) -> None:
+    big = (Atom("data"), bytes(range(256)) * 3)
+    small = [1000, 2000, 3000]
+    a = fragments(1, control.send(PID), big, size)
+    b = fragments(2, control.reg_send(PID, Atom("x")), small, size)
+    interleaved = (
+        [frame for pair in zip(a, b, strict=False) for frame in pair] + a[len(b) :] + b[len(a) :]
+    )
+    reader = FrameReader()
+    got = []
+    for frame in interleaved:
+        got += reader.feed(frame)
+    assert sorted(got, key=lambda f: f[0][0]) == [
+        (control.send(PID), big),
+        (control.reg_send(PID, Atom("x")), small),
+    ]
+    assert reader.buffered == 0
+
+
+def test_single_fragment_message() -> None:
+    [frame] = fragments(9, control.send(PID), Atom("one"), 10_000)
+    assert FrameReader().feed(frame) == [(control.send(PID), Atom("one"))]
+
+
+def test_reassembly_is_bounded() -> None:
+    reader = FrameReader(max_reassembly_bytes=100)
+    frames = fragments(1, control.send(PID), b"x" * 500, 60)
+    with pytest.raises(FrameError, match="reassembly"):
+        for frame in frames:
+            reader.feed(frame)
+
+
+@pytest.mark.parametrize(
+    "body, match",
+    [
+        (b"\x83D\x01\x00", "atom cache"),  # atom-cache refs never negotiated
+        (b"\x83E" + struct.pack(">QQB", 1, 2, 1), "atom cache"),
+        (b"\x83F" + struct.pack(">QQ", 1, 1) + b"x", "expected none"),  # continuation, no start
+        (b"\x83E" + struct.pack(">QQB", 1, 0, 0), "fragment id 0"),
+        (b"\x83E" + struct.pack(">QQ", 1, 2), "truncated"),
+        (b"\x83Z\x00", "unknown distribution header"),
+        (b"q", "unknown frame kind"),
+        (b"p\x83a\x01", "not a tuple"),  # control is an integer
+        (b"p\x83h\x01a\x02\x83a\x01\x00", "message term"),  # junk after the message
+        (b"p\x83h\x01", "undecodable"),
+        (b"p\x84", "undecodable"),
+    ],
+)
+def test_protocol_violations_raise_frame_error(body: bytes, match: str) -> None:
+    with pytest.raises(FrameError, match=match):
+        FrameReader().feed(struct.pack(">I", len(body)) + body)
+
+
+def test_duplicate_fragment_start_is_rejected() -> None:
+    first = fragments(4, control.send(PID), b"y" * 100, 30)[0]
+    reader = FrameReader()
+    reader.feed(first)
+    with pytest.raises(FrameError, match="started twice"):
+        reader.feed(first)
+
+
+def test_oversized_frame_is_rejected_before_it_arrives() -> None:
+    reader = FrameReader(max_frame_size=1000)
+    with pytest.raises(FrameError, match="exceeds"):
+        reader.feed(struct.pack(">I", 1001))
+
+
+def test_truncated_frame_waits() -> None:
+    data = PASS_THROUGH.frame(control.send(PID), b"payload")
+    reader = FrameReader()
+    assert reader.feed(data[:-1]) == []
+    assert reader.feed(data[-1:]) == [(control.send(PID), b"payload")]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=200), st.integers(1, 16))
+def test_garbage_only_raises_frame_error(data: bytes, chunk: int) -> None:
+    reader = FrameReader(max_frame_size=10_000, max_reassembly_bytes=10_000)
+    try:
+        for i in range(0, len(data), chunk):
+            for ctl, _msg in reader.feed(data[i : i + chunk]):
+                assert type(ctl) is tuple and type(ctl[0]) is int
+    except FrameError:
+        pass
+
+
+@pytest.mark.parametrize("writer", [PASS_THROUGH, HEADER], ids=["pass-through", "header"])
+def test_large_message_round_trip(writer: FrameWriter) -> None:
+    big = bytes(range(256)) * 1000
+    assert FrameReader().feed(writer.frame(control.send(PID), big)) == [(control.send(PID), big)]

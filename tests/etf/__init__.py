@@ -1,0 +1,1 @@
+"""Tests of the External Term Format codec (beamlink.etf)."""

@@ -1,0 +1,62 @@
+"""Helpers for node tests against real erl/elixir peers: an isolated EPMD port per test (embedded
+in the Python node, or a real ``epmd`` process), peers started without blocking the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from tests.support.erlang import ErlPeer, ErlRuntime, epmd_running, free_port
+from tests.support.fixtures import PeerFactory
+from tests.support.require import require_tool
+
+COOKIE = "beamlinktest"
+
+
+@contextlib.contextmanager
+def real_epmd() -> Iterator[int]:
+    """A real ``epmd`` on a free port for the duration of the block; yields the port."""
+    require_tool("epmd")
+    port = free_port()
+    proc = subprocess.Popen(
+        ["epmd", "-port", str(port), "-address", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not epmd_running(port):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"epmd did not start on port {port}")
+            time.sleep(0.05)
+        yield port
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+async def start_erl(
+    peers: PeerFactory,
+    rt: ErlRuntime,
+    name: str,
+    *,
+    epmd_port: int | None = None,
+    cookie: str = COOKIE,
+    **kw: Any,
+) -> ErlPeer:
+    """Start a peer in a thread (the Python node in this loop may be its EPMD)."""
+    env = dict(kw.pop("env", {}) or {})
+    if epmd_port is not None:
+        env["ERL_EPMD_PORT"] = str(epmd_port)
+    return await asyncio.to_thread(peers.start, rt, name, cookie, env=env, **kw)
+
+
+async def term(peer: ErlPeer, expr: str, timeout: float = 30.0) -> Any:
+    """Evaluate ``expr`` on ``peer`` and return its value decoded with beamlink's codec."""
+    res = await peer.aeval_result(expr, timeout)
+    assert res.ok, res.text
+    return res.term()

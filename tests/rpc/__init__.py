@@ -1,0 +1,1 @@
+"""Tests of RPC and GenServer interop that need no Erlang peer (resolution, terms, messages)."""

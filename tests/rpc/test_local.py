@@ -1,0 +1,185 @@
+"""RPC and GenServer on one runtime, without a network: the same code paths as remote calls
+(spawn handlers, monitors, DOWN reasons, rex messages), driven through local processes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from beamlink.etf import Atom, ImproperList
+from beamlink.node import genserver, rpc
+from beamlink.node.genserver import NOREPLY, CallError, CallTimeout, GenServer
+from beamlink.node.rex import install
+from beamlink.node.runtime import ProcessRuntime
+from tests.rpc import sample_module
+
+NODE = "py@127.0.0.1"
+A = Atom
+M = "tests.rpc.sample_module"
+
+
+@pytest.fixture
+async def rt() -> AsyncIterator[ProcessRuntime]:
+    runtime = ProcessRuntime(NODE, 7)
+    install(runtime, modules={"copy": sample_module})
+    yield runtime
+    procs = runtime.processes()
+    for proc in procs:
+        proc.close(A("kill"))
+    await asyncio.gather(*(p.task for p in procs if p.task is not None), return_exceptions=True)
+
+
+async def test_rpc_to_own_node_returns_values(rt: ProcessRuntime) -> None:
+    assert await rpc.call(rt, NODE, M, "add", [1, 2]) == 3
+    assert await rpc.call(rt, NODE, M, "slow_add", [1, 2, 0.01], timeout=5) == 3
+    assert await rpc.call(rt, NODE, "copy", "identity", [[A("x"), b"y"]]) == [A("x"), b"y"]
+    assert await rpc.call(rt, NODE, "os.path", "join", ["a", "b"]) == "a/b"
+
+
+async def test_rpc_errors_are_typed(rt: ProcessRuntime) -> None:
+    with pytest.raises(rpc.RemoteException) as info:
+        await rpc.call(rt, NODE, M, "fail", [b"boom"])
+    assert info.value.class_ == A("error")
+    assert info.value.reason == (A("python_exception"), b"ValueError", b"boom")
+    assert info.value.stack and info.value.stack[0][1] == A("fail")
+    with pytest.raises(rpc.RemoteException) as info:
+        await rpc.call(rt, NODE, M, "throw", [A("t")])
+    assert (info.value.class_, info.value.reason) == (A("throw"), A("t"))
+    with pytest.raises(rpc.RemoteException) as info:
+        await rpc.call(rt, NODE, M, "nope", [])
+    assert info.value.reason == A("undef")
+    with pytest.raises(rpc.RpcTimeout):
+        await rpc.call(rt, NODE, M, "slow_add", [1, 2, 5], timeout=0.05)
+
+
+async def test_rpc_from_a_process_body_and_cast(rt: ProcessRuntime) -> None:
+    got: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+
+    async def body(proc: Any) -> None:
+        got.set_result(await rpc.call(rt, NODE, M, "add", [2, 3]))
+
+    rt.spawn(body)
+    assert await asyncio.wait_for(got, 5) == 5
+    sink = rt.new_process(name="sink")
+    rpc.cast(rt, NODE, "erlang", "node", [])
+    rpc.cast(rt, NODE, M, "fail", [b"ignored"])
+    await asyncio.sleep(0.01)
+    assert sink.is_alive and len(sink.mailbox) == 0
+
+
+async def test_rex_answers_features_request_and_old_call_forms(rt: ProcessRuntime) -> None:
+    with rt.new_process() as me:
+        me.send("rex", (me.pid, A("features_request")))
+        assert await me.receive(timeout=2) == (A("features_reply"), A(NODE), [A("erpc")])
+        me.send("rex", (me.pid, (A("call"), A(M), A("add"), [4, 5], A("user"))))
+        assert await me.receive(timeout=2) == (A("rex"), 9)
+        me.send("rex", (me.pid, (A("call"), A(M), A("fail"), [b"x"], A("user"))))
+        reply = await me.receive(timeout=2)
+        assert reply[0] == A("rex") and reply[1][0] == A("badrpc")
+        assert reply[1][1][0] == A("EXIT") and reply[1][1][1][0][1] == b"ValueError"
+
+
+async def test_rex_gen_server_call_and_sbcast(rt: ProcessRuntime) -> None:
+    request = (A("call"), A(M), A("add"), [1, 1], A("user"))
+    assert await genserver.call(rt, "rex", request) == 2
+    rt.new_process(name="target")
+    with rt.new_process() as me:
+        me.send("rex", (me.pid, (A("sbcast"), A("target"), A("hi"))))
+        assert await me.receive(timeout=2) == (A("rex"), A(NODE), A(NODE))
+        me.send("rex", (me.pid, (A("sbcast"), A("absent"), A("hi"))))
+        assert await me.receive(timeout=2) == (A("rex"), A(NODE), (A("nonexisting_name"), A("absent")))
+
+
+class Counter(GenServer):
+    name = "counter"
+
+    def init(self, start: int = 0) -> None:
+        self.count = start
+        self.infos: list[Any] = []
+        self.pending: Any = None
+
+    async def handle_call(self, request: Any, from_: Any) -> Any:
+        if request == A("get"):
+            return self.count
+        if request == A("later"):
+            self.pending = from_
+            return NOREPLY
+        if request == A("crash"):
+            raise RuntimeError("asked to crash")
+        if request == A("stop"):
+            self.stop(A("shutdown"))
+            return A("stopping")
+        return (A("unknown"), request)
+
+    def handle_cast(self, msg: Any) -> None:
+        if msg == A("release"):
+            self.reply(self.pending, A("released"))
+        else:
+            self.count += msg
+
+    def handle_info(self, msg: Any) -> None:
+        self.infos.append(msg)
+
+
+async def test_genserver_call_cast_info(rt: ProcessRuntime) -> None:
+    server = await Counter.start(rt, 10)
+    assert rt.whereis("counter") == server.pid
+    assert await genserver.call(rt, "counter", A("get")) == 10
+    genserver.cast(rt, "counter", 5)
+    assert await genserver.call(rt, (A("counter"), A(NODE)), A("get")) == 15
+    rt.send("counter", A("plain"))
+    assert await genserver.call(rt, server.pid, A("get")) == 15
+    assert server.infos == [A("plain")]  # type: ignore[attr-defined]
+    later = asyncio.ensure_future(genserver.call(rt, "counter", A("later")))
+    await asyncio.sleep(0.01)
+    assert not later.done()
+    genserver.cast(rt, "counter", A("release"))
+    assert await later == A("released")
+
+
+async def test_genserver_replies_to_alias_tags(rt: ProcessRuntime) -> None:
+    await Counter.start(rt, 1)
+    with rt.new_process() as me:
+        alias = me.alias()
+        tag = ImproperList((A("alias"),), alias)
+        me.send("counter", (A("$gen_call"), (me.pid, tag), A("get")))
+        assert await me.receive(timeout=2) == (tag, 1)
+
+
+async def test_call_failures_are_immediate_and_typed(rt: ProcessRuntime) -> None:
+    with pytest.raises(CallError) as info:
+        await genserver.call(rt, "nobody", A("get"), timeout=30)
+    assert info.value.reason == A("noproc")
+    server = await Counter.start(rt)
+    with pytest.raises(CallError) as info:
+        await genserver.call(rt, "counter", A("crash"), timeout=30)
+    assert info.value.reason[:2] == (A("python_exception"), b"RuntimeError")
+    assert not server.proc.is_alive
+    await Counter.start(rt)
+    with pytest.raises(CallTimeout):
+        await genserver.call(rt, "counter", A("later"), timeout=0.05)
+
+
+async def test_genserver_stop_runs_terminate(rt: ProcessRuntime) -> None:
+    reasons: list[Any] = []
+
+    class Stoppable(Counter):
+        def terminate(self, reason: Any) -> None:
+            reasons.append(reason)
+
+    server = await Stoppable.start(rt, name="stoppable")
+    assert await genserver.call(rt, "stoppable", A("stop")) == A("stopping")
+    assert await server.proc.wait() == A("shutdown")
+    assert reasons == [A("shutdown")]
+
+
+async def test_genserver_init_failure_raises_from_start(rt: ProcessRuntime) -> None:
+    class Broken(GenServer):
+        def init(self) -> None:
+            raise ValueError("no")
+
+    with pytest.raises(ValueError):
+        await Broken.start(rt)
