@@ -1,0 +1,302 @@
+"""``beamlink start``: run a node, its cluster topologies and an app until told to stop.
+
+Lifecycle: resolve the name (``NAME@auto`` becomes the address peers reach this host at), start
+the node, start the topologies, start the app; then wait for SIGINT/SIGTERM, ``beamlink stop``,
+the app's end or its crash. Shutdown is bounded (``SHUTDOWN_TIMEOUT``): stop the app, leave the
+cluster (disconnect from everyone so peers drop this node at once), stop the node (connections
+closed, EPMD unregistered).
+
+Exit status: 0 after a requested stop or when the app's entry point returned; 1 when the app
+crashed (its traceback is logged) or the node could not start (the reason is logged).
+
+``RELEASE_DISTRIBUTION=none`` runs the app on a local-only node named ``nonode@nohost``: processes,
+GenServers and local calls work, but it neither listens nor registers with EPMD and no topology
+runs, so no other node (nor ``beamlink stop``) can reach it; SIGTERM stops it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import inspect
+import logging
+import signal
+from collections.abc import Mapping
+from typing import Any
+
+from beamlink.cli.agent import register_stop_event
+from beamlink.cli.settings import Setting
+from beamlink.logs import RateLimiter
+
+log = logging.getLogger(__name__)
+SHUTDOWN_TIMEOUT = 10.0
+LOCAL_ONLY_NAME = "nonode@nohost"
+AUTO_HOST = "auto"
+# How long ``@auto`` waits for DNS topologies to list this node (a new task is not in DNS yet).
+AUTO_DNS_TIMEOUT = 30.0
+# One line per identical cluster problem (same topology, same kind, same reason) per interval.
+CLUSTER_LOG_INTERVAL = 60.0
+
+
+class StartError(RuntimeError):
+    """The node or the app cannot start: bad ``--app``, config, name or address."""
+
+
+def load_app(spec: str) -> Any:
+    """Import ``package.module:attr`` and return the attribute."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise StartError(f"--app must look like package.module:attr, got {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise StartError(f"cannot import {module_name!r} for --app: {exc}") from exc
+    target: Any = module
+    for part in attr.split("."):
+        try:
+            target = getattr(target, part)
+        except AttributeError:
+            raise StartError(f"{module_name!r} has no attribute {attr!r}") from None
+    return target
+
+
+class HostedApp:
+    """The user's code on the node: an async entry point ``fn(node)`` or an object with
+    ``start(node)``/``stop()`` hooks (sync or async); a class is instantiated without arguments.
+
+    An entry point runs as a task for the app's lifetime: when it returns the node stops (exit 0),
+    when it raises the node stops with status 1; stopping the node cancels it. ``start(node)``
+    must return once the app runs; ``stop()`` is called on shutdown.
+    """
+
+    def __init__(self, spec: str, target: Any) -> None:
+        self.spec = spec
+        if inspect.isclass(target):
+            target = target()
+        self.target = target
+        self.task: asyncio.Task[Any] | None = None
+        if not (inspect.iscoroutinefunction(target) or callable(getattr(target, "start", None))):
+            raise StartError(
+                f"--app {spec}: {target!r} is neither an async function nor an object "
+                "with start(node)"
+            )
+
+    async def start(self, node: Any) -> None:
+        """Start the entry point task or call the ``start`` hook."""
+        if inspect.iscoroutinefunction(self.target):
+            self.task = asyncio.create_task(self.target(node), name=f"beamlink-app {self.spec}")
+        else:
+            result = self.target.start(node)
+            if inspect.isawaitable(result):
+                await result
+
+    async def stop(self) -> None:
+        """Cancel the entry point task or call the ``stop`` hook (if any)."""
+        if self.task is not None:
+            if not self.task.done():
+                self.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self.task
+        elif callable(getattr(self.target, "stop", None)):
+            result = self.target.stop()
+            if inspect.isawaitable(result):
+                await result
+
+
+def node_name(settings: Mapping[str, Setting]) -> str:
+    """The node name to start with, before ``@auto`` is resolved.
+
+    A bare ``NAME`` is ``NAME@<fully qualified host name>`` with long names (like ``erl -name``)
+    and ``NAME@<host>`` with short names; ``RELEASE_DISTRIBUTION=none`` is ``nonode@nohost``.
+    """
+    from beamlink.dist.names import local_host
+
+    distribution = settings["distribution"].value
+    if distribution == "none":
+        return LOCAL_ONLY_NAME
+    if "name" not in settings:
+        raise StartError("no node name: give --name/--sname or set BEAMLINK_NODE or RELEASE_NODE")
+    name = str(settings["name"].value)
+    if "@" not in name:
+        return f"{name}@{local_host(long=distribution == 'name')}"
+    if distribution == "sname" and name.endswith(f"@{AUTO_HOST}"):
+        raise StartError(f"{name}: @{AUTO_HOST} picks an address, which needs long names")
+    return name
+
+
+async def resolve_auto(name: str, config: Any) -> str:
+    """Replace a ``@auto`` host part with the address the cluster reaches this host at.
+
+    Uses the clustering layer's own-address logic (``BEAMLINK_HOST``/``POD_IP``, else the local
+    address routed toward the configured peers). Only DNS topologies can list this node later,
+    so only they are waited for; static peer lists are looked at once.
+    """
+    base, _, host = name.rpartition("@")
+    if host != AUTO_HOST:
+        return name
+    from beamlink.cluster.address import AddressError, resolve_own_host
+    from beamlink.cluster.config import DnsPollConfig, KubernetesDnsConfig
+
+    topologies = config.topologies.values() if config is not None else ()
+    dns = any(isinstance(t, DnsPollConfig | KubernetesDnsConfig) for t in topologies)
+    try:
+        address = await resolve_own_host(config, timeout=AUTO_DNS_TIMEOUT if dns else 0.0)
+    except AddressError as exc:
+        raise StartError(f"{name}: {exc}") from None
+    log.info("%s: this host is %s", name, address)
+    return f"{base}@{address}"
+
+
+class ClusterLog:
+    """Logs the cluster events the connection layer does not already log, rate-limited.
+
+    Connects, disconnects and connect failures are logged once by the connection layer (``nodeup``,
+    ``nodedown``, ``connection to X failed``); topology-level problems (discovery failures,
+    crashed topologies, failed disconnects) are logged here, once per identical problem per
+    ``CLUSTER_LOG_INTERVAL``.
+    """
+
+    def __init__(self, interval: float = CLUSTER_LOG_INTERVAL) -> None:
+        self.limiter = RateLimiter(interval)
+        self.log = logging.getLogger("beamlink.cluster")
+
+    def __call__(self, event: Any) -> None:
+        from beamlink.cluster.events import (
+            DisconnectError,
+            PollFailure,
+            TopologyCrashed,
+        )
+
+        if isinstance(event, PollFailure):
+            self.limiter.log(self.log, logging.WARNING, (event.topology, "poll", event.reason),
+                             "[%s] discovery failed, keeping the last good answer: %s",
+                             event.topology, event.reason)
+        elif isinstance(event, DisconnectError):
+            self.limiter.log(self.log, logging.WARNING,
+                             (event.topology, "disconnect", event.node, event.reason),
+                             "[%s] cannot disconnect %s: %s", event.topology, event.node,
+                             event.reason)
+        elif isinstance(event, TopologyCrashed):
+            self.limiter.log(self.log, logging.ERROR, (event.topology, "crash", event.reason),
+                             "[%s] topology crashed (%s), restarting in %.1f s",
+                             event.topology, event.reason, event.restart_in)
+
+
+def _load_config(settings: Mapping[str, Setting]) -> Any:
+    if "config" not in settings:
+        return None
+    from beamlink.cluster.config import ConfigError, load_config
+
+    try:
+        return load_config(settings["config"].value)
+    except ConfigError as exc:
+        raise StartError(f"config from {settings['config'].source}: {exc}") from None
+
+
+async def run_node(settings: Mapping[str, Setting]) -> int:
+    """Run until stopped; returns the process exit status."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        return await _run(settings, stop)
+    except StartError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
+    from beamlink.dist.cookie import CookieError
+    from beamlink.epmd import EpmdError
+    from beamlink.node import Node, NodeStartError
+
+    config = _load_config(settings)
+    app = None
+    if "app" in settings:
+        spec = str(settings["app"].value)
+        app = HostedApp(spec, load_app(spec))
+    local_only = settings["distribution"].value == "none"
+    if local_only and config is not None:
+        log.warning("RELEASE_DISTRIBUTION=none: the topologies of %s do not run",
+                    settings["config"].value)
+        config = None
+    name = await resolve_auto(node_name(settings), config)
+    dist_port = settings.get("dist_port")
+    try:
+        node = await Node.start(
+            name,
+            settings["cookie"].value,
+            hidden=local_only or bool(settings["hidden"].value),
+            net_ticktime=float(settings["net_ticktime"].value),
+            dist_port=None if dist_port is None or local_only else int(dist_port.value),
+            epmd_port=int(settings["epmd_port"].value),
+            listen=not local_only,
+        )
+    except (NodeStartError, EpmdError, CookieError, OSError) as exc:
+        raise StartError(f"node {name}: {exc}") from None
+    register_stop_event(stop)
+    cluster = None
+    status = 0
+    try:
+        if config is not None:
+            from beamlink.cluster.topology import Cluster
+
+            cluster = Cluster(node, config, log_events=False)
+            cluster.subscribe(ClusterLog())
+            await cluster.start()
+        log.info("node %s running (cookie from %s%s%s)", node.name, settings["cookie"].source,
+                 f", topologies {', '.join(config.topologies)}" if config is not None else "",
+                 f", app {app.spec}" if app is not None else "")
+        status = await _serve(app, node, stop)
+    finally:
+        log.info("node %s stopping", node.name)
+        try:
+            await asyncio.wait_for(_shutdown(app, cluster, node), SHUTDOWN_TIMEOUT)
+        except asyncio.TimeoutError:
+            log.error("shutdown took longer than %.0f s; exiting anyway", SHUTDOWN_TIMEOUT)
+    return status
+
+
+async def _serve(app: HostedApp | None, node: Any, stop: asyncio.Event) -> int:
+    """Start the app and wait for a stop request or the app's end; the exit status."""
+    if app is not None:
+        try:
+            await app.start(node)
+        except Exception:
+            log.exception("app %s failed to start; stopping the node", app.spec)
+            return 1
+    stopping = asyncio.create_task(stop.wait())
+    waiters: list[asyncio.Task[Any]] = [stopping]
+    if app is not None and app.task is not None:
+        waiters.append(app.task)
+    try:
+        done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+    if app is None or app.task not in done or stopping in done:
+        return 0
+    exc = app.task.exception() if not app.task.cancelled() else None
+    if exc is not None:
+        log.error("app %s crashed; stopping the node", app.spec, exc_info=exc)
+        return 1
+    log.info("app %s returned; stopping the node", app.spec)
+    return 0
+
+
+async def _shutdown(app: HostedApp | None, cluster: Any, node: Any) -> None:
+    if app is not None:
+        try:
+            await app.stop()
+        except Exception:
+            log.exception("app %s: stop failed", app.spec)
+    if cluster is not None:
+        await cluster.stop(leave=True)
+    else:
+        await asyncio.gather(*(node.disconnect(n) for n in list(node.nodes())),
+                             return_exceptions=True)
+    await node.stop()

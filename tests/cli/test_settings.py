@@ -1,0 +1,58 @@
+"""Effective CLI settings: precedence of options, BEAMLINK_* and RELEASE_* variables, sources."""
+
+from __future__ import annotations
+
+import pytest
+
+from beamlink.cli.settings import SettingsError, describe, node_settings
+
+NONE = {"name": None, "sname": None, "cookie": None, "dist_port": None, "net_ticktime": None,
+        "config": None, "app": None, "hidden": False}
+
+
+def opts(**kw: object) -> dict[str, object]:
+    return {**NONE, **kw}
+
+
+def test_option_beats_beamlink_env_beats_release_env() -> None:
+    env = {"BEAMLINK_NODE": "b@h", "RELEASE_NODE": "r@h", "BEAMLINK_COOKIE": "bc",
+           "RELEASE_COOKIE": "rc", "HOME": "/nonexistent"}
+    s = node_settings(opts(name="o@h"), env)
+    assert (s["name"].value, s["name"].source) == ("o@h", "--name")
+    assert (s["cookie"].value, s["cookie"].source) == ("bc", "env BEAMLINK_COOKIE")
+    s = node_settings(opts(), {k: v for k, v in env.items() if not k.startswith("BEAMLINK")})
+    assert (s["name"].value, s["name"].source) == ("r@h", "env RELEASE_NODE")
+    assert (s["cookie"].value, s["cookie"].source) == ("rc", "env RELEASE_COOKIE")
+
+
+def test_cookie_falls_back_to_the_cookie_file() -> None:
+    s = node_settings(opts(name="a@h"), {"HOME": "/home/x"})
+    assert s["cookie"].value is None
+    assert s["cookie"].source == "file /home/x/.erlang.cookie"
+
+
+def test_release_distribution_sname_and_validation() -> None:
+    s = node_settings(opts(), {"RELEASE_NODE": "app", "RELEASE_DISTRIBUTION": "sname"})
+    assert (s["distribution"].value, s["distribution"].source) == ("sname", "env RELEASE_DISTRIBUTION")
+    s = node_settings(opts(sname="app"), {})
+    assert (s["distribution"].value, s["distribution"].source) == ("sname", "--sname")
+    assert node_settings(opts(name="a@h"), {})["distribution"].value == "name"
+    with pytest.raises(SettingsError, match="RELEASE_DISTRIBUTION"):
+        node_settings(opts(), {"RELEASE_DISTRIBUTION": "longnames"})
+    with pytest.raises(SettingsError, match="either --name or --sname"):
+        node_settings(opts(name="a@h", sname="a"), {})
+
+
+def test_numbers_are_checked_and_name_their_source() -> None:
+    s = node_settings(opts(), {"ERL_DIST_PORT": "9100", "ERL_EPMD_PORT": "4370"})
+    assert s["dist_port"].value == 9100 and s["dist_port"].source == "env ERL_DIST_PORT"
+    assert s["epmd_port"].value == 4370
+    assert s["net_ticktime"].value == 60.0 and s["net_ticktime"].source == "default"
+    with pytest.raises(SettingsError, match="ERL_DIST_PORT"):
+        node_settings(opts(), {"ERL_DIST_PORT": "lots"})
+
+
+def test_describe_never_prints_the_cookie() -> None:
+    lines = describe(node_settings(opts(name="a@h", cookie="supersecret"), {}))
+    assert not any("supersecret" in line for line in lines)
+    assert "name = a@h  (--name)" in lines
