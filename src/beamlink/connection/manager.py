@@ -305,7 +305,8 @@ class ConnectionManager:
         if old is not None:
             old.close(DownReason(REPLACED, "the peer reconnected"))
         self._up[peer] = conn
-        log.info(
+        log.log(
+            logging.DEBUG if info.hidden else logging.INFO,
             "nodeup %s (%s, %s)",
             peer,
             "hidden" if info.hidden else "visible",
@@ -345,7 +346,8 @@ class ConnectionManager:
         if peer is None or self._up.get(peer) is not conn:
             return
         del self._up[peer]
-        log.info("nodedown %s: %s", peer, reason)
+        hidden = conn.info is not None and conn.info.hidden
+        log.log(logging.DEBUG if hidden else logging.INFO, "nodedown %s: %s", peer, reason)
         self.handler.on_nodedown(peer, reason)
 
     def deliver(self, peer: Atom, control: tuple[Any, ...], message: Any) -> None:

@@ -316,8 +316,16 @@ async def ensure_epmd(
     epmd_port = default_epmd_port() if epmd_port is None else epmd_port
     deadline = time.monotonic() + timeout
     while True:
-        if await _epmd_answers(host, epmd_port, timeout):
-            return None
+        try:
+            if await _epmd_answers(host, epmd_port, timeout):
+                return None
+        except EpmdError:
+            # Another process may be half-way through starting its embedded EPMD (a connection
+            # closed with no answer): retry until the deadline before calling the port foreign.
+            if time.monotonic() >= deadline:
+                raise
+            await asyncio.sleep(0.05)
+            continue
         server = EmbeddedEpmd(port=epmd_port, addresses=addresses)
         try:
             await server.start()

@@ -149,7 +149,7 @@ class GenServer:
 
     @classmethod
     async def start(
-        cls, node: Any, *args: Any, name: str | None = None, link: Any = None, **kwargs: Any
+        cls, node: Any, /, *args: Any, name: str | None = None, link: Any = None, **kwargs: Any
     ) -> GenServer:
         """Create the server (``cls(**kwargs)``), spawn its process (registered as ``name`` or the
         class attribute ``name``), run ``init(*args)`` in it and return once ``init`` has returned.
