@@ -24,6 +24,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -43,6 +44,7 @@ PYTHON_BASE = "beamlink-base/python:bookworm"
 PYTHON_BASE_PACKAGES = "python3,python3-venv"
 ELIXIR_BASE = "beamlink-base/elixir:bookworm"
 ELIXIR_BASE_PACKAGES = "elixir,erlang-base"
+BASE_IMAGES = {PYTHON_BASE: PYTHON_BASE_PACKAGES, ELIXIR_BASE: ELIXIR_BASE_PACKAGES}
 TEST_IMAGE = "beamlink/cluster_demo:test"
 
 STACK_LABEL = "com.docker.stack.namespace"
@@ -145,12 +147,15 @@ class DockerEngine:
                 timeout=ENGINE_START_TIMEOUT, what="dockerd to answer", interval=0.5,
             )
         except AssertionError:
-            engine.stop()
-            raise
-        if process.poll() is not None:
+            problem = f"dockerd did not answer within {ENGINE_START_TIMEOUT:g} s"
+        else:
+            problem = None if process.poll() is None else (
+                f"dockerd exited with status {process.returncode}"
+            )
+        if problem is not None:
             tail = Path(log_name).read_text(errors="replace")[-3000:]
             engine.stop()
-            missing(f"dockerd exited with status {process.returncode}: {tail}")
+            missing(f"{problem}: {tail}")
         return engine
 
     def stop(self) -> None:
@@ -542,15 +547,24 @@ def swarm(docker_engine: DockerEngine) -> Iterator[Swarm]:
 
 
 @pytest.fixture(scope="session")
-def python_base_image(docker_engine: DockerEngine) -> str:
-    """The local Debian base image with python3 (debootstrap, cached)."""
-    return build_base_image(PYTHON_BASE, PYTHON_BASE_PACKAGES)
+def base_images(docker_engine: DockerEngine) -> Iterator[dict[str, Future[str]]]:
+    """The local base images by tag, built (when absent) concurrently in the background:
+    debootstrap mostly downloads and unpacks, so two builds overlap well."""
+    with ThreadPoolExecutor(len(BASE_IMAGES), thread_name_prefix="base-image") as pool:
+        yield {tag: pool.submit(build_base_image, tag, packages)
+               for tag, packages in BASE_IMAGES.items()}
 
 
 @pytest.fixture(scope="session")
-def elixir_base_image(docker_engine: DockerEngine) -> str:
+def python_base_image(base_images: dict[str, Future[str]]) -> str:
+    """The local Debian base image with python3 (debootstrap, cached)."""
+    return base_images[PYTHON_BASE].result(timeout=BASE_BUILD_TIMEOUT)
+
+
+@pytest.fixture(scope="session")
+def elixir_base_image(base_images: dict[str, Future[str]]) -> str:
     """The local Debian base image with Debian's elixir and erlang (debootstrap, cached)."""
-    return build_base_image(ELIXIR_BASE, ELIXIR_BASE_PACKAGES)
+    return base_images[ELIXIR_BASE].result(timeout=BASE_BUILD_TIMEOUT)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,1 @@
+"""cluster_demo: the example app shipped in the beamlink Docker image (see docs/deploy.md)."""

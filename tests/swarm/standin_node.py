@@ -1,0 +1,29 @@
+"""Stand-in for ``beamlink start`` in the image and stack tests: after ``argv[1]`` seconds it
+registers the node name ``cluster_demo`` with an embedded EPMD, as a starting node does, and
+leaves on SIGTERM. It lets the tests check the image, the HEALTHCHECK and the stack file
+independently of the node runtime. Run inside the image as ``python3 -c SOURCE DELAY``.
+"""
+
+import asyncio
+import signal
+import sys
+
+from beamlink.epmd.client import register
+from beamlink.epmd.server import ensure_epmd
+
+STAND_IN_PORT = 4370
+
+
+async def main(delay: float) -> None:
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await asyncio.sleep(delay)
+    epmd = await ensure_epmd()
+    registration = await register("cluster_demo", STAND_IN_PORT)
+    await stop.wait()
+    await registration.close()
+    if epmd is not None:
+        await epmd.close()
+
+
+asyncio.run(main(float(sys.argv[1])))
