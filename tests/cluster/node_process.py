@@ -28,7 +28,6 @@ async def _main(name: str, dist_port: int, nameserver: str, query: str, polling_
         node_basename=name.partition("@")[0],
         nameservers=(nameserver,),
         polling_interval=polling_ms,
-        dns_timeout=500,
         connect_timeout=2000,
     )
     cluster = Cluster(node, {"dns": config}, log_events=False)

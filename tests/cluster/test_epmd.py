@@ -1,16 +1,30 @@
-"""``epmd``, ``local_epmd`` and ``erlang_hosts`` against a real EPMD with a real erl node."""
+"""``epmd``, ``local_epmd`` and ``erlang_hosts`` against a real EPMD with a real erl node.
+
+The mixed tests run a real Python node and a real Erlang node (OTP 25 and OTP 27) on a private
+EPMD: the Python node's topology discovers the Erlang node and connects, and both list each other.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
-from beamlink.cluster.config import EpmdConfig, ErlangHostsConfig, LocalEpmdConfig
-from beamlink.cluster.strategies import DiscoveryError, StrategyContext, create_strategy
-from beamlink.epmd import register
-from tests.support.erlang import runtime
-from tests.support.fixtures import PeerFactory, peers
+import pytest
 
-__all__ = ["peers"]
+from beamlink.cluster.config import EpmdConfig, ErlangHostsConfig, LocalEpmdConfig, TopologyConfig
+from beamlink.cluster.events import ConnectOk
+from beamlink.cluster.strategies import DiscoveryError, StrategyContext, create_strategy
+from beamlink.cluster.topology import Cluster
+from beamlink.epmd import register
+from beamlink.node import Node
+from tests.cluster.support import EventLog, eventually
+from tests.support.erlang import ErlRuntime, runtime
+from tests.support.fixtures import PeerFactory, erl_runtime, peers
+
+__all__ = ["erl_runtime", "peers"]
+
+ERL_PEER = "erlpeer@127.0.0.1"
+PY_NODE = "py@127.0.0.1"
 
 
 def context(self_name: str = "py@127.0.0.1") -> StrategyContext:
@@ -82,3 +96,37 @@ async def test_erlang_hosts_bad_file_is_an_error(tmp_path: Path) -> None:
         assert "line 1" in str(exc)
     else:
         raise AssertionError("a file with code must be rejected")
+
+
+@pytest.mark.parametrize(
+    "strategy",
+    [
+        lambda port: EpmdConfig(hosts=(ERL_PEER,), polling_interval=200),
+        lambda port: LocalEpmdConfig(epmd_port=port, polling_interval=200),
+    ],
+    ids=["epmd", "local_epmd"],
+)
+async def test_python_node_discovers_and_connects_a_real_erlang_node(
+    private_epmd: int,
+    peers: PeerFactory,
+    erl_runtime: ErlRuntime,
+    strategy: Callable[[int], TopologyConfig],
+) -> None:
+    erl = peers.start(erl_runtime, ERL_PEER, env={"ERL_EPMD_PORT": str(private_epmd)})
+    release = await erl.aeval("list_to_integer(erlang:system_info(otp_release))")
+    assert release == str(erl_runtime.release)
+    async with Node.start(PY_NODE, erl.cookie, epmd_port=private_epmd) as node:
+        cluster = Cluster(node, {"mixed": strategy(private_epmd)})
+        events = EventLog()
+        cluster.subscribe(events)
+        await cluster.start()
+        try:
+            await eventually(lambda: [str(n) for n in node.nodes()] == [ERL_PEER], timeout=20)
+            assert await erl.aeval("nodes()") == f"['{PY_NODE}']"
+            assert [e.node for e in events.of(ConnectOk)] == [ERL_PEER]
+        finally:
+            await cluster.stop(leave=True)
+        assert await erl.aeval(
+            "fun W(0) -> nodes(); W(N) -> case nodes() of [] -> []; _ -> timer:sleep(50), "
+            "W(N - 1) end end(100)"
+        ) == "[]"

@@ -135,6 +135,29 @@ async def test_discovery_error_keeps_last_good_answer_and_disconnects_nobody() -
         await cluster.stop(leave=False)
 
 
+async def test_failed_first_poll_is_retried_long_before_the_polling_interval() -> None:
+    """A node whose first discovery fails (a DNS timeout while replicas start) joins on a quick
+    retry, not one polling interval later; after a good answer the interval applies again."""
+    membership = MemoryMembership(SELF, reachable={"a@1"})
+    script = Script()
+    script.fail("timed out")
+    cluster, events = make(script, membership, interval=600_000)
+    topology = cluster.topologies["t"]
+    await cluster.start()
+    try:
+        await asyncio.wait_for(topology.wait_polls(2), 30)
+        assert membership.connected == set()
+        script.set("a@1")
+        await eventually(lambda: bool(events.of(PollOk)), timeout=30)
+        polls = [type(e) for e in events if isinstance(e, (PollOk, PollFailure))]
+        assert polls[-1] is PollOk and set(polls[:-1]) == {PollFailure}
+        await eventually(lambda: membership.connected == {"a@1"})
+        await asyncio.sleep(0.3)
+        assert topology.polls == len(polls)
+    finally:
+        await cluster.stop(leave=False)
+
+
 async def test_prune_on_disconnects_vanished_nodes_only_those_it_manages() -> None:
     membership = MemoryMembership(SELF, reachable={"a@1", "b@2"}, connected={"shell@9"})
     script = Script()

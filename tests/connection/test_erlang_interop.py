@@ -234,3 +234,39 @@ async def test_disconnect_from_either_side(peers: PeerFactory, erl_runtime: ErlR
         assert manager.connected_nodes() == []
     finally:
         await manager.close()
+
+
+@pytest.mark.parametrize("name", [PY, "a_py@127.0.0.1"], ids=["python-wins", "erlang-wins"])
+async def test_simultaneous_connect_with_erlang_ends_with_one_connection(
+    peers: PeerFactory, erl_runtime: ErlRuntime, name: str
+) -> None:
+    """Both sides dial at the same wall-clock moment; the greater name keeps its own attempt
+    (``py@`` > ``erl@`` > ``a_py@``), both calls return true, one connection results."""
+    port = free_port()
+    manager, rec = await start_manager(port, name=name)
+    try:
+        erl = start_erl(peers, erl_runtime, port)
+        await erl.aeval("net_kernel:monitor_nodes(true)")
+        for offset_ms in (0, 1, -1, 3, -3, 0):
+            at_ms = int(time.time() * 1000) + 300
+            erl_connect = asyncio.create_task(
+                erl.aeval(
+                    f"timer:sleep(max(0, {at_ms} - erlang:system_time(millisecond))),"
+                    f" net_kernel:connect_node('{name}')"
+                )
+            )
+            await asyncio.sleep(max(0.0, (at_ms + offset_ms) / 1000 - time.time()))
+            assert await manager.connect(ERL)
+            assert await erl_connect == "true"
+            nodeup = "receive {nodeup, N} -> N after 5000 -> timeout end"
+            assert await erl.aeval(nodeup) == f"'{name}'"
+            await asyncio.sleep(0.1)
+            assert await erl.aeval("receive M -> M after 0 -> none end") == "none"
+            assert await erl.aeval("nodes()") == f"['{name}']"
+            assert manager.connected_nodes() == [Atom(ERL)]
+            assert rec.kinds("down") == [Atom(ERL)] * (len(rec.kinds("up")) - 1)
+            assert await manager.disconnect(ERL)
+            nodedown = "receive {nodedown, N} -> N after 5000 -> timeout end"
+            assert await erl.aeval(nodedown) == f"'{name}'"
+    finally:
+        await manager.close()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import socket
 import struct
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -80,6 +82,17 @@ async def handshake_raw(port: int, local: str, peer: str, cookie: str = COOKIE) 
             else:
                 assert isinstance(ev, HandshakeComplete)
     return sock
+
+
+def established_on(ports: set[int]) -> int:
+    """How many ESTABLISHED TCP sockets on 127.0.0.1 have one of `ports` as local port."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, _remote, state = line.split()[1:4]
+        address, port = local.split(":")
+        if state == "01" and address == "0100007F" and int(port, 16) in ports:
+            count += 1
+    return count
 
 
 async def test_messages_flow_both_ways_in_order(cluster: Cluster) -> None:
@@ -256,3 +269,76 @@ async def test_allow_list_refuses_with_not_allowed(
     assert any("not in the allowed nodes" in r.message for r in caplog.records)
     assert any("not_allowed" in r.message for r in caplog.records)
     assert await ok.connect("a@127.0.0.1")
+
+
+@pytest.mark.parametrize("spread", [0.0, 0.005, 0.02, 0.06])
+async def test_full_mesh_of_staggered_connects_keeps_one_connection_per_pair(
+    cluster: Cluster, spread: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Every node connects to every other, each call a little later than the last: many
+    connects arrive while the peer's own attempt is mid-handshake or just finished. No
+    attempt fails, no pair connects twice, and no side logs a warning about the races."""
+    size = 14
+    nodes = [await cluster.node(f"m{i}@127.0.0.1") for i in range(size)]
+    managers = [manager for manager, _ in nodes]
+    rng = random.Random(f"mesh-{spread}")
+
+    async def connect(a: ConnectionManager, b: ConnectionManager) -> bool:
+        await asyncio.sleep(rng.uniform(0, spread))
+        return await a.connect(str(b.local_name))
+
+    pairs = [(a, b) for a in managers for b in managers if a is not b]
+    with caplog.at_level(logging.WARNING, logger="beamlink.connection"):
+        results = await asyncio.gather(*(connect(a, b) for a, b in pairs))
+        await asyncio.sleep(0.2)
+    assert [r.message for r in caplog.records] == []
+    outcomes = zip(pairs, results, strict=True)
+    failed = [(a.local_name, b.local_name) for (a, b), ok in outcomes if not ok]
+    assert failed == []
+    for manager, recorder in nodes:
+        others = {m.local_name for m in managers if m is not manager}
+        assert set(manager.connected_nodes()) == others
+        assert sorted(recorder.kinds("up")) == sorted(others), "a pair connected twice"
+        assert recorder.kinds("down") == []
+    for a, b in pairs:
+        info_ab, info_ba = a.peer_info(str(b.local_name)), b.peer_info(str(a.local_name))
+        assert info_ab is not None and info_ba is not None
+        assert info_ab.initiated != info_ba.initiated, "the two ends are different sockets"
+    accepted = established_on(set(cluster.ports.values()))
+    assert accepted == size * (size - 1) // 2, "a losing attempt left its socket open"
+
+
+async def test_connect_during_an_incoming_handshake_waits_for_it(cluster: Cluster) -> None:
+    """OTP's pending state: a peer's handshake in progress is the connection to wait for."""
+    b, rec_b = await cluster.node("b@127.0.0.1")
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        cluster.ports[Atom("a@127.0.0.1")] = closed.getsockname()[1]  # a dial from b fails
+    sock = socket.create_connection(("127.0.0.1", cluster.ports[Atom("b@127.0.0.1")]), timeout=5)
+    loop = asyncio.get_running_loop()
+    hs = Initiator(
+        "a@127.0.0.1",
+        COOKIE,
+        peer_name="b@127.0.0.1",
+        flags=flags.advertised_flags(hidden=False),
+        creation=9,
+    )
+    try:
+        await loop.run_in_executor(None, sock.sendall, hs.data_to_send())
+        while hs.state != "await_ack":
+            data = await loop.run_in_executor(None, sock.recv, 4096)
+            assert data, "closed during the handshake"
+            hs.receive_data(data)
+        connecting = asyncio.create_task(b.connect("a@127.0.0.1"))
+        await asyncio.sleep(0.1)
+        assert not connecting.done(), "b dialled a although a's own attempt was pending"
+        await loop.run_in_executor(None, sock.sendall, hs.data_to_send())
+        while not hs.complete:
+            data = await loop.run_in_executor(None, sock.recv, 4096)
+            assert data, "closed during the handshake"
+            hs.receive_data(data)
+        assert await asyncio.wait_for(connecting, 5)
+        assert b.connected_nodes() == [Atom("a@127.0.0.1")]
+        assert rec_b.kinds("up") == [Atom("a@127.0.0.1")]
+    finally:
+        sock.close()

@@ -183,3 +183,58 @@ def test_garbage_only_raises_frame_error(data: bytes, chunk: int) -> None:
 def test_large_message_round_trip(writer: FrameWriter) -> None:
     big = bytes(range(256)) * 1000
     assert FrameReader().feed(writer.frame(control.send(PID), big)) == [(control.send(PID), big)]
+
+
+def test_many_interleaved_senders_decode_exactly() -> None:
+    """More senders than the reader remembers, interleaved: every control term is right."""
+    senders = [Pid(Atom("a@h.example"), n, 0, 7) for n in range(10)]
+    frames = [
+        (control.reg_send(senders[(i * 7) % 10], Atom(f"to{i % 3}")), (Atom("m"), i))
+        for i in range(200)
+    ]
+    data = b"".join(HEADER.frame(c, m) for c, m in frames)
+    reader = FrameReader()
+    got = []
+    for i in range(0, len(data), 97):
+        got += reader.feed(data[i : i + 97])
+    assert got == frames
+    assert all(type(c[1]) is Pid and c[1].id == f[0][1].id for (c, _), f in zip(got, frames, strict=True))
+
+
+def test_a_remembered_control_term_never_extends_past_its_frame() -> None:
+    """A frame cut inside a control term the reader knows must not borrow the next frame's bytes."""
+    pid = Pid(Atom("a@h.example"), 5, 0, 0)  # its encoding ends with a 0 byte
+    good = HEADER.frame(control.send(pid), 1)
+    ctl = encode(control.send(pid))[1:]
+    assert ctl[-1] == 0
+    cut = struct.pack(">I", 3 + len(ctl) - 1) + b"\x83D\x00" + ctl[:-1]
+    reader = FrameReader()
+    assert reader.feed(good) == [(control.send(pid), 1)]
+    with pytest.raises(FrameError, match="runs past its frame"):
+        reader.feed(cut + good)
+
+
+def test_messages_with_lists_are_fresh_objects_every_time() -> None:
+    message = (Atom("m"), [Atom("a"), 1000])
+    frame = HEADER.frame(control.send(PID), message)
+    reader = FrameReader()
+    got = [m for _c, m in reader.feed(frame * 4)]
+    assert got == [message] * 4
+    assert len({id(m[1]) for m in got}) == 4
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3), terms), min_size=1, max_size=30))
+def test_writer_frames_equal_freshly_encoded_ones(sends: list[tuple[int, int, Any]]) -> None:
+    """The writer's remembered frame heads give the bytes a writer without history gives."""
+    pids = [Pid(Atom("a@h.example"), n, 0, 7) for n in range(4)]
+    names = [Atom(f"n{n}") for n in range(4)]
+    for writer_flags in (flags.MANDATORY, flags.MANDATORY | flags.FRAGMENTS):
+        writer = FrameWriter(writer_flags)
+        for sender, dest, message in sends:
+            for ctl in (
+                control.reg_send(pids[sender], names[dest]),
+                control.send(pids[dest]),
+                control.send_sender(pids[sender], pids[dest]),
+            ):
+                assert writer.frame(ctl, message) == FrameWriter(writer_flags).frame(ctl, message)

@@ -10,7 +10,10 @@ Theory of operation (one ``Topology``, one asyncio task):
    ``connect_timeout``: one slow peer costs at most that timeout, never a stalled loop. A node
    that dropped but is still discovered is reconnected here on the next round.
 4. Sleep ``polling_interval`` (jittered) or until the strategy sets ``wakeup``; then go to 1.
-   Rounds run one after the other in this single task, so two polls never overlap.
+   After a failed poll the next one comes sooner: ``RETRY_INITIAL`` doubling up to the polling
+   interval, so a node whose first poll fails (a DNS timeout while many replicas start) does not
+   wait a whole interval to join. Rounds run one after the other in this single task, so two
+   polls never overlap.
 
 The first poll runs at once on start, so a new node joins every discovered peer within about
 one handshake. ``Cluster`` runs each topology under a supervisor: a crash is logged with its
@@ -52,6 +55,8 @@ from beamlink.cluster.strategies import (
 
 log = logging.getLogger("beamlink.cluster")
 
+RETRY_INITIAL = 0.25  # seconds before the first retry of a failed poll; doubles per failure
+
 StrategyFactory = Callable[[TopologyConfig, StrategyContext], Strategy[Any]]
 
 
@@ -90,27 +95,32 @@ class Topology:
     def _emit(self, event: ClusterEvent) -> None:
         self._events.emit(event)
 
-    def interval(self) -> float:
-        """The next sleep in seconds: ``polling_interval`` spread by +-``jitter``."""
+    def interval(self, failures: int = 0) -> float:
+        """The next sleep in seconds: ``polling_interval`` spread by +-``jitter``; after
+        ``failures`` failed polls in a row, at most ``RETRY_INITIAL * 2 ** (failures - 1)``."""
+        base = self.config.polling_interval / 1000
+        if failures:
+            base = min(base, RETRY_INITIAL * 2 ** (failures - 1))
         spread = self.config.jitter
-        return self.config.polling_interval / 1000 * random.uniform(1 - spread, 1 + spread)
+        return base * random.uniform(1 - spread, 1 + spread)
 
     async def run(self) -> None:
         """Create the strategy and reconcile until cancelled; exceptions are crashes."""
         context = StrategyContext(self.name, self.ops.self_name, self._emit, self.wakeup)
         strategy = self._strategy_factory(self.config, context)
         await strategy.start()
+        failures = 0
         try:
             while True:
-                await self.reconcile(strategy)
+                failures = 0 if await self.reconcile(strategy) else failures + 1
                 self.wakeup.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self.wakeup.wait(), self.interval())
+                    await asyncio.wait_for(self.wakeup.wait(), self.interval(failures))
         finally:
             await strategy.close()
 
-    async def reconcile(self, strategy: Strategy[Any]) -> None:
-        """One round: discover, prune, connect."""
+    async def reconcile(self, strategy: Strategy[Any]) -> bool:
+        """One round: discover, prune, connect; False when discovery failed."""
         started = time.monotonic()
         fresh: Discovery | None
         try:
@@ -140,6 +150,7 @@ class Topology:
         async with self._polled:
             self.polls += 1
             self._polled.notify_all()
+        return fresh is not None
 
     async def _prune(self, keep: frozenset[str], connected: frozenset[str]) -> None:
         vanished = self.managed - keep

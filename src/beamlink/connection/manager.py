@@ -52,6 +52,14 @@ class _Dial:
     )
 
 
+class _Withdrawn(asyncio.Protocol):
+    """Takes a socket whose dial lost a simultaneous connect while its TCP connect was in
+    flight: hangs up before a byte is sent, as OTP does when it kills the losing dialler."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.close()
+
+
 class ConnectionManager:
     """Keeps at most one connection per peer and tells `handler` about them."""
 
@@ -111,6 +119,8 @@ class ConnectionManager:
             return False
         dial = self._dials.get(name)
         if dial is None:
+            if name in self._accepting:
+                return await self._wait_up(name)
             dial = self._dials[name] = _Dial(name)
             asyncio.get_running_loop().create_task(self._dial(dial))
         return await asyncio.shield(dial.result)
@@ -219,9 +229,14 @@ class ConnectionManager:
                 )
             )
             dial.conn = conn
-            await asyncio.wait_for(
-                loop.create_connection(lambda: conn, host, port), self.handshake_timeout
+            transport, _ = await asyncio.wait_for(
+                loop.create_connection(
+                    lambda: _Withdrawn() if dial.superseded else conn, host, port
+                ),
+                self.handshake_timeout,
             )
+            if dial.superseded:
+                transport.abort()
         except Exception as exc:
             if dial.superseded:
                 return await self._wait_up(peer)
@@ -350,11 +365,13 @@ class ConnectionManager:
         log.log(logging.DEBUG if hidden else logging.INFO, "nodedown %s: %s", peer, reason)
         self.handler.on_nodedown(peer, reason)
 
-    def deliver(self, peer: Atom, control: tuple[Any, ...], message: Any) -> None:
-        try:
-            self.handler.on_message(peer, control, message)
-        except Exception:
-            log.exception("handler failed on a message from %s: %r", peer, control)
+    def deliver(self, peer: Atom, frames: list[tuple[tuple[Any, ...], Any]]) -> None:
+        on_message = self.handler.on_message
+        for control, message in frames:
+            try:
+                on_message(peer, control, message)
+            except Exception:
+                log.exception("handler failed on a message from %s: %r", peer, control)
 
     def _log_failure(
         self, peer: Atom | None, conn: DistConnection | None, error: Exception, *, outgoing: bool
@@ -363,6 +380,10 @@ class ConnectionManager:
         if isinstance(error, HandshakeError) and error.status is Status.NOT_ALLOWED:
             code = "not_allowed"
         if self._closing or (code == "refused" and not outgoing):
+            return
+        if not outgoing and isinstance(error, ConnectionError):
+            # The peer hung up mid-handshake: a withdrawn losing attempt or a port probe.
+            log.debug("incoming handshake from %s dropped by the peer: %s", peer, error)
             return
         who = peer or "unknown node"
         where = conn.peer_address if conn is not None else None

@@ -62,8 +62,8 @@ class ConnectionOwner(Protocol):
     def connection_down(self, conn: DistConnection, reason: DownReason) -> None:
         """A connection that was up went down."""
 
-    def deliver(self, peer: Atom, control: tuple[Any, ...], message: Any) -> None:
-        """A message from a connected peer."""
+    def deliver(self, peer: Atom, frames: list[tuple[tuple[Any, ...], Any]]) -> None:
+        """The ``(control, message)`` pairs of one read from a connected peer, in order."""
 
 
 class DistConnection(asyncio.Protocol):
@@ -131,11 +131,9 @@ class DistConnection(asyncio.Protocol):
         except FrameError as exc:
             self.close(DownReason(PROTOCOL_ERROR, str(exc)))
             return
-        peer = self.peer
-        assert peer is not None
-        deliver = self.owner.deliver
-        for control, message in frames:
-            deliver(peer, control, message)
+        if frames:
+            assert self.peer is not None
+            self.owner.deliver(self.peer, frames)
 
     def connection_lost(self, exc: Exception | None) -> None:
         detail = f"socket error: {exc}" if exc else "peer closed the connection"

@@ -19,7 +19,13 @@ waiting for reassembly by `max_reassembly_bytes` in total.
 
 Speed: `FrameReader.feed` extracts every complete frame of a read in one pass, decoding at
 offsets of one immutable buffer (the codec copies anything but `bytes`); only an incomplete
-tail is kept, and joined to the next read.
+tail is kept, and joined to the next read. The control term of a message (SEND, REG_SEND,
+SEND_SENDER, ALIAS_SEND) is byte-identical for every message one sender sends to one
+destination, so the reader remembers the last few such control terms that came more than
+once, with their bytes, and recognises them with one comparison instead of decoding them; the
+message itself goes through `decode_body_exact`, which memoizes small immutable terms.
+`FrameWriter` likewise keeps the encoded frame head (header and control term) of those
+operations.
 """
 
 from __future__ import annotations
@@ -29,8 +35,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from beamlink.dist import flags as dflags
-from beamlink.dist.control import NO_MESSAGE
-from beamlink.etf import DEFAULT_MAX_SIZE, DecodeError, decode_body_from, decode_from, encode
+from beamlink.dist.control import ALIAS_SEND, NO_MESSAGE, REG_SEND, SEND, SEND_SENDER
+from beamlink.etf import (
+    DEFAULT_MAX_SIZE,
+    DecodeError,
+    decode_body_exact,
+    decode_body_from,
+    decode_from,
+    encode,
+)
 
 PASS_THROUGH = 112
 VERSION_MAGIC = 131
@@ -47,6 +60,14 @@ _FRAG = struct.Struct(">QQ")
 _FRAG_HEADER_SIZE = 2 + _FRAG.size  # 131, 69|70, SequenceId, FragmentId
 _HEADER_PREFIX = bytes([VERSION_MAGIC, DIST_HEADER, 0])
 _COPY_LIMIT = 64 * 1024
+
+#: Operations whose control terms are remembered (by both reader and writer): they hold only
+#: the operation, pids, atoms and references, so equal tuples have identical encodings.
+_MESSAGE_OPS = frozenset({SEND, REG_SEND, SEND_SENDER, ALIAS_SEND})
+_RECENT_CONTROLS = 4  # reader: how many recent control terms are recognised by their bytes
+_SEEN_CONTROLS = 64  # reader: how many control terms seen once are remembered as candidates
+_MAX_CONTROL_BYTES = 256
+_WRITER_CACHE_LIMIT = 4096
 
 
 class FrameError(ValueError):
@@ -79,6 +100,10 @@ class FrameReader:
         self._rest = b""
         self._partials: dict[int, _Partial] = {}
         self._pending_bytes = 0
+        # (encoding, control term) of recent message-carrying control terms, newest first,
+        # and the encodings of those seen once (candidates).
+        self._controls: list[tuple[bytes, tuple[Any, ...]]] = []
+        self._seen_controls: set[bytes] = set()
 
     @property
     def buffered(self) -> int:
@@ -103,8 +128,9 @@ class FrameReader:
                 start = pos + 4
                 if length > 3 and buf[start + 1] == DIST_HEADER and buf[start] == VERSION_MAGIC:
                     # The common case with FRAGMENTS agreed: 131, 68, 0 (no atom cache refs).
-                    _check_no_atom_cache(buf[start + 2])
-                    out.append(_decode_pair(buf, start + 3, end, bare=True))
+                    if buf[start + 2]:
+                        _check_no_atom_cache(buf[start + 2])
+                    out.append(self._bare_pair(buf, start + 3, end))
                 else:
                     self._frame(buf, start, end, out)
             pos = end
@@ -114,14 +140,14 @@ class FrameReader:
     def _frame(self, buf: bytes, start: int, end: int, out: list[Frame]) -> None:
         kind = buf[start]
         if kind == PASS_THROUGH:
-            out.append(_decode_pair(buf, start + 1, end, bare=False))
+            out.append(_decode_pair(buf, start + 1, end))
             return
         if kind != VERSION_MAGIC or end - start < 3:
             raise FrameError(f"unknown frame kind {kind} ({end - start} bytes)")
         tag = buf[start + 1]
         if tag == DIST_HEADER:
             _check_no_atom_cache(buf[start + 2])
-            out.append(_decode_pair(buf, start + 3, end, bare=True))
+            out.append(self._bare_pair(buf, start + 3, end))
         elif tag in (DIST_FRAG_HEADER, DIST_FRAG_CONT):
             self._fragment(buf, start, end, tag, out)
         else:
@@ -140,7 +166,7 @@ class FrameReader:
             if seq in self._partials:
                 raise FrameError(f"sequence {seq} started twice")
             if frag_id == 1:
-                out.append(_decode_pair(buf, data_start, end, bare=True))
+                out.append(self._bare_pair(buf, data_start, end))
                 return
             partial = self._partials[seq] = _Partial(next_id=frag_id - 1)
         else:
@@ -162,7 +188,50 @@ class FrameReader:
             del self._partials[seq]
             self._pending_bytes -= partial.size
             whole = b"".join(partial.parts)
-            out.append(_decode_pair(whole, 0, len(whole), bare=True))
+            out.append(self._bare_pair(whole, 0, len(whole)))
+
+    def _bare_pair(self, buf: bytes, start: int, end: int) -> Frame:
+        """Decode ControlTerm [Message] (terms without their 131) in ``buf[start:end]``."""
+        controls = self._controls
+        for index, known in enumerate(controls):
+            if buf.startswith(known[0], start, end):
+                if index:  # most recently used first
+                    controls.insert(0, controls.pop(index))
+                pos = start + len(known[0])
+                control = known[1]
+                break
+        else:
+            try:
+                control, pos = decode_body_from(buf, start)
+            except DecodeError as exc:
+                raise FrameError(f"undecodable term: {exc}") from exc
+            _check_control(control, pos, end)
+            if control[0] in _MESSAGE_OPS and pos - start <= _MAX_CONTROL_BYTES:
+                self._remember(buf[start:pos], control)
+        if pos == end:
+            return control, NO_MESSAGE
+        try:
+            return control, decode_body_exact(buf, pos, end)
+        except DecodeError as exc:
+            raise FrameError(f"undecodable term: {exc}") from exc
+
+    def _remember(self, raw: bytes, control: tuple[Any, ...]) -> None:
+        """Keep a control term seen for the second time among the recent ones, so that one-off
+        terms (the reply of each call goes to a new process) do not push out the streams."""
+        if raw in self._seen_controls:
+            self._controls.insert(0, (raw, control))
+            del self._controls[_RECENT_CONTROLS:]
+            return
+        if len(self._seen_controls) >= _SEEN_CONTROLS:
+            self._seen_controls.clear()
+        self._seen_controls.add(raw)
+
+
+def _check_control(control: Any, pos: int, end: int) -> None:
+    if type(control) is not tuple or not control or type(control[0]) is not int:
+        raise FrameError(f"control message is not a tuple starting with an operation: {control!r}")
+    if pos > end:
+        raise FrameError("control term runs past its frame")
 
 
 def _check_no_atom_cache(count: int) -> None:
@@ -172,29 +241,20 @@ def _check_no_atom_cache(count: int) -> None:
         )
 
 
-def _decode_pair(buf: bytes, start: int, end: int, *, bare: bool) -> Frame:
-    """Decode ControlTerm [Message] in ``buf[start:end]``; ``bare`` terms lack their 131."""
-    decode = decode_body_from if bare else _decode_with_version
+def _decode_pair(buf: bytes, start: int, end: int) -> Frame:
+    """Decode 131 ControlTerm [131 Message] (a pass-through frame) in ``buf[start:end]``."""
+    # The frame size is already bounded, so the buffer's size is the inflation cap.
     try:
-        control, pos = decode(buf, start)
+        control, pos = decode_from(buf, start, max_size=len(buf))
+        _check_control(control, pos, end)
         if pos == end:
-            message: Any = NO_MESSAGE
-        elif pos > end:
-            raise FrameError("control term runs past its frame")
-        else:
-            message, pos = decode(buf, pos)
-            if pos != end:
-                raise FrameError(f"message term ends {pos - end:+d} bytes from its frame's end")
+            return control, NO_MESSAGE
+        message, pos = decode_from(buf, pos, max_size=len(buf))
     except DecodeError as exc:
         raise FrameError(f"undecodable term: {exc}") from exc
-    if type(control) is not tuple or not control or type(control[0]) is not int:
-        raise FrameError(f"control message is not a tuple starting with an operation: {control!r}")
+    if pos != end:
+        raise FrameError(f"message term ends {pos - end:+d} bytes from its frame's end")
     return control, message
-
-
-def _decode_with_version(buf: bytes, pos: int) -> tuple[Any, int]:
-    # The frame size is already bounded, so the buffer's size is the inflation cap.
-    return decode_from(buf, pos, max_size=len(buf))
 
 
 class FrameWriter:
@@ -202,20 +262,28 @@ class FrameWriter:
 
     def __init__(self, agreed_flags: int) -> None:
         self.header_form = bool(agreed_flags & (dflags.FRAGMENTS | dflags.DIST_HDR_ATOM_CACHE))
+        # control term of a message operation -> its frame head (header byte(s) and the term)
+        self._heads: dict[tuple[Any, ...], bytes] = {}
 
     def frame(self, control: tuple[Any, ...], message: Any = NO_MESSAGE) -> bytes:
         """One complete frame (length included), ready to be joined with others in one write."""
-        ctl = encode(control)
-        msg = b"" if message is NO_MESSAGE else encode(message)
+        head = self._heads.get(control) if control[0] in _MESSAGE_OPS else None
+        if head is None:
+            head = self._head(control)
+        if message is NO_MESSAGE:
+            return _U32.pack(len(head)) + head
+        msg = encode(message)
         if not self.header_form:
-            return b"".join((_U32.pack(1 + len(ctl) + len(msg)), b"p", ctl, msg))
-        # Header form: the terms go without their leading 131.
-        length = 2 + len(ctl) + (len(msg) - 1 if msg else 0)
-        return b"".join((_U32.pack(length), _HEADER_PREFIX, ctl[1:], _without_version(msg)))
+            return b"".join((_U32.pack(len(head) + len(msg)), head, msg))
+        # Header form: the message goes without its leading 131 (big ones are not copied).
+        body = memoryview(msg)[1:] if len(msg) > _COPY_LIMIT else msg[1:]
+        return b"".join((_U32.pack(len(head) + len(body)), head, body))
 
-
-def _without_version(term: bytes) -> bytes | memoryview:
-    """`term` minus its leading 131; big terms are sliced with a memoryview, not copied."""
-    if len(term) > _COPY_LIMIT:
-        return memoryview(term)[1:]
-    return term[1:]
+    def _head(self, control: tuple[Any, ...]) -> bytes:
+        ctl = encode(control)
+        head = _HEADER_PREFIX + ctl[1:] if self.header_form else b"p" + ctl
+        if control[0] in _MESSAGE_OPS:
+            if len(self._heads) >= _WRITER_CACHE_LIMIT:
+                self._heads.clear()
+            self._heads[control] = head
+        return head

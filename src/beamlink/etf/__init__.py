@@ -7,8 +7,10 @@ conventions the encoder follows and the safety limits.
 from .decoder import (
     DEFAULT_MAX_DEPTH,
     DEFAULT_MAX_SIZE,
+    MEMO_MAX_BYTES,
     DecodeError,
     decode,
+    decode_body_exact,
     decode_body_from,
     decode_from,
 )
@@ -35,6 +37,7 @@ __all__ = [
     "DEFAULT_MAX_DEPTH",
     "DEFAULT_MAX_SIZE",
     "MAX_ATOM_CHARACTERS",
+    "MEMO_MAX_BYTES",
     "Atom",
     "BitString",
     "Charlist",
@@ -48,6 +51,7 @@ __all__ = [
     "Port",
     "Reference",
     "decode",
+    "decode_body_exact",
     "decode_body_from",
     "decode_from",
     "encode",

@@ -16,7 +16,9 @@ Rules every function keeps:
 
 Speed: ``_sequence`` decodes tuples, lists and maps with the commonest leaf tags (small
 integers, integers, UTF-8 atoms, binaries) inlined. Atoms are cached by their raw encoding and pids
-by theirs; both caches are bounded (cleared when full).
+by theirs (a pid is looked up by its bytes before anything is parsed); `decode_body_exact`
+memoizes small immutable terms that repeat. All caches are bounded (cleared when full) and keyed
+by exact bytes.
 """
 
 from __future__ import annotations
@@ -58,8 +60,10 @@ from .terms import (
 __all__ = [
     "DEFAULT_MAX_DEPTH",
     "DEFAULT_MAX_SIZE",
+    "MEMO_MAX_BYTES",
     "DecodeError",
     "decode",
+    "decode_body_exact",
     "decode_body_from",
     "decode_from",
 ]
@@ -106,8 +110,24 @@ _u32_u8 = struct.Struct(">IB").unpack_from
 _fun_head = struct.Struct(">IB16sII").unpack_from
 _STRUCT_ERRORS = (IndexError, struct.error)
 
+#: Largest term (in bytes) that `decode_body_exact` memoizes.
+MEMO_MAX_BYTES: Final = 96
+
 _atom_cache: dict[bytes, Any] = {}
 _pid_cache: dict[bytes, Pid] = {}
+_SEEN_ONCE: Final = object()  # a `_memo` value: these bytes were decoded once, not memoized
+_memo: dict[bytes, Any] = {}
+# Decoded types whose values are immutable all the way down (tuples are checked element-wise;
+# ImproperList, Map and Fun are left out because they can hold lists).
+_IMMUTABLE_TYPES: Final = frozenset(
+    {Atom, int, bytes, float, bool, Pid, Reference, Port, Charlist, BitString, Export}
+)
+
+
+def _is_immutable(term: Any) -> bool:
+    if type(term) is not tuple:
+        return type(term) in _IMMUTABLE_TYPES
+    return _IMMUTABLE_TYPES.issuperset(map(type, term)) or all(map(_is_immutable, term))
 _BOOLS: Final = {"true": True, "false": False}
 _FLOAT_TEXT = re.compile(rb"[-+]?[0-9]+\.[0-9]+e[-+]?[0-9]+\0*")
 
@@ -278,12 +298,12 @@ def _bit_binary(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
 
 def _string(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
     try:
-        end = pos + 3 + _u16(data, pos + 1)[0]
-    except struct.error:
+        end = pos + 3 + (data[pos + 1] << 8 | data[pos + 2])
+    except IndexError:
         raise _truncated(data[pos], pos) from None
     if end > len(data):
         raise _truncated(data[pos], pos)
-    return Charlist(data[pos + 3 : end].decode("latin-1")), end
+    return Charlist(data[pos + 3 : end], "latin-1"), end
 
 
 # --- containers ------------------------------------------------------------------------------
@@ -419,9 +439,16 @@ def _to_map(items: list[Any], start: int) -> Any:
 
 
 def _pid(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
+    # Where the pid ends if its node is an atom; the slice is only a cache key (see ``_atom``):
+    # bytes equal to a cached, complete encoding are that pid, and a miss checks everything.
     tag = data[pos]
+    tail = 12 if tag == T.NEW_PID_EXT else 9
+    if pos + 2 < len(data) and (data[pos + 1] == SMALL_ATOM_UTF8_EXT or data[pos + 1] == T.SMALL_ATOM_EXT):
+        pid = _pid_cache.get(data[pos : pos + 3 + data[pos + 2] + tail])
+        if pid is not None:
+            return pid, pos + 3 + data[pos + 2] + tail
     node, start = _node(data, pos + 1, tag, pos)
-    end = start + (12 if tag == T.NEW_PID_EXT else 9)
+    end = start + tail
     if end > len(data):
         raise _truncated(tag, pos)
     raw = data[pos:end]
@@ -619,6 +646,40 @@ def decode_body_from(
         return _DISPATCH[data[offset]](data, offset, max_depth)
     except RecursionError:
         raise _stack_exhausted(offset) from None
+
+
+def decode_body_exact(
+    data: bytes, start: int, end: int, *, max_depth: int = DEFAULT_MAX_DEPTH
+) -> Any:
+    """Decode the one term that fills ``data[start:end]`` exactly (tag at ``start``, no version
+    byte); a term ending elsewhere is a ``DecodeError``.
+
+    This is the message decoder of the frame layer, where a term's end is known in advance.
+    A term of up to ``MEMO_MAX_BYTES`` bytes seen a second time is memoized by its bytes if its
+    value is immutable (tuples of atoms, numbers, binaries, pids...; no list or map anywhere):
+    the same message sent again is not decoded again, and the check costs nothing for terms
+    that never repeat.
+    """
+    if type(data) is not bytes:
+        data = bytes(data)
+    if end - start <= MEMO_MAX_BYTES <= max_depth:  # n bytes nest at most n levels deep
+        raw = data[start:end]
+        known = _memo.get(raw)
+        if known is not None and known is not _SEEN_ONCE:
+            return known
+        term, stop = decode_body_from(data, start, max_depth=max_depth)
+        if stop == end:
+            if len(_memo) >= _CACHE_LIMIT:
+                _memo.clear()
+            if known is None:
+                _memo[raw] = _SEEN_ONCE
+            elif _is_immutable(term):
+                _memo[raw] = term
+    else:
+        term, stop = decode_body_from(data, start, max_depth=max_depth)
+    if stop != end:
+        raise DecodeError(f"term at byte {start} ends at byte {stop}, not at {end}")
+    return term
 
 
 def _stack_exhausted(offset: int) -> DecodeError:

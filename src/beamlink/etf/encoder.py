@@ -166,7 +166,7 @@ def _items(items: list[Any] | tuple[Any, ...], out: list[Any]) -> None:
                 out.append(_tag_u32(BINARY_EXT, len(item)))
                 out.append(item)
             elif kind is tuple:  # inline so that each nesting level costs one Python frame
-                out.append(_tuple_header(item))
+                out.append(_SMALL_TUPLES[len(item)] if len(item) < 256 else _tuple_header(item))
                 _items(item, out)
             else:
                 encoder = _ENCODERS.get(kind)
@@ -406,10 +406,14 @@ def encode(term: Any, *, compressed: bool | int = False) -> bytes:
     """
     pieces: list[Any] = [_VERSION]
     try:
-        encoder = _ENCODERS.get(type(term))
-        if encoder is None:
-            encoder = _resolve(term)
-        encoder(term, pieces)
+        if type(term) is tuple and len(term) < 256:  # the shape of most messages
+            pieces.append(_SMALL_TUPLES[len(term)])
+            _items(term, pieces)
+        else:
+            encoder = _ENCODERS.get(type(term))
+            if encoder is None:
+                encoder = _resolve(term)
+            encoder(term, pieces)
     except _Unencodable as exc:
         where = "term" + "".join(reversed(exc.path))
         raise TypeError(

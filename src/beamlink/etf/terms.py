@@ -210,37 +210,70 @@ class BitString(_Value):
 class Pid(_Value):
     """An Erlang process identifier ``<node.id.serial>`` with its node's ``creation``."""
 
-    __slots__ = ("creation", "id", "node", "serial")
+    __slots__ = ("_hash", "creation", "id", "node", "serial")
     node: Atom
     id: int
     serial: int
     creation: int
+    _hash: int
 
     def __init__(self, node: Atom, id: int, serial: int, creation: int) -> None:
-        object.__setattr__(self, "node", Atom(node))
-        object.__setattr__(self, "id", id)
-        object.__setattr__(self, "serial", serial)
-        object.__setattr__(self, "creation", creation)
+        set_ = object.__setattr__
+        set_(self, "node", Atom(node))
+        set_(self, "id", id)
+        set_(self, "serial", serial)
+        set_(self, "creation", creation)
+        # Pids are dict keys on every message (process table, links): hash once.
+        set_(self, "_hash", hash(("Pid", self.node, id, serial, creation)))
 
     def _key(self) -> tuple[Any, ...]:
         return (self.node, self.id, self.serial, self.creation)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other or (
+            type(other) is Pid
+            and self._hash == other._hash
+            and self.id == other.id
+            and self.serial == other.serial
+            and self.creation == other.creation
+            and self.node == other.node
+        )
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 class Reference(_Value):
     """An Erlang reference: node, creation and 1..5 32-bit id words (wire order)."""
 
-    __slots__ = ("creation", "ids", "node")
+    __slots__ = ("_hash", "creation", "ids", "node")
     node: Atom
     creation: int
     ids: tuple[int, ...]
+    _hash: int
 
     def __init__(self, node: Atom, creation: int, ids: tuple[int, ...] | list[int]) -> None:
-        object.__setattr__(self, "node", Atom(node))
-        object.__setattr__(self, "creation", creation)
-        object.__setattr__(self, "ids", tuple(ids))
+        set_ = object.__setattr__
+        set_(self, "node", Atom(node))
+        set_(self, "creation", creation)
+        set_(self, "ids", tuple(ids))
+        # References key the monitor, alias and call tables: hash once.
+        set_(self, "_hash", hash(("Reference", self.node, creation, self.ids)))
 
     def _key(self) -> tuple[Any, ...]:
         return (self.node, self.creation, self.ids)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other or (
+            type(other) is Reference
+            and self._hash == other._hash
+            and self.ids == other.ids
+            and self.creation == other.creation
+            and self.node == other.node
+        )
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 class Port(_Value):

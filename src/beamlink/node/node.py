@@ -31,6 +31,7 @@ from beamlink.dist.names import NodeName, NodeNameError
 from beamlink.epmd import KeptRegistration, keep_registered, port_please
 from beamlink.etf import Atom
 from beamlink.node.errors import NodeStartError, ReceiveTimeout
+from beamlink.node.globalname import GlobalApi, GlobalServer
 from beamlink.node.netkernel import (
     GEN_CALL,
     IS_AUTH,
@@ -112,7 +113,7 @@ async def _host_address(host: str) -> str:
     return str(infos[0][4][0])
 
 
-class Node(RpcApi, ProcessRuntime):
+class Node(GlobalApi, RpcApi, ProcessRuntime):
     """A distributed Erlang node in this Python process; create it with `Node.start`.
 
     Besides the process API of `ProcessRuntime` (``spawn``, ``send``, ``whereis``, ...):
@@ -155,6 +156,7 @@ class Node(RpcApi, ProcessRuntime):
         self._stopped = False
         self.port = 0
         self.rpc_server = RpcServer(self, rpc_allow)
+        self.global_server = GlobalServer(self)
 
     @classmethod
     def start(
@@ -254,6 +256,7 @@ class Node(RpcApi, ProcessRuntime):
         self.system_pid = self.registry.new_pid()
         self.spawn(net_kernel, name=NET_KERNEL)
         self.rpc_server.install()
+        self.global_server.install()
         _running_nodes.append(self)
         log.info("node %s up (port %d, creation %d)", self.name, self.port, creation)
 

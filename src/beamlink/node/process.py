@@ -101,9 +101,10 @@ class Process:
         """
         return await self.mailbox.receive(match, timeout)
 
-    def send(self, dest: Target | Reference, message: Any) -> None:
-        """Send ``message`` to a pid, a local name, ``(name, node)`` or an alias."""
-        self.node.send(dest, message, sender=self.pid)
+    def send(self, dest: Target | Reference, message: Any, *, noconnect: bool = False) -> None:
+        """Send ``message`` to a pid, a local name, ``(name, node)`` or an alias; with
+        ``noconnect``, a message for a node that is not connected is dropped (no auto-connect)."""
+        self.node.send(dest, message, sender=self.pid, noconnect=noconnect)
 
     def link(self, pid: Pid) -> None:
         """Link to ``pid`` (LINK if remote); a dead or unknown target sends us exit ``noproc``."""

@@ -82,7 +82,7 @@ def python_stack(tb: TracebackType | None, skip: int = 0) -> list[Any]:
         code = frame.f_code
         location = [(FILE, Charlist(code.co_filename)), (LINE, line)]
         module = frame.f_globals.get("__name__", "?")
-        stack.append((_atom(str(module)), _atom(code.co_qualname), code.co_argcount, location))
+        stack.append((_atom(str(module)), _atom(getattr(code, "co_qualname", code.co_name)), code.co_argcount, location))
     return stack
 
 
@@ -201,7 +201,7 @@ class RpcServer:
         if head == GEN_CAST and _is_mfa_request(body, (CAST,)):
             self.node.spawn(self.execute_cast, *body[1:4])
         elif body == FEATURES_REQUEST:
-            proc.send(head, (FEATURES_REPLY, self.node.name, FEATURES))
+            proc.send(head, (FEATURES_REPLY, self.node.name, FEATURES), noconnect=True)
         elif _is_mfa_request(body, (CALL,)):
             self._spawn_call(body, lambda value: proc.send(head, (REX, value)))
         elif isinstance(body, tuple) and len(body) == 3 and body[0] in (SBCAST, SEND):

@@ -276,27 +276,45 @@ class ProcessRuntime:
 
     # ------------------------------------------------------------------ sending
 
-    def send(self, dest: Target | Reference, message: Any, *, sender: Pid | None = None) -> None:
+    def send(
+        self,
+        dest: Target | Reference,
+        message: Any,
+        *,
+        sender: Pid | None = None,
+        noconnect: bool = False,
+    ) -> None:
         """Send ``message`` to a pid, a local name, ``(name, node)`` or an alias.
 
         Local delivery is immediate. Remote sends go out as SEND, REG_SEND or ALIAS_SEND,
-        connecting first if needed (the message is dropped if that fails, as in Erlang). A send
-        to a local name nobody holds raises `UnknownName`; ``(name, node)`` never raises.
+        connecting first if needed (the message is dropped if that fails, as in Erlang). With
+        ``noconnect`` (``erlang:send/3``'s option) a remote send to a node that is not connected
+        is dropped instead: system replies use it so a late reply never reconnects a node that
+        was just disconnected. A send to a local name nobody holds raises `UnknownName`;
+        ``(name, node)`` never raises.
         """
+        # Atoms are interned, so equal atoms are the same object: `is` compares them.
         if isinstance(dest, Pid):
             proc = self._pids.get(dest)
             if proc is not None:
                 proc.mailbox.put(message)
-            elif dest.node != self._name:
-                self._remote(dest.node, ctl.send(dest), message)
+            elif dest.node is not self._name:
+                self._remote(dest.node, ctl.send(dest), message, noconnect)
         elif isinstance(dest, tuple):
-            name, node = _as_atom(dest[0]), _as_atom(dest[1])
-            if node == self._name:
+            name = dest[0]
+            node = dest[1]
+            if type(name) is not Atom:
+                name = Atom(name)
+            if type(node) is not Atom:
+                node = Atom(node)
+            if node is self._name:
                 proc = self._names.get(name)
                 if proc is not None:
                     proc.mailbox.put(message)
             else:
-                self._remote(node, ctl.reg_send(sender or self.system_pid, name), message)
+                self._remote(
+                    node, ctl.reg_send(sender or self.system_pid, name), message, noconnect
+                )
         elif isinstance(dest, str):
             proc = self._names.get(_as_atom(dest))
             if proc is None:
@@ -306,19 +324,29 @@ class ProcessRuntime:
             proc = self.registry.aliases.get(dest)
             if proc is not None:
                 proc.mailbox.put(message)
-            elif dest.node != self._name:
-                self._remote(dest.node, ctl.alias_send(sender or self.system_pid, dest), message)
+            elif dest.node is not self._name:
+                self._remote(
+                    dest.node, ctl.alias_send(sender or self.system_pid, dest), message, noconnect
+                )
         else:
             raise TypeError(
                 f"cannot send to {dest!r}: use a Pid, a name, (name, node) or an alias Reference"
             )
 
-    def _remote(self, peer: Atom, control: tuple[Any, ...], message: Any = NO_MESSAGE) -> None:
+    def _remote(
+        self,
+        peer: Atom,
+        control: tuple[Any, ...],
+        message: Any = NO_MESSAGE,
+        noconnect: bool = False,
+    ) -> None:
         queued = self._connecting.get(peer)
         if queued is not None:
             queued.append((control, message))
             return
         if self._send_remote is not None and self._send_remote(peer, control, message):
+            return
+        if noconnect:
             return
         if self._connect_peer is None:
             self.node_down(peer)

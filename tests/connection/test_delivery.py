@@ -1,0 +1,61 @@
+"""Delivery of received frames in batches: a failing handler loses only its own message."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+
+from beamlink.connection import ConnectionManager
+from beamlink.dist import control
+from beamlink.etf import Atom, Pid
+from tests.connection.recorder import Recorder
+
+COOKIE = "deliverycookie"
+
+
+class Picky(Recorder):
+    """Records messages but raises on the message ``bad``."""
+
+    def on_message(self, peer: Atom, control_msg: tuple[Any, ...], message: Any) -> None:
+        if message == Atom("bad"):
+            raise RuntimeError("handler refuses this message")
+        super().on_message(peer, control_msg, message)
+
+
+async def test_a_failing_message_does_not_drop_the_rest_of_its_batch(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ports: dict[Atom, int] = {}
+
+    async def resolve(peer: Atom) -> tuple[str, int]:
+        return "127.0.0.1", ports[peer]
+
+    a_rec, b_rec = Recorder(), Picky()
+    a = ConnectionManager(
+        local_name="a@127.0.0.1", cookie=COOKIE, creation=1, handler=a_rec, resolver=resolve
+    )
+    b = ConnectionManager(
+        local_name="b@127.0.0.1", cookie=COOKIE, creation=2, handler=b_rec, resolver=resolve
+    )
+    try:
+        for manager in (a, b):
+            ports[manager.local_name] = await manager.listen("127.0.0.1", 0)
+        assert await a.connect("b@127.0.0.1")
+        peer = Atom("b@127.0.0.1")
+        to = Pid(peer, 1, 0, 2)
+        sent = [Atom("bad") if i % 10 == 3 else i for i in range(60)]
+        with caplog.at_level(logging.ERROR, logger="beamlink.connection.manager"):
+            for message in sent:  # one loop iteration: one write, delivered in few batches
+                assert a.send(peer, control.send(to), message)
+            expected = [m for m in sent if m != Atom("bad")]
+            await b_rec.wait_for(lambda: len(b_rec.messages) >= len(expected))
+        assert [m for _p, _c, m in b_rec.messages] == expected
+        failures = [r for r in caplog.records if "handler failed" in r.getMessage()]
+        assert len(failures) == sent.count(Atom("bad"))
+        assert a.send(peer, control.send(to), "after")  # the connection is still up
+        await b_rec.wait_for(lambda: len(b_rec.messages) == len(expected) + 1)
+    finally:
+        await a.close()
+        await b.close()
