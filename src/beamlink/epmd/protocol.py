@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 import struct
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Generic, TypeVar
 
 # Default TCP port of EPMD (erl_dist_protocol: "EPMD Protocol").
 EPMD_DEFAULT_PORT: Final = 4369
@@ -261,34 +261,51 @@ def _decode_node(data: bytes, offset: int, where: str) -> tuple[NodeAddress, int
     return NodeAddress(port, node_type, protocol, high, low, name, extra), extra_start + elen
 
 
-class RequestReader:
-    """Server side: parses the one request that opens an EPMD connection."""
+_Message = TypeVar("_Message")
+
+
+class _Reader(Generic[_Message]):
+    """Shared shape of the two readers: buffered bytes, one message, sticky errors."""
+
+    _what = "message"
 
     def __init__(self) -> None:
         self._buffer = bytearray()
         self._done = False
         self._broken: EpmdProtocolError | None = None
 
-    def feed(self, data: bytes) -> None:
-        """Add bytes received from the client."""
-        self._buffer += data
-
-    def next_event(self) -> Request | NeedData:
-        """The request once complete, else ``NEED_DATA``; raises ``EpmdProtocolError``."""
+    def next_event(self) -> _Message | NeedData:
+        """The message once complete, else ``NEED_DATA``; raises ``EpmdProtocolError``
+        (and the same error again on every later call)."""
         if self._broken is not None:
             raise self._broken
+        if self._done:
+            if self._buffer:
+                raise EpmdProtocolError(
+                    f"{len(self._buffer)} unexpected bytes after the {self._what}"
+                )
+            return NEED_DATA
         try:
             return self._parse()
         except EpmdProtocolError as exc:
             self._broken = exc
             raise
 
+    def _parse(self) -> _Message | NeedData:
+        raise NotImplementedError
+
+
+class RequestReader(_Reader["Request"]):
+    """Server side: parses the one request that opens an EPMD connection."""
+
+    _what = "request"
+
+    def feed(self, data: bytes) -> None:
+        """Add bytes received from the client."""
+        self._buffer += data
+
     def _parse(self) -> Request | NeedData:
         buf = self._buffer
-        if self._done:
-            if buf:
-                raise EpmdProtocolError(f"{len(buf)} unexpected bytes after the request")
-            return NEED_DATA
         if len(buf) < 2:
             return NEED_DATA
         (length,) = struct.unpack_from(">H", buf)
@@ -328,18 +345,18 @@ class RequestReader:
         return Alive2Request(node)
 
 
-class ResponseReader:
+class ResponseReader(_Reader["Response"]):
     """Client side: parses EPMD's answer to ``request``.
 
     For NAMES the answer ends when EPMD closes the connection: call ``feed_eof`` then.
     """
 
+    _what = "response"
+
     def __init__(self, request: Request) -> None:
+        super().__init__()
         self._request = request
-        self._buffer = bytearray()
         self._eof = False
-        self._done = False
-        self._broken: EpmdProtocolError | None = None
 
     def feed(self, data: bytes) -> None:
         """Add bytes received from EPMD."""
@@ -351,22 +368,8 @@ class ResponseReader:
         """EPMD closed the connection."""
         self._eof = True
 
-    def next_event(self) -> Response | NeedData:
-        """The response once complete, else ``NEED_DATA``; raises ``EpmdProtocolError``."""
-        if self._broken is not None:
-            raise self._broken
-        try:
-            return self._parse()
-        except EpmdProtocolError as exc:
-            self._broken = exc
-            raise
-
     def _parse(self) -> Response | NeedData:
         buf = self._buffer
-        if self._done:
-            if buf:
-                raise EpmdProtocolError(f"{len(buf)} unexpected bytes after the response")
-            return NEED_DATA
         if isinstance(self._request, NamesRequest):
             response: Response | None = self._parse_names()
         elif isinstance(self._request, PortPlease2Request):
