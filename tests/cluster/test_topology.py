@@ -175,6 +175,31 @@ async def test_prune_on_disconnects_vanished_nodes_only_those_it_manages() -> No
         await cluster.stop(leave=False)
 
 
+async def test_vanished_node_gets_one_round_to_leave_by_itself() -> None:
+    """Pruning waits for a second answer without the node: one that leaves on its own within
+    the round is never disconnected (its global would report the loss to the others)."""
+    membership = MemoryMembership(SELF, reachable={"a@1", "b@2", "c@3"})
+    script = Script()
+    script.set("a@1", "b@2", "c@3")
+    cluster, events = make(script, membership)
+    topology = cluster.topologies["t"]
+    await cluster.start()
+    try:
+        await eventually(lambda: membership.connected == {"a@1", "b@2", "c@3"})
+        script.set("a@1")
+        polls = topology.polls
+        await topology.wait_polls(polls + 1)
+        assert membership.count("disconnect") == 0, "no disconnect after one answer without them"
+        membership.connected.discard("c@3")  # c leaves by itself meanwhile
+        await eventually(lambda: "b@2" not in membership.connected)
+        assert topology.polls >= polls + 2
+        assert [e.node for e in events.of(DisconnectOk)] == ["b@2"]
+        assert membership.count("disconnect", "c@3") == 0
+        assert topology.managed == {"a@1"} and topology.missing == frozenset()
+    finally:
+        await cluster.stop(leave=False)
+
+
 async def test_prune_off_keeps_vanished_nodes() -> None:
     membership = MemoryMembership(SELF, reachable={"a@1", "b@2"})
     script = Script()

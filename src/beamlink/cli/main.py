@@ -60,6 +60,14 @@ def _node_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
+def _metrics_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--metrics-host", help="Address the metrics server listens on (default "
+                                             "0.0.0.0). Env: BEAMLINK_METRICS_HOST.")(fn)
+    return click.option("--metrics-port", type=int, help="Serve Prometheus metrics at "
+                                                         "http://HOST:PORT/metrics. "
+                                                         "Env: BEAMLINK_METRICS_PORT.")(fn)
+
+
 def _settings(**options: Any) -> dict[str, Any]:
     try:
         return node_settings(options)
@@ -72,6 +80,7 @@ def _settings(**options: Any) -> dict[str, Any]:
 @click.option("--config", type=click.Path(dir_okay=False), help="Cluster topologies (TOML). "
                                                                "Env: BEAMLINK_CONFIG.")
 @click.option("--app", help="package.module:attr to run on the node. Env: BEAMLINK_APP.")
+@_metrics_options
 def start(**options: Any) -> None:
     """Run a node in the foreground until SIGINT/SIGTERM, then leave cleanly and exit 0."""
     from beamlink.cli.runner import run_node
@@ -189,6 +198,7 @@ def eval_(expr: str) -> None:
 @_node_options
 @click.option("--config", type=click.Path(dir_okay=False), help="Cluster topologies (TOML).")
 @click.option("--app", help="package.module:attr.")
+@_metrics_options
 def config(**options: Any) -> None:
     """Print the effective configuration and where each value came from."""
     settings = _settings(**options)

@@ -9,6 +9,11 @@ closed, EPMD unregistered).
 Exit status: 0 after a requested stop or when the app's entry point returned; 1 when the app
 crashed (its traceback is logged) or the node could not start (the reason is logged).
 
+With ``--metrics-port`` (or ``BEAMLINK_METRICS_PORT``) the node serves Prometheus metrics at
+``http://HOST:PORT/metrics`` from prometheus_client's global registry: the node's collector, the
+cluster topologies' metrics, the process/platform/GC collectors, and whatever the app registers.
+The server starts once the node is up and stops after it.
+
 ``RELEASE_DISTRIBUTION=none`` runs the app on a local-only node named ``nonode@nohost``: processes,
 GenServers and local calls work, but it neither listens nor registers with EPMD and no topology
 runs, so no other node (nor ``beamlink stop``) can reach it; SIGTERM stops it.
@@ -183,6 +188,20 @@ class ClusterLog:
                              event.topology, event.reason, event.restart_in)
 
 
+def _start_metrics(node: Any, settings: Mapping[str, Setting]) -> Any:
+    from beamlink.node.metrics import METRICS_PATH, serve_metrics
+
+    host = str(settings["metrics_host"].value)
+    port = int(settings["metrics_port"].value)
+    try:
+        server = serve_metrics(node, host=host, port=port)
+    except OSError as exc:
+        raise StartError(f"metrics server on {host}:{port}: {exc}") from None
+    where = f"[{host}]" if ":" in host else host
+    log.info("metrics at http://%s:%d%s", where, server.port, METRICS_PATH)
+    return server
+
+
 def _load_config(settings: Mapping[str, Setting]) -> Any:
     if "config" not in settings:
         return None
@@ -241,13 +260,20 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
         raise StartError(f"node {name}: {exc}") from None
     register_stop_event(stop)
     cluster = None
+    metrics = None
     status = 0
     try:
+        if "metrics_port" in settings:
+            metrics = _start_metrics(node, settings)
         if config is not None:
             from beamlink.cluster.topology import Cluster
 
             cluster = Cluster(node, config, log_events=False)
             cluster.subscribe(ClusterLog())
+            if metrics is not None:
+                from beamlink.cluster.metrics import ClusterMetrics
+
+                cluster.subscribe(ClusterMetrics())
             await cluster.start()
         log.info("node %s running (cookie from %s%s%s)", node.name, settings["cookie"].source,
                  f", topologies {', '.join(config.topologies)}" if config is not None else "",
@@ -259,6 +285,8 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
             await asyncio.wait_for(_shutdown(app, cluster, node), SHUTDOWN_TIMEOUT)
         except asyncio.TimeoutError:
             log.error("shutdown took longer than %.0f s; exiting anyway", SHUTDOWN_TIMEOUT)
+        if metrics is not None:
+            metrics.close()
     return status
 
 

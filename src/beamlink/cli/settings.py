@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_NET_TICKTIME = 60.0
+DEFAULT_METRICS_HOST = "0.0.0.0"
 DISTRIBUTIONS = ("name", "sname", "none")
 
 
@@ -56,7 +57,8 @@ def node_settings(options: Mapping[str, Any], env: Mapping[str, str] | None = No
     """The node-related settings: name, short/long names, cookie, ports, ticktime, config, app.
 
     ``options`` holds the command-line values (None when not given) under the keys ``name``,
-    ``sname``, ``cookie``, ``dist_port``, ``net_ticktime``, ``config``, ``app``, ``hidden``.
+    ``sname``, ``cookie``, ``dist_port``, ``net_ticktime``, ``config``, ``app``, ``hidden``,
+    ``metrics_port``, ``metrics_host``. ``metrics_host`` is only set when ``metrics_port`` is.
     """
     env = os.environ if env is None else env
     out: dict[str, Setting] = {}
@@ -100,6 +102,18 @@ def node_settings(options: Mapping[str, Any], env: Mapping[str, str] | None = No
     if app is not None:
         out["app"] = app
     out["hidden"] = Setting(bool(options.get("hidden")), "--hidden" if options.get("hidden") else "default")
+    metrics_port = _number(
+        _first(options, env, "metrics_port", ("BEAMLINK_METRICS_PORT",)), int, "metrics port"
+    )
+    if metrics_port is not None:
+        if not 0 <= metrics_port.value <= 0xFFFF:
+            raise SettingsError(
+                f"metrics port from {metrics_port.source} must be 0..65535, got {metrics_port.value}"
+            )
+        out["metrics_port"] = metrics_port
+        out["metrics_host"] = _first(options, env, "metrics_host", ("BEAMLINK_METRICS_HOST",)) or (
+            Setting(DEFAULT_METRICS_HOST, "default")
+        )
     return out
 
 

@@ -5,7 +5,11 @@ Theory of operation (one ``Topology``, one asyncio task):
 1. Poll: ``strategy.discover()``. A failure emits ``PollFailure`` and the last good answer stays
    in force; a failure is never read as "no nodes", so it never disconnects anyone.
 2. Prune (only after a fresh answer, only when pruning is on): nodes this topology connected
-   earlier that are neither discovered nor draining are disconnected, concurrently.
+   earlier that are missing (neither discovered nor draining) from two fresh answers in a row
+   are disconnected, concurrently. The round of grace lets a node that is being scaled down
+   leave by itself: disconnecting it while it still talks to the others would make its
+   ``global`` report a lost connection, and overlapping-partition prevention would then
+   disconnect healthy nodes from each other.
 3. Connect every discovered node that is not connected, concurrently, each bounded by
    ``connect_timeout``: one slow peer costs at most that timeout, never a stalled loop. A node
    that dropped but is still discovered is reconnected here on the next round.
@@ -89,6 +93,7 @@ class Topology:
         self.wakeup = asyncio.Event()
         self.last_good: Discovery | None = None
         self.managed: frozenset[str] = frozenset()
+        self.missing: frozenset[str] = frozenset()  # managed, absent from the last fresh answer
         self.polls = 0
         self._polled = asyncio.Condition()
 
@@ -154,8 +159,10 @@ class Topology:
 
     async def _prune(self, keep: frozenset[str], connected: frozenset[str]) -> None:
         vanished = self.managed - keep
-        failed = await _run_all(self._disconnect, vanished & connected)
-        self.managed = (self.managed & keep) | failed
+        due = vanished & self.missing
+        failed = await _run_all(self._disconnect, due & connected)
+        self.managed = (self.managed - due) | failed
+        self.missing = vanished & self.managed
 
     async def _connect_all(self, nodes: frozenset[str]) -> None:
         await _run_all(self._connect, nodes)

@@ -6,6 +6,9 @@ ours is greater we answer ``nok``; otherwise we drop our attempt and answer ``ok
 A peer dialling while we believe it is connected gets ``alive``; if it confirms (``strue``) the
 new connection replaces the old one. `connect` returns True in every case that ends with one
 connection up, including a lost race.
+
+`ConnectionStats` counts what operators watch (attempts, handshake failures by reason,
+nodeup/nodedown, node-wide traffic); the metrics collector reads it at scrape time.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 
 from beamlink.connection.events import (
     DISCONNECTED,
+    PROTOCOL_ERROR,
     REPLACED,
     SHUTDOWN,
     AddressResolver,
@@ -26,7 +30,7 @@ from beamlink.connection.events import (
     DownReason,
     PeerInfo,
 )
-from beamlink.connection.protocol import DistConnection
+from beamlink.connection.protocol import DistConnection, TrafficCounters
 from beamlink.dist import flags as dflags
 from beamlink.dist.control import NO_MESSAGE
 from beamlink.dist.frames import DEFAULT_MAX_FRAME_SIZE
@@ -50,6 +54,58 @@ class _Dial:
     result: asyncio.Future[bool] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+
+
+OUTGOING = "out"
+INCOMING = "in"
+
+
+class ConnectionStats:
+    """Counters of one manager; plain integers and small dicts with bounded keys.
+
+    ``attempts[direction]`` (``"out"``: dials, ``"in"``: accepted sockets);
+    ``handshake_failures[(direction, reason)]`` with the reasons of `failure_reason`;
+    ``nodeups[hidden]``; ``nodedowns[kind]`` (the `DownReason` kinds); ``traffic``: every
+    connection's bytes and frames, also of connections that are gone.
+    """
+
+    __slots__ = ("attempts", "handshake_failures", "nodedowns", "nodeups", "traffic")
+
+    def __init__(self) -> None:
+        self.attempts: dict[str, int] = {OUTGOING: 0, INCOMING: 0}
+        self.handshake_failures: dict[tuple[str, str], int] = {}
+        self.nodeups: dict[bool, int] = {False: 0, True: 0}
+        self.nodedowns: dict[str, int] = {}
+        self.traffic = TrafficCounters()
+
+
+def failure_reason(error: Exception) -> str:
+    """A short, bounded name for why a connection attempt failed.
+
+    A `HandshakeError`'s code (``bad_cookie``, ``malformed``, ``refused``...; ``not_allowed``
+    when the peer answered that), ``timeout``, ``connection_refused``, ``closed`` (the peer hung
+    up), ``socket_error`` or ``other``. A failed address lookup (EPMD) is ``unresolved``; that
+    one is decided by the caller, which knows the lookup failed.
+    """
+    if isinstance(error, HandshakeError):
+        return "not_allowed" if error.status is Status.NOT_ALLOWED else error.code
+    if isinstance(error, (TimeoutError, asyncio.TimeoutError)):
+        return "timeout"
+    if isinstance(error, ConnectionRefusedError):
+        return "connection_refused"
+    if isinstance(error, ConnectionError):
+        return "closed"
+    if isinstance(error, OSError):
+        return "socket_error"
+    return "other"
+
+
+class _Unresolved(Exception):
+    """The resolver could not tell where a peer listens (wraps its error)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error) or type(error).__name__)
+        self.error = error
 
 
 class _Withdrawn(asyncio.Protocol):
@@ -101,6 +157,7 @@ class ConnectionManager:
         self._up_waiters: dict[Atom, list[asyncio.Future[bool]]] = {}
         self._refusals = RateLimiter(interval=60.0)
         self._closing = False
+        self.stats = ConnectionStats()
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -151,6 +208,10 @@ class ConnectionManager:
             if not (visible_only and conn.info is not None and conn.info.hidden)
         ]
 
+    def connections(self) -> list[DistConnection]:
+        """The connections that are up (hidden ones included)."""
+        return list(self._up.values())
+
     def peer_info(self, peer: str) -> PeerInfo | None:
         """What was agreed with a connected peer."""
         conn = self._up.get(Atom(peer))
@@ -185,11 +246,13 @@ class ConnectionManager:
             net_ticktime=self.net_ticktime,
             handshake_timeout=self.handshake_timeout,
             max_frame_size=self.max_frame_size,
+            totals=self.stats.traffic,
         )
         self._handshaking.add(conn)
         return conn
 
     def _accepted(self) -> DistConnection:
+        self.stats.attempts[INCOMING] += 1
         return self._new_connection(
             Acceptor(
                 self.local_name,
@@ -213,8 +276,12 @@ class ConnectionManager:
     async def _attempt(self, dial: _Dial) -> bool:
         peer = dial.peer
         loop = asyncio.get_running_loop()
+        self.stats.attempts[OUTGOING] += 1
         try:
-            host, port = await asyncio.wait_for(self.resolver(peer), self.handshake_timeout)
+            try:
+                host, port = await asyncio.wait_for(self.resolver(peer), self.handshake_timeout)
+            except Exception as exc:
+                raise _Unresolved(exc) from exc
             if dial.superseded:
                 return await self._wait_up(peer)
             conn = self._new_connection(
@@ -280,10 +347,11 @@ class ConnectionManager:
         if self._closing:
             return Status.NOT_ALLOWED
         if self.allow is not None and not self.allow(name):
+            self._count_failure(INCOMING, "not_allowed")
             self._refusals.log(
                 log,
                 logging.WARNING,
-                ("in", name, "not_allowed"),
+                (INCOMING, name, "not_allowed"),
                 "refused connection from %s: not in the allowed nodes",
                 name,
             )
@@ -320,6 +388,7 @@ class ConnectionManager:
         if old is not None:
             old.close(DownReason(REPLACED, "the peer reconnected"))
         self._up[peer] = conn
+        self.stats.nodeups[info.hidden] += 1
         log.log(
             logging.DEBUG if info.hidden else logging.INFO,
             "nodeup %s (%s, %s)",
@@ -361,8 +430,15 @@ class ConnectionManager:
         if peer is None or self._up.get(peer) is not conn:
             return
         del self._up[peer]
+        nodedowns = self.stats.nodedowns
+        nodedowns[reason.kind] = nodedowns.get(reason.kind, 0) + 1
         hidden = conn.info is not None and conn.info.hidden
-        log.log(logging.DEBUG if hidden else logging.INFO, "nodedown %s: %s", peer, reason)
+        # A peer breaking the protocol is worth a warning even when hidden; it had to pass the
+        # cookie check first, so these lines cannot come faster than handshakes.
+        level = logging.DEBUG if hidden else logging.INFO
+        if reason.kind == PROTOCOL_ERROR:
+            level = logging.WARNING
+        log.log(level, "nodedown %s: %s", peer, reason)
         self.handler.on_nodedown(peer, reason)
 
     def deliver(self, peer: Atom, frames: list[tuple[tuple[Any, ...], Any]]) -> None:
@@ -373,18 +449,27 @@ class ConnectionManager:
             except Exception:
                 log.exception("handler failed on a message from %s: %r", peer, control)
 
+    def _count_failure(self, direction: str, reason: str) -> None:
+        failures = self.stats.handshake_failures
+        key = (direction, reason)
+        failures[key] = failures.get(key, 0) + 1
+
     def _log_failure(
         self, peer: Atom | None, conn: DistConnection | None, error: Exception, *, outgoing: bool
     ) -> None:
-        code = error.code if isinstance(error, HandshakeError) else type(error).__name__
-        if isinstance(error, HandshakeError) and error.status is Status.NOT_ALLOWED:
-            code = "not_allowed"
+        """Count and log (rate-limited) a failed attempt; refusals we chose (lost races) and
+        peers hanging up on an incoming handshake (withdrawn attempts, port probes) are not
+        failures."""
+        if isinstance(error, _Unresolved):
+            code, error = "unresolved", error.error
+        else:
+            code = failure_reason(error)
         if self._closing or (code == "refused" and not outgoing):
             return
         if not outgoing and isinstance(error, ConnectionError):
-            # The peer hung up mid-handshake: a withdrawn losing attempt or a port probe.
             log.debug("incoming handshake from %s dropped by the peer: %s", peer, error)
             return
+        self._count_failure(OUTGOING if outgoing else INCOMING, code)
         who = peer or "unknown node"
         where = conn.peer_address if conn is not None else None
         address = f" ({where[0]}:{where[1]})" if where else ""
@@ -392,7 +477,7 @@ class ConnectionManager:
             self._refusals.log(
                 log,
                 logging.WARNING,
-                ("out", who, code),
+                (OUTGOING, who, code),
                 "connection to %s%s failed: %s",
                 who,
                 address,
@@ -402,7 +487,7 @@ class ConnectionManager:
             self._refusals.log(
                 log,
                 logging.WARNING,
-                ("in", who, code),
+                (INCOMING, who, code),
                 "refused connection from %s%s: %s",
                 who,
                 address,

@@ -11,6 +11,10 @@ checks in a row, the peer is down (`TICK_TIMEOUT`). A silent peer is therefore d
 
 Writes: `send` encodes at once and queues the frame; one callback per loop iteration joins
 everything queued and calls `transport.write` once.
+
+Traffic is counted per read and per write (never per message): bytes (handshake and ticks
+included) and frames (distribution messages, ticks excluded), in the connection's own
+`TrafficCounters` and in the owner's node-wide ones.
 """
 
 from __future__ import annotations
@@ -42,6 +46,18 @@ from beamlink.etf import Atom
 log = logging.getLogger(__name__)
 
 TICKS_PER_TICKTIME = 4
+
+
+class TrafficCounters:
+    """Bytes and frames received and sent; plain integers that only grow."""
+
+    __slots__ = ("bytes_in", "bytes_out", "frames_in", "frames_out")
+
+    def __init__(self) -> None:
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.frames_in = 0
+        self.frames_out = 0
 
 
 class ConnectionOwner(Protocol):
@@ -77,8 +93,11 @@ class DistConnection(asyncio.Protocol):
         net_ticktime: float,
         handshake_timeout: float,
         max_frame_size: int,
+        totals: TrafficCounters | None = None,
     ) -> None:
         self.owner = owner
+        self.traffic = TrafficCounters()
+        self._totals = TrafficCounters() if totals is None else totals
         self.handshake: Initiator | Acceptor | None = handshake
         self.initiated = isinstance(handshake, Initiator)
         self.peer: Atom | None = (
@@ -121,10 +140,16 @@ class DistConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._finished:
             return
+        size = len(data)
+        self.traffic.bytes_in += size
+        self._totals.bytes_in += size
         reader = self._reader
         if reader is None:
             self._handshake_data(data)
-            return
+        else:
+            self._frames_received(reader, data)
+
+    def _frames_received(self, reader: FrameReader, data: bytes) -> None:
         self._read_count += 1
         try:
             frames = reader.feed(data)
@@ -132,6 +157,9 @@ class DistConnection(asyncio.Protocol):
             self.close(DownReason(PROTOCOL_ERROR, str(exc)))
             return
         if frames:
+            count = len(frames)
+            self.traffic.frames_in += count
+            self._totals.frames_in += count
             assert self.peer is not None
             self.owner.deliver(self.peer, frames)
 
@@ -182,7 +210,12 @@ class DistConnection(asyncio.Protocol):
     def _write_handshake(self, hs: Initiator | Acceptor) -> None:
         out = hs.data_to_send()
         if out and self.transport is not None:
+            self._count_written(len(out))
             self.transport.write(out)
+
+    def _count_written(self, size: int) -> None:
+        self.traffic.bytes_out += size
+        self._totals.bytes_out += size
 
     def _handshake_timed_out(self) -> None:
         self._fail_handshake(TimeoutError(f"handshake not done within {self.handshake_timeout}s"))
@@ -207,13 +240,13 @@ class DistConnection(asyncio.Protocol):
             version=event.version,
             initiated=self.initiated,
         )
-        self._reader = FrameReader(max_frame_size=self.max_frame_size)
+        reader = self._reader = FrameReader(max_frame_size=self.max_frame_size)
         self._writer = FrameWriter(event.flags)
         if not self.owner.handshake_done(self, self.info):
             return
         self._timer = self._loop.call_later(self.net_ticktime / TICKS_PER_TICKTIME, self._tick)
         if trailing:
-            self.data_received(trailing)
+            self._frames_received(reader, trailing)
 
     # -- connected ------------------------------------------------------------------------------
 
@@ -229,10 +262,16 @@ class DistConnection(asyncio.Protocol):
 
     def _flush(self) -> None:
         self._flush_scheduled = False
-        if self._out and not self._finished and self.transport is not None:
-            self.transport.write(b"".join(self._out))
+        out = self._out
+        if out and not self._finished and self.transport is not None:
+            data = b"".join(out)
+            count = len(out)
+            self.traffic.frames_out += count
+            self._totals.frames_out += count
+            self._count_written(len(data))
+            self.transport.write(data)
             self._write_count += 1
-        self._out.clear()
+        out.clear()
 
     def _tick(self) -> None:
         if self._finished:
@@ -246,6 +285,7 @@ class DistConnection(asyncio.Protocol):
             self._silent_checks = 0
             self._seen_read = self._read_count
         if self._write_count == self._seen_write and not self._out and self.transport is not None:
+            self._count_written(len(TICK))
             self.transport.write(TICK)
             self._write_count += 1
         self._seen_write = self._write_count

@@ -18,9 +18,10 @@ using them broke the protocol. Memory is bounded: one frame by `max_frame_size`,
 waiting for reassembly by `max_reassembly_bytes` in total.
 
 Speed: `FrameReader.feed` extracts every complete frame of a read in one pass, decoding at
-offsets of one immutable buffer (the codec copies anything but `bytes`); only an incomplete
-tail is kept, and joined to the next read. The control term of a message (SEND, REG_SEND,
-SEND_SENDER, ALIAS_SEND) is byte-identical for every message one sender sends to one
+offsets of one immutable buffer (the codec copies anything but `bytes`). An incomplete tail is
+kept as a list of reads joined once, when the frame it belongs to is complete, so a big frame
+arriving in many reads costs linear time, not quadratic. The control term of a message (SEND,
+REG_SEND, SEND_SENDER, ALIAS_SEND) is byte-identical for every message one sender sends to one
 destination, so the reader remembers the last few such control terms that came more than
 once, with their bytes, and recognises them with one comparison instead of decoding them; the
 message itself goes through `decode_body_exact`, which memoizes small immutable terms.
@@ -30,6 +31,7 @@ operations.
 
 from __future__ import annotations
 
+import reprlib
 import struct
 from dataclasses import dataclass, field
 from typing import Any
@@ -97,7 +99,9 @@ class FrameReader:
     ) -> None:
         self.max_frame_size = max_frame_size
         self.max_reassembly_bytes = max_reassembly_bytes
-        self._rest = b""
+        self._rest: list[bytes] = []  # reads holding an incomplete frame
+        self._rest_size = 0
+        self._rest_needed = 0  # bytes the incomplete frame needs (4 while its length is unknown)
         self._partials: dict[int, _Partial] = {}
         self._pending_bytes = 0
         # (encoding, control term) of recent message-carrying control terms, newest first,
@@ -108,21 +112,30 @@ class FrameReader:
     @property
     def buffered(self) -> int:
         """Bytes received but not yet part of a complete frame or message."""
-        return len(self._rest) + self._pending_bytes
+        return self._rest_size + self._pending_bytes
 
     def feed(self, data: bytes) -> list[Frame]:
         """Add received bytes; return the messages of every frame they completed."""
-        buf = self._rest + data if self._rest else bytes(data)
+        if self._rest:
+            self._rest.append(data)
+            self._rest_size += len(data)
+            if self._rest_size < self._rest_needed:
+                return []
+            buf = b"".join(self._rest)
+        else:
+            buf = bytes(data)
         out: list[Frame] = []
         pos = 0
         size = len(buf)
         max_frame = self.max_frame_size
+        needed = 4
         while size - pos >= 4:
             (length,) = _U32.unpack_from(buf, pos)
             if length > max_frame:
                 raise FrameError(f"frame of {length} bytes exceeds the limit of {max_frame}")
             end = pos + 4 + length
             if end > size:
+                needed = 4 + length
                 break
             if length:
                 start = pos + 4
@@ -134,7 +147,9 @@ class FrameReader:
                 else:
                     self._frame(buf, start, end, out)
             pos = end
-        self._rest = buf[pos:] if pos < size else b""
+        self._rest = [buf[pos:]] if pos < size else []
+        self._rest_size = size - pos
+        self._rest_needed = needed
         return out
 
     def _frame(self, buf: bytes, start: int, end: int, out: list[Frame]) -> None:
@@ -229,7 +244,9 @@ class FrameReader:
 
 def _check_control(control: Any, pos: int, end: int) -> None:
     if type(control) is not tuple or not control or type(control[0]) is not int:
-        raise FrameError(f"control message is not a tuple starting with an operation: {control!r}")
+        raise FrameError(
+            "control message is not a tuple starting with an operation: " + reprlib.repr(control)
+        )
     if pos > end:
         raise FrameError("control term runs past its frame")
 

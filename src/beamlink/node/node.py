@@ -153,6 +153,7 @@ class Node(GlobalApi, RpcApi, ProcessRuntime):
         self.node_monitors = NodeMonitors()
         self._hidden_peers: set[Atom] = set()
         self._registration: KeptRegistration | None = None
+        self.epmd_reregistrations = 0
         self._stopped = False
         self.port = 0
         self.rpc_server = RpcServer(self, rpc_allow)
@@ -260,7 +261,13 @@ class Node(GlobalApi, RpcApi, ProcessRuntime):
         _running_nodes.append(self)
         log.info("node %s up (port %d, creation %d)", self.name, self.port, creation)
 
+    @property
+    def registration(self) -> KeptRegistration | None:
+        """The EPMD registration kept by this node (None without EPMD: fixed port, client only)."""
+        return self._registration
+
     def _creation_changed(self, creation: int) -> None:
+        self.epmd_reregistrations += 1
         log.info(
             "%s registered again with EPMD (creation %d); pids keep creation %d",
             self.name,

@@ -22,6 +22,9 @@ non-BEAM callers use (``{From, {call, M, F, A, GL}}``, ``gen_server:call(rex, {c
 
 The called code runs on the node's event loop: a blocking function blocks the node (wrap it with
 ``asyncio.to_thread``).
+
+`RpcServer.served` counts the calls by kind (``call``, ``cast``) and outcome (``return``,
+``throw``, ``exit``, ``error``) for metrics.
 """
 
 from __future__ import annotations
@@ -159,6 +162,13 @@ class RpcServer:
     ) -> None:
         self.node = node
         self.resolver = ModuleResolver(allow, modules)
+        self.served: dict[tuple[str, str], int] = {}
+
+    async def _apply(self, kind: str, proc: Any, module: Any, function: Any, args: Any) -> Outcome:
+        outcome = await apply(self.resolver, self.node, proc, module, function, args)
+        key = (kind, str(outcome[0]))
+        self.served[key] = self.served.get(key, 0) + 1
+        return outcome
 
     def install(self) -> None:
         """Register the erpc spawn services on the node and start ``rex``."""
@@ -168,13 +178,13 @@ class RpcServer:
 
     async def execute_call(self, proc: Any, res: Any, module: Any, function: Any, args: Any) -> None:
         """The body of a process spawned for ``erpc:execute_call/4``: exits with the result."""
-        outcome = await apply(self.resolver, self.node, proc, module, function, args)
+        outcome = await self._apply("call", proc, module, function, args)
         raise ProcessExit(erpc_exit_reason(res, outcome))
 
     async def execute_cast(self, proc: Any, module: Any, function: Any, args: Any) -> None:
         """The body of a process spawned for ``erpc:execute_cast/3``: ends the way
         ``erpc:execute_cast`` does (errors as ``{exception, {Reason, Stack}}``)."""
-        outcome = await apply(self.resolver, self.node, proc, module, function, args)
+        outcome = await self._apply("cast", proc, module, function, args)
         if outcome[0] == EXIT:
             raise ProcessExit(outcome[1])
         if outcome[0] == THROW:
@@ -209,7 +219,7 @@ class RpcServer:
 
     def _spawn_call(self, request: tuple[Any, ...], answer: Any) -> None:
         async def run(proc: Any) -> None:
-            answer(rpc_reply(await apply(self.resolver, self.node, proc, *request[1:4])))
+            answer(rpc_reply(await self._apply("call", proc, *request[1:4])))
 
         self.node.spawn(run)
 

@@ -13,6 +13,8 @@ Theory of operation:
 - Exit signals between local processes go through one queue drained in a loop, so a chain of
   linked processes dying never recurses.
 - SEND/REG_SEND to a local process is the hot path: a dict lookup and a mailbox append.
+- Counters for metrics are plain integer attributes (``delivered_remote``, ``delivered_local``,
+  ``dropped``) bumped where a message lands or is dropped; nothing else runs per message.
 
 This runtime knows nothing about sockets; `beamlink.node.node.Node` extends it with a
 ConnectionManager, EPMD and the public node API.
@@ -24,6 +26,7 @@ import asyncio
 import contextvars
 import itertools
 import logging
+import reprlib
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final
@@ -31,6 +34,7 @@ from typing import Any, Final
 from beamlink.dist import control as ctl
 from beamlink.dist.control import NO_MESSAGE
 from beamlink.etf import Atom, Charlist, Pid, Reference
+from beamlink.logs import RateLimiter
 from beamlink.node.errors import ProcessExit, UnknownName
 from beamlink.node.process import Monitor, Process, Target, Watcher
 from beamlink.node.registry import Registry
@@ -132,6 +136,13 @@ class ProcessRuntime:
         self._draining = False
         self._unlink_ids = itertools.count(1)
         self.system_pid = self.registry.new_pid()
+        # Messages put in a local mailbox, from peers and from this node; messages to a local
+        # pid, name or alias that does not exist (dropped, as in Erlang).
+        self.delivered_remote = 0
+        self.delivered_local = 0
+        self.dropped = 0
+        # One "malformed control message" line per peer per interval: no peer floods the log.
+        self._malformed = RateLimiter(interval=10.0)
         self._handlers: dict[int, Callable[[Atom, tuple[Any, ...], Any], None]] = {
             ctl.LINK: self._on_link,
             ctl.EXIT: self._on_exit,
@@ -298,8 +309,11 @@ class ProcessRuntime:
             proc = self._pids.get(dest)
             if proc is not None:
                 proc.mailbox.put(message)
+                self.delivered_local += 1
             elif dest.node is not self._name:
                 self._remote(dest.node, ctl.send(dest), message, noconnect)
+            else:
+                self.dropped += 1
         elif isinstance(dest, tuple):
             name = dest[0]
             node = dest[1]
@@ -311,6 +325,9 @@ class ProcessRuntime:
                 proc = self._names.get(name)
                 if proc is not None:
                     proc.mailbox.put(message)
+                    self.delivered_local += 1
+                else:
+                    self.dropped += 1
             else:
                 self._remote(
                     node, ctl.reg_send(sender or self.system_pid, name), message, noconnect
@@ -320,14 +337,18 @@ class ProcessRuntime:
             if proc is None:
                 raise UnknownName(f"no process is registered as {dest!r} on {self._name}")
             proc.mailbox.put(message)
+            self.delivered_local += 1
         elif isinstance(dest, Reference):
             proc = self.registry.aliases.get(dest)
             if proc is not None:
                 proc.mailbox.put(message)
+                self.delivered_local += 1
             elif dest.node is not self._name:
                 self._remote(
                     dest.node, ctl.alias_send(sender or self.system_pid, dest), message, noconnect
                 )
+            else:
+                self.dropped += 1
         else:
             raise TypeError(
                 f"cannot send to {dest!r}: use a Pid, a name, (name, node) or an alias Reference"
@@ -600,10 +621,16 @@ class ProcessRuntime:
                 proc = self._pids.get(control[2])
                 if proc is not None:
                     proc.mailbox.put(message)
+                    self.delivered_remote += 1
+                else:
+                    self.dropped += 1
             elif op == ctl.REG_SEND:
                 proc = self._names.get(control[3])
                 if proc is not None:
                     proc.mailbox.put(message)
+                    self.delivered_remote += 1
+                else:
+                    self.dropped += 1
             else:
                 handler = self._handlers.get(op)
                 if handler is not None:
@@ -611,22 +638,31 @@ class ProcessRuntime:
                 else:
                     log.debug("ignored control message %r from %s", control, peer)
         except (IndexError, TypeError, ValueError, AttributeError) as exc:
-            log.warning("malformed control message %r from %s: %s", control, peer, exc)
+            self._malformed.log(
+                log,
+                logging.WARNING,
+                peer,
+                "malformed control message %s from %s: %s",
+                reprlib.repr(control),
+                peer,
+                exc,
+            )
+
+    def _deliver_remote(self, proc: Process | None, message: Any) -> None:
+        if proc is not None:
+            proc.mailbox.put(message)
+            self.delivered_remote += 1
+        else:
+            self.dropped += 1
 
     def _on_send(self, peer: Atom, control: tuple[Any, ...], message: Any) -> None:
-        proc = self._pids.get(control[2])
-        if proc is not None:
-            proc.mailbox.put(message)
+        self._deliver_remote(self._pids.get(control[2]), message)
 
     def _on_reg_send(self, peer: Atom, control: tuple[Any, ...], message: Any) -> None:
-        proc = self._names.get(control[3])
-        if proc is not None:
-            proc.mailbox.put(message)
+        self._deliver_remote(self._names.get(control[3]), message)
 
     def _on_alias_send(self, peer: Atom, control: tuple[Any, ...], message: Any) -> None:
-        proc = self.registry.aliases.get(control[2])
-        if proc is not None:
-            proc.mailbox.put(message)
+        self._deliver_remote(self.registry.aliases.get(control[2]), message)
 
     def _on_link(self, peer: Atom, control: tuple[Any, ...], message: Any) -> None:
         _, sender, to = control

@@ -1,0 +1,267 @@
+"""Prometheus metrics of a running node: a collector that reads the node's counters at scrape
+time, and a small HTTP server for ``/metrics``.
+
+Nothing here runs per message: the connection layer and the runtime bump plain integers
+(`ConnectionStats`, the runtime's ``delivered_remote``...), and `NodeCollector.collect` turns them into metric
+families when Prometheus scrapes. The HTTP server answers on its own threads, so a scrape only
+reads: integers, lengths of containers, and lists copied in one step (atomic under the GIL), never
+a container the event loop could change while it is iterated.
+
+Labels are bounded: directions, reasons and kinds are fixed sets; ``peer`` labels exist only
+for the peers connected right now (their counters start at 0 with each new connection, which
+Prometheus treats as a counter reset); node-wide totals keep counting across connections.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Iterator
+from socketserver import ThreadingMixIn
+from typing import TYPE_CHECKING, Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import REGISTRY, CollectorRegistry, make_wsgi_app
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from beamlink import __version__
+
+if TYPE_CHECKING:
+    from beamlink.node.node import Node
+
+log = logging.getLogger(__name__)
+
+PREFIX = "beamlink"
+METRICS_PATH = "/metrics"
+
+
+def _visibility(hidden: bool) -> str:
+    return "hidden" if hidden else "visible"
+
+
+class NodeCollector(Collector):
+    """The metrics of one `Node`; register it: ``registry.register(NodeCollector(node))``."""
+
+    def __init__(self, node: Node, prefix: str = PREFIX) -> None:
+        self.node = node
+        self.prefix = prefix
+
+    def collect(self) -> Iterator[Metric]:
+        yield from self._node()
+        yield from self._connections()
+        yield from self._traffic()
+        yield from self._processes()
+        yield from self._rpc()
+        yield from self._epmd()
+
+    def _name(self, name: str) -> str:
+        return f"{self.prefix}_{name}"
+
+    def _node(self) -> Iterator[Metric]:
+        node = self.node
+        info = InfoMetricFamily(self._name("node"), "This node: name, beamlink version, hidden.")
+        info.add_metric(
+            [],
+            {"name": str(node.name), "version": __version__, "hidden": str(node.hidden).lower()},
+        )
+        yield info
+        creation = GaugeMetricFamily(
+            self._name("node_creation"), "The creation in this node's pids and references."
+        )
+        creation.add_metric([], node.creation)
+        yield creation
+
+    def _connections(self) -> Iterator[Metric]:
+        manager = self.node.manager
+        stats = manager.stats
+        connected = GaugeMetricFamily(
+            self._name("connected_nodes"), "Nodes connected now.", labels=["visibility"]
+        )
+        connections = manager.connections()
+        hidden = sum(1 for conn in connections if conn.info is not None and conn.info.hidden)
+        connected.add_metric(["visible"], len(connections) - hidden)
+        connected.add_metric(["hidden"], hidden)
+        yield connected
+        nodeups = CounterMetricFamily(
+            self._name("nodeup"), "Connections that came up.", labels=["visibility"]
+        )
+        for is_hidden, count in list(stats.nodeups.items()):
+            nodeups.add_metric([_visibility(is_hidden)], count)
+        yield nodeups
+        nodedowns = CounterMetricFamily(
+            self._name("nodedown"),
+            "Connections that went down, by reason (closed, tick_timeout, protocol_error, "
+            "disconnected, replaced, shutdown).",
+            labels=["reason"],
+        )
+        for reason, count in sorted(stats.nodedowns.items()):
+            nodedowns.add_metric([reason], count)
+        yield nodedowns
+        attempts = CounterMetricFamily(
+            self._name("connection_attempts"),
+            "Connection attempts: dials (out) and accepted sockets (in).",
+            labels=["direction"],
+        )
+        for direction, count in list(stats.attempts.items()):
+            attempts.add_metric([direction], count)
+        yield attempts
+        failures = CounterMetricFamily(
+            self._name("handshake_failures"),
+            "Failed connection attempts by direction and reason (bad_cookie, not_allowed, "
+            "timeout, unresolved, connection_refused, malformed, ...).",
+            labels=["direction", "reason"],
+        )
+        for (direction, reason), count in sorted(stats.handshake_failures.items()):
+            failures.add_metric([direction, reason], count)
+        yield failures
+
+    def _traffic(self) -> Iterator[Metric]:
+        manager = self.node.manager
+        totals = manager.stats.traffic
+        peers = [(conn.peer, conn.traffic) for conn in manager.connections()]
+        for field, name, what in (
+            ("bytes_in", "received_bytes", "Bytes received from other nodes"),
+            ("bytes_out", "sent_bytes", "Bytes sent to other nodes"),
+            ("frames_in", "received_frames", "Distribution messages received"),
+            ("frames_out", "sent_frames", "Distribution messages sent"),
+        ):
+            family = CounterMetricFamily(
+                self._name(f"dist_{name}"), f"{what} (all connections, ever)."
+            )
+            family.add_metric([], getattr(totals, field))
+            yield family
+            per_peer = CounterMetricFamily(
+                self._name(f"dist_peer_{name}"),
+                f"{what}, per connected peer (its current connection).",
+                labels=["peer"],
+            )
+            for peer, traffic in peers:
+                per_peer.add_metric([str(peer)], getattr(traffic, field))
+            yield per_peer
+
+    def _processes(self) -> Iterator[Metric]:
+        node = self.node
+        processes = node.processes()
+        delivered = CounterMetricFamily(
+            self._name("messages_delivered"),
+            "Messages put in a local process's mailbox, from other nodes (remote) or this one.",
+            labels=["source"],
+        )
+        delivered.add_metric(["remote"], node.delivered_remote)
+        delivered.add_metric(["local"], node.delivered_local)
+        yield delivered
+        dropped = CounterMetricFamily(
+            self._name("messages_dropped"),
+            "Messages to a local pid, name or alias that does not exist.",
+        )
+        dropped.add_metric([], node.dropped)
+        yield dropped
+        depths = [len(proc.mailbox) for proc in processes]
+        for name, help_, value in (
+            ("processes", "Live processes.", len(processes)),
+            ("registered_names", "Locally registered names.", len(node.registered())),
+            ("mailbox_depth_max", "Messages queued in the fullest mailbox.", max(depths, default=0)),
+            ("mailbox_messages", "Messages queued in all mailboxes.", sum(depths)),
+            ("global_names", "Names in the global name table.", len(node.global_server.names)),
+        ):
+            gauge = GaugeMetricFamily(self._name(name), help_)
+            gauge.add_metric([], value)
+            yield gauge
+
+    def _rpc(self) -> Iterator[Metric]:
+        calls = CounterMetricFamily(
+            self._name("rpc_calls"),
+            "RPC calls served by kind (call, cast) and outcome (return, throw, exit, error).",
+            labels=["kind", "result"],
+        )
+        for (kind, result), count in sorted(self.node.rpc_server.served.items()):
+            calls.add_metric([kind, result], count)
+        yield calls
+
+    def _epmd(self) -> Iterator[Metric]:
+        registration = self.node.registration
+        if registration is None:
+            return
+        embedded = registration.embedded
+        creation = registration.creation
+        for name, help_, value in (
+            ("epmd_registered", "1 while registered with EPMD.", int(creation is not None)),
+            (
+                "epmd_embedded_owner",
+                "1 when this process runs the host's (embedded) EPMD.",
+                int(embedded is not None and embedded.serving),
+            ),
+        ):
+            gauge = GaugeMetricFamily(self._name(name), help_)
+            gauge.add_metric([], value)
+            yield gauge
+        if creation is not None:
+            gauge = GaugeMetricFamily(
+                self._name("epmd_creation"), "The creation of the current EPMD registration."
+            )
+            gauge.add_metric([], creation)
+            yield gauge
+        again = CounterMetricFamily(
+            self._name("epmd_reregistrations"), "Registrations after EPMD dropped the node."
+        )
+        again.add_metric([], self.node.epmd_reregistrations)
+        yield again
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("metrics %s: " + format, self.address_string(), *args)
+
+
+class MetricsServer:
+    """Serves a registry at ``http://host:port/metrics`` (any path answers) from a thread.
+
+    ``port=0`` picks a free port (see ``.port``); ``close()`` stops it and frees the port.
+    """
+
+    def __init__(
+        self, registry: CollectorRegistry = REGISTRY, host: str = "0.0.0.0", port: int = 0
+    ) -> None:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+        server_class = type("_Server", (_ThreadingServer,), {"address_family": family})
+        self._server: WSGIServer = make_server(
+            host, port, make_wsgi_app(registry), server_class, handler_class=_QuietHandler
+        )
+        self.host = host
+        self.port: int = self._server.server_port
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name=f"beamlink-metrics-{self.port}", daemon=True
+        )
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop serving and close the listening socket."""
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+
+def serve_metrics(
+    node: Node,
+    *,
+    host: str = "0.0.0.0",
+    port: int = 0,
+    registry: CollectorRegistry | None = None,
+) -> MetricsServer:
+    """Register a `NodeCollector` for ``node`` in ``registry`` (default: prometheus_client's
+    global one, which also holds the process, platform and GC collectors and any metrics the
+    app defines) and serve it over HTTP."""
+    target = REGISTRY if registry is None else registry
+    target.register(NodeCollector(node))
+    return MetricsServer(target, host, port)
