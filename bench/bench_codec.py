@@ -2,7 +2,9 @@
 
 Not a test. Every library decodes the same bytes (beamlink's encoding, which equals Erlang's
 ``term_to_binary``) and encodes its own decoding of them, so each works on its native types.
-Prints ops/s per payload and the ratio beamlink / other. Run: ``python3 bench/bench_codec.py``
+"beamlink" is the public API (the compiled accelerator when built), "beamlink-pure" the pure-Python
+codec. Prints ops/s per payload and the ratios of both to the others.
+Run: ``python3 bench/bench_codec.py``
 (``pip install erlang-py erlpack`` for the comparisons; a missing library is reported and skipped).
 """
 
@@ -15,7 +17,7 @@ import timeit
 from collections.abc import Callable
 from typing import Any
 
-from beamlink.etf import Atom, decode, encode
+from beamlink.etf import ACCELERATED, Atom, decode, decoder, encode, encoder
 
 Codec = tuple[Callable[[bytes], Any], Callable[[Any], bytes]]
 
@@ -44,7 +46,10 @@ def payloads() -> dict[str, Any]:
 
 
 def codecs() -> dict[str, Codec | str]:
-    found: dict[str, Codec | str] = {"beamlink": (decode, encode)}
+    found: dict[str, Codec | str] = {
+        "beamlink": (decode, encode) if ACCELERATED else "C accelerator not built",
+        "beamlink-pure": (decoder.decode, encoder.encode),
+    }
     for name, module, dec, enc in (
         ("erlang-py", "erlang", "binary_to_term", "term_to_binary"),
         ("erlpack", "erlpack", "unpack", "pack"),
@@ -80,8 +85,15 @@ def main() -> None:
         if isinstance(codec, str):
             print(f"{name}: {codec}")
     usable = {n: c for n, c in libs.items() if not isinstance(c, str)}
+    ratios = [
+        (ours, theirs)
+        for ours in usable
+        if ours.startswith("beamlink")
+        for theirs in usable
+        if not theirs.startswith("beamlink")
+    ]
     header = f"{'payload':34} {'op':6}" + "".join(f"{n:>14}" for n in usable)
-    header += "".join(f"{'x ' + n:>14}" for n in usable if n != "beamlink")
+    header += "".join(f"{ours.replace('beamlink', 'bl') + '/' + theirs:>20}" for ours, theirs in ratios)
     print(header)
     for label, term in payloads().items():
         data = encode(term)
@@ -102,9 +114,10 @@ def main() -> None:
                 f"{rates[n]:>14,.0f}" if n in rates else f"{'-':>14}" for n in usable
             )
             line += "".join(
-                f"{rates['beamlink'] / rates[n]:>13.2f}x" if n in rates else f"{'-':>14}"
-                for n in usable
-                if n != "beamlink"
+                f"{rates[ours] / rates[theirs]:>19.2f}x"
+                if ours in rates and theirs in rates
+                else f"{'-':>20}"
+                for ours, theirs in ratios
             )
             print(line)
 

@@ -2,7 +2,14 @@
 
 Sans-I/O: bytes in, terms out and back. ``docs/etf.md`` documents the type mapping, the OTP
 conventions the encoder follows and the safety limits.
+
+The encode and decode functions come from the compiled accelerator (``_speedups.c`` through
+``_accelerated.py``) when it was built and ``BEAMLINK_PURE_PYTHON=1`` is not set, else from
+the pure-Python ``decoder.py`` / ``encoder.py``; both give identical results. ``ACCELERATED``
+tells which is active.
 """
+
+import os
 
 from .decoder import (
     DEFAULT_MAX_DEPTH,
@@ -32,7 +39,24 @@ from .terms import (
     freeze,
 )
 
+#: True when the compiled codec is in use (see the module docstring).
+ACCELERATED = False
+if os.environ.get("BEAMLINK_PURE_PYTHON") != "1":
+    try:
+        from ._accelerated import (
+            decode,
+            decode_body_exact,
+            decode_body_from,
+            decode_from,
+            encode,
+        )
+    except ImportError:
+        pass
+    else:
+        ACCELERATED = True
+
 __all__ = [
+    "ACCELERATED",
     "ATOM_STRONG_CACHE_SIZE",
     "DEFAULT_MAX_DEPTH",
     "DEFAULT_MAX_SIZE",

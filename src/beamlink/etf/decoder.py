@@ -660,6 +660,13 @@ def decode_body_exact(
     the same message sent again is not decoded again, and the check costs nothing for terms
     that never repeat.
     """
+    return memoized_exact(decode_body_from, data, start, end, max_depth)
+
+
+def memoized_exact(
+    body_from: Callable[..., tuple[Any, int]], data: bytes, start: int, end: int, max_depth: int
+) -> Any:
+    """`decode_body_exact` with ``body_from`` as the term decoder (pure or accelerated)."""
     if type(data) is not bytes:
         data = bytes(data)
     if end - start <= MEMO_MAX_BYTES <= max_depth:  # n bytes nest at most n levels deep
@@ -667,7 +674,7 @@ def decode_body_exact(
         known = _memo.get(raw)
         if known is not None and known is not _SEEN_ONCE:
             return known
-        term, stop = decode_body_from(data, start, max_depth=max_depth)
+        term, stop = body_from(data, start, max_depth=max_depth)
         if stop == end:
             if len(_memo) >= _CACHE_LIMIT:
                 _memo.clear()
@@ -676,7 +683,7 @@ def decode_body_exact(
             elif _is_immutable(term):
                 _memo[raw] = term
     else:
-        term, stop = decode_body_from(data, start, max_depth=max_depth)
+        term, stop = body_from(data, start, max_depth=max_depth)
     if stop != end:
         raise DecodeError(f"term at byte {start} ends at byte {stop}, not at {end}")
     return term

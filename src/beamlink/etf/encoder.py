@@ -421,7 +421,11 @@ def encode(term: Any, *, compressed: bool | int = False) -> bytes:
         ) from None
     except RecursionError:
         raise ValueError("term is nested too deeply for the encoder (or contains itself)") from None
-    data = b"".join(pieces)
+    return with_compression(b"".join(pieces), compressed)
+
+
+def with_compression(data: bytes, compressed: bool | int) -> bytes:
+    """Apply ``encode``'s ``compressed`` option to the uncompressed encoding ``data``."""
     if compressed is False:
         return data
     level = 6 if compressed is True else int(compressed)

@@ -1,0 +1,1120 @@
+/* Optional compiled accelerator of the ETF codec (see docs/etf.md, "The accelerator").
+
+Theory of operation
+-------------------
+`decode_body(data, offset, max_depth)` decodes the term whose tag is at data[offset] and returns
+(term, end), exactly like `decoder.decode_body_from`; `decode(data, max_depth, max_size)` is the
+whole-term variant of `decoder.decode` for uncompressed terms. `setup()` hands over the pure
+decoder's own functions, which this file uses in three ways:
+
+1. Hot tags are decoded here: small/32-bit/big integers, NEW_FLOAT_EXT, binaries, STRING_EXT,
+   NIL, tuples, lists, maps and atoms (atoms through a small cache keyed by their raw bytes whose
+   misses call the pure `_atom`, so the very same interned objects come out).
+2. Every other tag (pids, ports, references, funs, exports, bit binaries, FLOAT_EXT, rejected
+   tags), a list tail other than NIL and a map whose keys are unhashable or equal in Python are
+   handed to the pure decoder's function for exactly that piece (`_DISPATCH[tag]`, `_with_tail`,
+   `_to_map`), with the same depth budget.
+3. Anything that goes wrong (malformed input, a length beyond the input, the depth budget, the
+   Python recursion limit, an exception from a pure helper) raises `Fallback`: the caller
+   then decodes the whole input again with the pure decoder, which produces the result or the
+   DecodeError with its exact message. This file therefore never builds an error message and
+   only has to be right for the inputs it accepts.
+
+Safety: every length is checked against the bytes that remain before anything of that size is
+allocated; containers with elements need depth > 0 (the pure decoder's rule), C recursion is
+also capped at MAX_C_NESTING and guarded by Py_EnterRecursiveCall.
+
+`encode(term)` is the encoder's counterpart, on the same three principles: exact int, float,
+bool, None, Atom, str, bytes, tuple, list, dict, Charlist, Pid and Reference values are written
+here (into one bytes object that grows geometrically, so a large binary is copied once); any
+other value is written by the pure encoder's `_any` for that value alone; a dict with more than
+one key whose key types could alias (anything but Atom, int, float, bytes) is first checked by
+the pure `_check_distinct_keys`; and anything else (an error from a pure helper, a non-finite
+float, a value out of its field's range, nesting beyond the limits, a container changing size
+while it is written) raises `Fallback`, and the pure encoder then encodes the whole term (and
+raises its TypeError or ValueError). Compression is left to the Python wrapper.
+*/
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <string.h>
+
+#define SMALL_INTEGER_EXT 97
+#define INTEGER_EXT 98
+#define SMALL_BIG_EXT 110
+#define LARGE_BIG_EXT 111
+#define NEW_FLOAT_EXT 70
+#define BINARY_EXT 109
+#define STRING_EXT 107
+#define NIL_EXT 106
+#define SMALL_TUPLE_EXT 104
+#define LARGE_TUPLE_EXT 105
+#define LIST_EXT 108
+#define MAP_EXT 116
+#define ATOM_EXT 100
+#define SMALL_ATOM_EXT 115
+#define ATOM_UTF8_EXT 118
+#define SMALL_ATOM_UTF8_EXT 119
+#define VERSION 131
+#define COMPRESSED 80
+#define NEW_PID_EXT_TAG 88
+#define NEWER_REFERENCE_EXT_TAG 90
+
+/* Bumped whenever setup(), setup_encoder() or the entry points change: _accelerated.py refuses
+   a stale build of this file (and the pure codec is used) instead of calling it wrongly. */
+#define API_VERSION 1
+
+#define MAX_C_NESTING 10000
+#define ATOM_SLOTS 2048
+
+static PyObject *Fallback;          /* raised for anything the pure decoder must redo */
+static PyObject *dispatch[256];     /* decoder._DISPATCH */
+static PyObject *atom_fn;           /* decoder._atom */
+static PyObject *with_tail_fn;      /* decoder._with_tail */
+static PyObject *to_map_fn;         /* decoder._to_map */
+static PyObject *charlist_type;     /* terms.Charlist */
+static int ready;
+
+static PyObject *any_fn;            /* encoder._any */
+static PyObject *check_keys_fn;     /* encoder._check_distinct_keys */
+static PyObject *atom_type, *pid_type, *reference_type;
+static PyObject *str_node, *str_id, *str_serial, *str_creation, *str_ids;
+static int encoder_ready;
+
+typedef struct {
+    PyObject *key;   /* bytes: the atom's complete raw encoding */
+    PyObject *value; /* what decoder._atom returned for it */
+} AtomSlot;
+
+static AtomSlot atom_slots[ATOM_SLOTS];
+
+typedef struct {
+    PyObject *obj;            /* the input bytes object */
+    const unsigned char *buf; /* its contents */
+    Py_ssize_t size;
+    int nesting;              /* C recursion depth */
+} Input;
+
+static PyObject *fallback(void) {
+    PyErr_SetNone(Fallback);
+    return NULL;
+}
+
+static uint32_t be32(const unsigned char *p) {
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+static PyObject *decode_term(Input *in, Py_ssize_t *pos, Py_ssize_t depth);
+
+/* Call a pure-decoder function `fn(data, pos, depth...)` that returns (term, end). */
+static PyObject *take_pair(PyObject *pair, Py_ssize_t *pos) {
+    if (pair == NULL) {
+        return NULL;
+    }
+    if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2) {
+        Py_DECREF(pair);
+        return fallback();
+    }
+    Py_ssize_t end = PyLong_AsSsize_t(PyTuple_GET_ITEM(pair, 1));
+    if (end == -1 && PyErr_Occurred()) {
+        Py_DECREF(pair);
+        return NULL;
+    }
+    PyObject *term = PyTuple_GET_ITEM(pair, 0);
+    Py_INCREF(term);
+    Py_DECREF(pair);
+    *pos = end;
+    return term;
+}
+
+static PyObject *delegate(Input *in, Py_ssize_t *pos, Py_ssize_t depth) {
+    PyObject *fn = dispatch[in->buf[*pos]];
+    return take_pair(PyObject_CallFunction(fn, "Onn", in->obj, *pos, depth), pos);
+}
+
+static uint32_t hash_raw(const unsigned char *p, Py_ssize_t n) {
+    uint32_t h = 2166136261u;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        h = (h ^ p[i]) * 16777619u;
+    }
+    return h;
+}
+
+static PyObject *decode_atom(Input *in, Py_ssize_t *pos) {
+    Py_ssize_t at = *pos;
+    unsigned char tag = in->buf[at];
+    Py_ssize_t head = (tag == SMALL_ATOM_EXT || tag == SMALL_ATOM_UTF8_EXT) ? 2 : 3;
+    if (at + head > in->size) {
+        return fallback();
+    }
+    Py_ssize_t len = head == 2 ? in->buf[at + 1] : (in->buf[at + 1] << 8 | in->buf[at + 2]);
+    Py_ssize_t end = at + head + len;
+    if (end > in->size) {
+        return fallback();
+    }
+    const unsigned char *raw = in->buf + at;
+    AtomSlot *slot = &atom_slots[hash_raw(raw, end - at) % ATOM_SLOTS];
+    if (slot->key != NULL && PyBytes_GET_SIZE(slot->key) == end - at
+        && memcmp(PyBytes_AS_STRING(slot->key), raw, end - at) == 0) {
+        *pos = end;
+        Py_INCREF(slot->value);
+        return slot->value;
+    }
+    Py_ssize_t got;
+    PyObject *value = take_pair(PyObject_CallFunction(atom_fn, "Oni", in->obj, at, 0), &got);
+    if (value == NULL) {
+        return NULL;
+    }
+    if (got != end) {
+        Py_DECREF(value);
+        return fallback();
+    }
+    PyObject *key = PyBytes_FromStringAndSize((const char *)raw, end - at);
+    if (key == NULL) {
+        Py_DECREF(value);
+        return NULL;
+    }
+    PyObject *old_key = slot->key, *old_value = slot->value;
+    Py_INCREF(value);
+    slot->key = key;
+    slot->value = value;
+    Py_XDECREF(old_key);
+    Py_XDECREF(old_value);
+    *pos = end;
+    return value;
+}
+
+static PyObject *decode_big(Input *in, Py_ssize_t *pos) {
+    Py_ssize_t at = *pos, start;
+    size_t n;
+    int sign;
+    if (in->buf[at] == SMALL_BIG_EXT) {
+        if (at + 3 > in->size) {
+            return fallback();
+        }
+        n = in->buf[at + 1];
+        sign = in->buf[at + 2];
+        start = at + 3;
+    } else {
+        if (at + 6 > in->size) {
+            return fallback();
+        }
+        n = be32(in->buf + at + 1);
+        sign = in->buf[at + 5];
+        start = at + 6;
+    }
+    if (n > (size_t)(in->size - start) || sign > 1) {
+        return fallback();
+    }
+    PyObject *magnitude = _PyLong_FromByteArray(in->buf + start, n, 1, 0);
+    if (magnitude == NULL) {
+        return NULL;
+    }
+    *pos = start + (Py_ssize_t)n;
+    if (!sign) {
+        return magnitude;
+    }
+    PyObject *negative = PyNumber_Negative(magnitude);
+    Py_DECREF(magnitude);
+    return negative;
+}
+
+/* Decode `count` terms into `items` (a new tuple or list filled with SET_ITEM). */
+static int decode_items(Input *in, Py_ssize_t *pos, Py_ssize_t depth, PyObject *items,
+                        Py_ssize_t count, int is_tuple) {
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *item = decode_term(in, pos, depth);
+        if (item == NULL) {
+            return -1;
+        }
+        if (is_tuple) {
+            PyTuple_SET_ITEM(items, i, item);
+        } else {
+            PyList_SET_ITEM(items, i, item);
+        }
+    }
+    return 0;
+}
+
+static PyObject *decode_map(Input *in, Py_ssize_t *pos, Py_ssize_t depth, Py_ssize_t count,
+                            Py_ssize_t start) {
+    PyObject *flat = PyList_New(2 * count);
+    if (flat == NULL || decode_items(in, pos, depth, flat, 2 * count, 0) < 0) {
+        Py_XDECREF(flat);
+        return NULL;
+    }
+#if PY_VERSION_HEX < 0x030D0000
+    PyObject *result = _PyDict_NewPresized(count);
+#else
+    PyObject *result = PyDict_New();
+#endif
+    if (result == NULL) {
+        Py_DECREF(flat);
+        return NULL;
+    }
+    int plain = 1;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        if (PyDict_SetItem(result, PyList_GET_ITEM(flat, 2 * i), PyList_GET_ITEM(flat, 2 * i + 1))
+            < 0) {
+            if (!PyErr_ExceptionMatches(PyExc_TypeError)) {
+                Py_DECREF(flat);
+                Py_DECREF(result);
+                return NULL;
+            }
+            PyErr_Clear();
+            plain = 0;
+            break;
+        }
+    }
+    if (plain && PyDict_GET_SIZE(result) == count) {
+        Py_DECREF(flat);
+        return result;
+    }
+    Py_DECREF(result);
+    result = PyObject_CallFunction(to_map_fn, "On", flat, start);
+    Py_DECREF(flat);
+    return result;
+}
+
+static PyObject *decode_container(Input *in, Py_ssize_t *pos, Py_ssize_t depth) {
+    Py_ssize_t start = *pos;
+    unsigned char tag = in->buf[start];
+    Py_ssize_t count;
+    if (tag == SMALL_TUPLE_EXT) {
+        if (start + 2 > in->size) {
+            return fallback();
+        }
+        count = in->buf[start + 1];
+        *pos = start + 2;
+    } else {
+        if (start + 5 > in->size) {
+            return fallback();
+        }
+        count = be32(in->buf + start + 1);
+        *pos = start + 5;
+    }
+    Py_ssize_t remaining = in->size - *pos;
+    if (count > remaining || (tag == MAP_EXT && count > remaining / 2)) {
+        return fallback();
+    }
+    if (count > 0 && depth <= 0) {
+        return fallback();
+    }
+    depth -= 1;
+    if (count > 0) {
+        if (in->nesting >= MAX_C_NESTING) {
+            return fallback();
+        }
+        if (Py_EnterRecursiveCall(" while decoding ETF")) {
+            return NULL;
+        }
+        in->nesting++;
+    }
+    PyObject *result;
+    if (tag == MAP_EXT) {
+        result = decode_map(in, pos, depth, count, start);
+    } else if (tag == LIST_EXT) {
+        result = PyList_New(count);
+        if (result != NULL && decode_items(in, pos, depth, result, count, 0) < 0) {
+            Py_CLEAR(result);
+        }
+    } else {
+        result = PyTuple_New(count);
+        if (result != NULL && decode_items(in, pos, depth, result, count, 1) < 0) {
+            Py_CLEAR(result);
+        }
+    }
+    if (count > 0) {
+        in->nesting--;
+        Py_LeaveRecursiveCall();
+    }
+    if (result == NULL || tag != LIST_EXT) {
+        return result;
+    }
+    if (*pos >= in->size) {
+        Py_DECREF(result);
+        return fallback();
+    }
+    if (in->buf[*pos] == NIL_EXT) {
+        *pos += 1;
+        return result;
+    }
+    PyObject *whole = take_pair(
+        PyObject_CallFunction(with_tail_fn, "OOnnn", result, in->obj, *pos, depth, start), pos);
+    Py_DECREF(result);
+    return whole;
+}
+
+static PyObject *decode_term(Input *in, Py_ssize_t *pos, Py_ssize_t depth) {
+    Py_ssize_t at = *pos;
+    if (at >= in->size) {
+        return fallback();
+    }
+    const unsigned char *p = in->buf + at;
+    switch (p[0]) {
+    case SMALL_INTEGER_EXT:
+        if (at + 2 > in->size) {
+            return fallback();
+        }
+        *pos = at + 2;
+        return PyLong_FromLong(p[1]);
+    case INTEGER_EXT:
+        if (at + 5 > in->size) {
+            return fallback();
+        }
+        *pos = at + 5;
+        return PyLong_FromLong((long)(int32_t)be32(p + 1));
+    case SMALL_BIG_EXT:
+    case LARGE_BIG_EXT:
+        return decode_big(in, pos);
+    case NEW_FLOAT_EXT: {
+        if (at + 9 > in->size) {
+            return fallback();
+        }
+#if PY_VERSION_HEX >= 0x030B0000
+        double value = PyFloat_Unpack8((const char *)p + 1, 0);
+#else
+        double value = _PyFloat_Unpack8(p + 1, 0);
+#endif
+        if (value == -1.0 && PyErr_Occurred()) {
+            return NULL;
+        }
+        if (!isfinite(value)) {
+            return fallback();
+        }
+        *pos = at + 9;
+        return PyFloat_FromDouble(value);
+    }
+    case BINARY_EXT: {
+        if (at + 5 > in->size) {
+            return fallback();
+        }
+        Py_ssize_t len = be32(p + 1);
+        if (len > in->size - at - 5) {
+            return fallback();
+        }
+        *pos = at + 5 + len;
+        return PyBytes_FromStringAndSize((const char *)p + 5, len);
+    }
+    case STRING_EXT: {
+        if (at + 3 > in->size) {
+            return fallback();
+        }
+        Py_ssize_t len = p[1] << 8 | p[2];
+        if (len > in->size - at - 3) {
+            return fallback();
+        }
+        PyObject *text = PyUnicode_DecodeLatin1((const char *)p + 3, len, NULL);
+        if (text == NULL) {
+            return NULL;
+        }
+        PyObject *charlist = PyObject_CallOneArg(charlist_type, text);
+        Py_DECREF(text);
+        *pos = at + 3 + len;
+        return charlist;
+    }
+    case NIL_EXT:
+        *pos = at + 1;
+        return PyList_New(0);
+    case SMALL_TUPLE_EXT:
+    case LARGE_TUPLE_EXT:
+    case LIST_EXT:
+    case MAP_EXT:
+        return decode_container(in, pos, depth);
+    case ATOM_EXT:
+    case SMALL_ATOM_EXT:
+    case ATOM_UTF8_EXT:
+    case SMALL_ATOM_UTF8_EXT:
+        return decode_atom(in, pos);
+    default:
+        return delegate(in, pos, depth);
+    }
+}
+
+/* Turn any Exception into Fallback (KeyboardInterrupt and the like propagate). */
+static PyObject *finish(PyObject *result) {
+    if (result == NULL && PyErr_ExceptionMatches(PyExc_Exception)) {
+        PyErr_Clear();
+        PyErr_SetNone(Fallback);
+    }
+    return result;
+}
+
+static int ssize_arg(PyObject *arg, Py_ssize_t *out) {
+    if (!PyLong_CheckExact(arg)) {
+        return -1;
+    }
+    *out = PyLong_AsSsize_t(arg);
+    if (*out == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *decode_body(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t offset, depth;
+    if (!ready || nargs != 3 || !PyBytes_CheckExact(args[0]) || ssize_arg(args[1], &offset) < 0
+        || ssize_arg(args[2], &depth) < 0) {
+        return fallback();
+    }
+    Input in = {args[0], (const unsigned char *)PyBytes_AS_STRING(args[0]),
+                PyBytes_GET_SIZE(args[0]), 0};
+    if (offset < 0 || offset >= in.size) {
+        return fallback();
+    }
+    Py_ssize_t pos = offset;
+    PyObject *term = finish(decode_term(&in, &pos, depth));
+    if (term == NULL) {
+        return NULL;
+    }
+    PyObject *end = PyLong_FromSsize_t(pos);
+    if (end == NULL) {
+        Py_DECREF(term);
+        return NULL;
+    }
+    PyObject *pair = PyTuple_New(2);
+    if (pair == NULL) {
+        Py_DECREF(term);
+        Py_DECREF(end);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(pair, 0, term);
+    PyTuple_SET_ITEM(pair, 1, end);
+    return pair;
+}
+
+static PyObject *decode(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t depth, max_size;
+    if (!ready || nargs != 3 || !PyBytes_CheckExact(args[0]) || ssize_arg(args[1], &depth) < 0
+        || ssize_arg(args[2], &max_size) < 0) {
+        return fallback();
+    }
+    Input in = {args[0], (const unsigned char *)PyBytes_AS_STRING(args[0]),
+                PyBytes_GET_SIZE(args[0]), 0};
+    if (in.size < 2 || in.size > max_size || in.buf[0] != VERSION || in.buf[1] == COMPRESSED) {
+        return fallback();
+    }
+    Py_ssize_t pos = 1;
+    PyObject *term = finish(decode_term(&in, &pos, depth));
+    if (term != NULL && pos != in.size) {
+        Py_DECREF(term);
+        return fallback();
+    }
+    return term;
+}
+
+/* --- encoder ------------------------------------------------------------------------------ */
+
+typedef struct {
+    PyObject *bytes; /* the output, over-allocated; trimmed at the end */
+    Py_ssize_t len;
+    int nesting;
+} Output;
+
+static int reserve(Output *out, Py_ssize_t extra) {
+    Py_ssize_t need = out->len + extra;
+    Py_ssize_t have = PyBytes_GET_SIZE(out->bytes);
+    if (need <= have) {
+        return 0;
+    }
+    if (extra > PY_SSIZE_T_MAX / 2 - out->len) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    Py_ssize_t size = have * 2 > need ? have * 2 : need;
+    return _PyBytes_Resize(&out->bytes, size);
+}
+
+static unsigned char *room(Output *out, Py_ssize_t extra) {
+    if (reserve(out, extra) < 0) {
+        return NULL;
+    }
+    unsigned char *at = (unsigned char *)PyBytes_AS_STRING(out->bytes) + out->len;
+    out->len += extra;
+    return at;
+}
+
+static void put32(unsigned char *p, uint32_t v) {
+    p[0] = (unsigned char)(v >> 24);
+    p[1] = (unsigned char)(v >> 16);
+    p[2] = (unsigned char)(v >> 8);
+    p[3] = (unsigned char)v;
+}
+
+static int write_raw(Output *out, const void *data, Py_ssize_t n) {
+    unsigned char *p = room(out, n);
+    if (p == NULL) {
+        return -1;
+    }
+    memcpy(p, data, n);
+    return 0;
+}
+
+/* A tag byte and a 32-bit length, then `n` bytes of data. */
+static int write_tagged(Output *out, unsigned char tag, const void *data, Py_ssize_t n) {
+    if ((size_t)n > 0xFFFFFFFFu) {
+        PyErr_SetNone(Fallback);
+        return -1;
+    }
+    unsigned char *p = room(out, 5 + n);
+    if (p == NULL) {
+        return -1;
+    }
+    p[0] = tag;
+    put32(p + 1, (uint32_t)n);
+    memcpy(p + 5, data, n);
+    return 0;
+}
+
+static int write_atom_text(Output *out, PyObject *name) {
+    Py_ssize_t n;
+    const char *text = PyUnicode_AsUTF8AndSize(name, &n);
+    if (text == NULL) {
+        return -1;
+    }
+    if (n > 0xFFFF) {
+        PyErr_SetNone(Fallback);
+        return -1;
+    }
+    unsigned char *p = room(out, n + (n < 256 ? 2 : 3));
+    if (p == NULL) {
+        return -1;
+    }
+    if (n < 256) {
+        *p++ = SMALL_ATOM_UTF8_EXT;
+        *p++ = (unsigned char)n;
+    } else {
+        *p++ = ATOM_UTF8_EXT;
+        *p++ = (unsigned char)(n >> 8);
+        *p++ = (unsigned char)n;
+    }
+    memcpy(p, text, n);
+    return 0;
+}
+
+static int write_atom_cstr(Output *out, const char *name) {
+    Py_ssize_t n = (Py_ssize_t)strlen(name);
+    unsigned char *p = room(out, n + 2);
+    if (p == NULL) {
+        return -1;
+    }
+    p[0] = SMALL_ATOM_UTF8_EXT;
+    p[1] = (unsigned char)n;
+    memcpy(p + 2, name, n);
+    return 0;
+}
+
+static int write_big(Output *out, PyObject *value) {
+    int negative = _PyLong_Sign(value) < 0;
+    PyObject *magnitude = negative ? PyNumber_Negative(value) : Py_NewRef(value);
+    if (magnitude == NULL) {
+        return -1;
+    }
+    size_t bits = _PyLong_NumBits(magnitude);
+    size_t n = (bits + 7) / 8;
+    if (bits == (size_t)-1 || n > 0xFFFFFFFFu) {
+        Py_DECREF(magnitude);
+        PyErr_SetNone(Fallback);
+        return -1;
+    }
+    size_t head = n < 256 ? 3 : 6;
+    unsigned char *p = room(out, (Py_ssize_t)(head + n));
+    if (p == NULL) {
+        Py_DECREF(magnitude);
+        return -1;
+    }
+    if (n < 256) {
+        p[0] = SMALL_BIG_EXT;
+        p[1] = (unsigned char)n;
+        p[2] = (unsigned char)negative;
+    } else {
+        p[0] = LARGE_BIG_EXT;
+        put32(p + 1, (uint32_t)n);
+        p[5] = (unsigned char)negative;
+    }
+#if PY_VERSION_HEX >= 0x030D0000
+    int rc = _PyLong_AsByteArray((PyLongObject *)magnitude, p + head, n, 1, 0, 1);
+#else
+    int rc = _PyLong_AsByteArray((PyLongObject *)magnitude, p + head, n, 1, 0);
+#endif
+    Py_DECREF(magnitude);
+    return rc;
+}
+
+static int write_int(Output *out, PyObject *value) {
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (v == -1 && PyErr_Occurred()) {
+        return -1;
+    }
+    if (!overflow && v >= 0 && v <= 255) {
+        unsigned char *p = room(out, 2);
+        if (p == NULL) {
+            return -1;
+        }
+        p[0] = SMALL_INTEGER_EXT;
+        p[1] = (unsigned char)v;
+        return 0;
+    }
+    if (!overflow && v >= INT32_MIN && v <= INT32_MAX) {
+        unsigned char *p = room(out, 5);
+        if (p == NULL) {
+            return -1;
+        }
+        p[0] = INTEGER_EXT;
+        put32(p + 1, (uint32_t)(int32_t)v);
+        return 0;
+    }
+    return write_big(out, value);
+}
+
+/* `value` as an unsigned integer of at most `max`, or -1 when it is anything else. */
+static long long field(PyObject *value, unsigned long long max) {
+    if (value == NULL || !PyLong_CheckExact(value)) {
+        return -1;
+    }
+    int overflow;
+    long long v = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow || v < 0 || (unsigned long long)v > max) {
+        PyErr_Clear();
+        return -1;
+    }
+    return v;
+}
+
+static int encode_term(Output *out, PyObject *term);
+
+/* Encode `term` with the pure encoder's `_any` and append its pieces. */
+static int delegate_encode(Output *out, PyObject *term) {
+    PyObject *pieces = PyList_New(0);
+    if (pieces == NULL) {
+        return -1;
+    }
+    PyObject *none = PyObject_CallFunctionObjArgs(any_fn, term, pieces, NULL);
+    if (none == NULL) {
+        Py_DECREF(pieces);
+        return -1;
+    }
+    Py_DECREF(none);
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(pieces); i++) {
+        Py_buffer view;
+        if (PyObject_GetBuffer(PyList_GET_ITEM(pieces, i), &view, PyBUF_SIMPLE) < 0) {
+            Py_DECREF(pieces);
+            return -1;
+        }
+        int rc = write_raw(out, view.buf, view.len);
+        PyBuffer_Release(&view);
+        if (rc < 0) {
+            Py_DECREF(pieces);
+            return -1;
+        }
+    }
+    Py_DECREF(pieces);
+    return 0;
+}
+
+static int write_pid(Output *out, PyObject *pid) {
+    PyObject *node = PyObject_GetAttr(pid, str_node);
+    PyObject *values[3] = {PyObject_GetAttr(pid, str_id), PyObject_GetAttr(pid, str_serial),
+                           PyObject_GetAttr(pid, str_creation)};
+    long long v[3];
+    int ok = node != NULL && Py_IS_TYPE(node, (PyTypeObject *)atom_type);
+    for (int i = 0; i < 3; i++) {
+        v[i] = field(values[i], 0xFFFFFFFFu);
+        ok = ok && v[i] >= 0;
+        Py_XDECREF(values[i]);
+    }
+    int rc = -1;
+    unsigned char *p;
+    if (!ok) {
+        PyErr_Clear();
+        rc = delegate_encode(out, pid);
+    } else if ((p = room(out, 1)) != NULL) {
+        p[0] = NEW_PID_EXT_TAG;
+        if (write_atom_text(out, node) == 0 && (p = room(out, 12)) != NULL) {
+            put32(p, (uint32_t)v[0]);
+            put32(p + 4, (uint32_t)v[1]);
+            put32(p + 8, (uint32_t)v[2]);
+            rc = 0;
+        }
+    }
+    Py_XDECREF(node);
+    return rc;
+}
+
+static int write_reference(Output *out, PyObject *ref) {
+    PyObject *node = PyObject_GetAttr(ref, str_node);
+    PyObject *creation = PyObject_GetAttr(ref, str_creation);
+    PyObject *ids = PyObject_GetAttr(ref, str_ids);
+    long long c = field(creation, 0xFFFFFFFFu);
+    long long words[5];
+    Py_ssize_t n = ids != NULL && PyTuple_CheckExact(ids) ? PyTuple_GET_SIZE(ids) : 0;
+    int ok = node != NULL && Py_IS_TYPE(node, (PyTypeObject *)atom_type) && c >= 0 && n >= 1
+             && n <= 5;
+    for (Py_ssize_t i = 0; ok && i < n; i++) {
+        words[i] = field(PyTuple_GET_ITEM(ids, i), 0xFFFFFFFFu);
+        ok = words[i] >= 0;
+    }
+    int rc = -1;
+    unsigned char *p;
+    if (!ok) {
+        PyErr_Clear();
+        rc = delegate_encode(out, ref);
+    } else if ((p = room(out, 3)) != NULL) {
+        p[0] = NEWER_REFERENCE_EXT_TAG;
+        p[1] = 0;
+        p[2] = (unsigned char)n;
+        if (write_atom_text(out, node) == 0 && (p = room(out, 4 + 4 * n)) != NULL) {
+            put32(p, (uint32_t)c);
+            for (Py_ssize_t i = 0; i < n; i++) {
+                put32(p + 4 + 4 * i, (uint32_t)words[i]);
+            }
+            rc = 0;
+        }
+    }
+    Py_XDECREF(node);
+    Py_XDECREF(creation);
+    Py_XDECREF(ids);
+    return rc;
+}
+
+/* Encode one element while holding a reference to it (a callback could drop its container's). */
+static int encode_item(Output *out, PyObject *item) {
+    Py_INCREF(item);
+    int rc = encode_term(out, item);
+    Py_DECREF(item);
+    return rc;
+}
+
+static int write_list(Output *out, PyObject *list) {
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    if (n == 0) {
+        unsigned char *p = room(out, 1);
+        if (p == NULL) {
+            return -1;
+        }
+        p[0] = NIL_EXT;
+        return 0;
+    }
+    int string = n <= 0xFFFF;
+    for (Py_ssize_t i = 0; string && i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(list, i);
+        string = PyLong_CheckExact(item) && _PyLong_Sign(item) >= 0
+                 && PyLong_AsLongLong(item) <= 255 && !PyErr_Occurred();
+    }
+    PyErr_Clear();
+    if (string) {
+        unsigned char *p = room(out, 3 + n);
+        if (p == NULL) {
+            return -1;
+        }
+        p[0] = STRING_EXT;
+        p[1] = (unsigned char)(n >> 8);
+        p[2] = (unsigned char)n;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            p[3 + i] = (unsigned char)PyLong_AsLong(PyList_GET_ITEM(list, i));
+        }
+        return 0;
+    }
+    unsigned char *p = room(out, 5);
+    if (p == NULL) {
+        return -1;
+    }
+    p[0] = LIST_EXT;
+    put32(p + 1, (uint32_t)n);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (PyList_GET_SIZE(list) != n) {
+            PyErr_SetNone(Fallback);
+            return -1;
+        }
+        if (encode_item(out, PyList_GET_ITEM(list, i)) < 0) {
+            return -1;
+        }
+    }
+    if (PyList_GET_SIZE(list) != n) {
+        PyErr_SetNone(Fallback);
+        return -1;
+    }
+    p = room(out, 1);
+    if (p == NULL) {
+        return -1;
+    }
+    p[0] = NIL_EXT;
+    return 0;
+}
+
+static int write_dict(Output *out, PyObject *dict) {
+    Py_ssize_t n = PyDict_GET_SIZE(dict), i = 0;
+    PyObject *key, *value;
+    if (n > 0xFFFFFFFFLL) {
+        PyErr_SetNone(Fallback);
+        return -1;
+    }
+    if (n > 1) {
+        int check = 0;
+        while (!check && PyDict_Next(dict, &i, &key, &value)) {
+            check = !(Py_IS_TYPE(key, (PyTypeObject *)atom_type) || PyLong_CheckExact(key)
+                      || PyFloat_CheckExact(key) || PyBytes_CheckExact(key));
+        }
+        if (check) {
+            PyObject *keys = PyDict_Keys(dict);
+            PyObject *none = keys == NULL ? NULL : PyObject_CallOneArg(check_keys_fn, keys);
+            Py_XDECREF(keys);
+            if (none == NULL) {
+                return -1;
+            }
+            Py_DECREF(none);
+        }
+    }
+    unsigned char *p = room(out, 5);
+    if (p == NULL) {
+        return -1;
+    }
+    p[0] = MAP_EXT;
+    put32(p + 1, (uint32_t)n);
+    i = 0;
+    Py_ssize_t written = 0;
+    while (PyDict_Next(dict, &i, &key, &value)) {
+        Py_INCREF(value);
+        int rc = encode_item(out, key);
+        rc = rc < 0 ? rc : encode_term(out, value);
+        Py_DECREF(value);
+        if (rc < 0) {
+            return -1;
+        }
+        written++;
+    }
+    if (written != n || PyDict_GET_SIZE(dict) != n) {
+        PyErr_SetNone(Fallback);
+        return -1;
+    }
+    return 0;
+}
+
+static int write_tuple(Output *out, PyObject *tuple) {
+    Py_ssize_t n = PyTuple_GET_SIZE(tuple);
+    if (n > 0xFFFFFFFFLL) {
+        PyErr_SetNone(Fallback);
+        return -1;
+    }
+    unsigned char *p = room(out, n < 256 ? 2 : 5);
+    if (p == NULL) {
+        return -1;
+    }
+    if (n < 256) {
+        p[0] = SMALL_TUPLE_EXT;
+        p[1] = (unsigned char)n;
+    } else {
+        p[0] = LARGE_TUPLE_EXT;
+        put32(p + 1, (uint32_t)n);
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (encode_term(out, PyTuple_GET_ITEM(tuple, i)) < 0) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int write_charlist(Output *out, PyObject *text) {
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    if (n == 0) {
+        unsigned char *p = room(out, 1);
+        if (p == NULL) {
+            return -1;
+        }
+        p[0] = NIL_EXT;
+        return 0;
+    }
+    if (n > 0xFFFF || PyUnicode_KIND(text) != PyUnicode_1BYTE_KIND) {
+        return delegate_encode(out, text);
+    }
+    unsigned char *p = room(out, 3 + n);
+    if (p == NULL) {
+        return -1;
+    }
+    p[0] = STRING_EXT;
+    p[1] = (unsigned char)(n >> 8);
+    p[2] = (unsigned char)n;
+    memcpy(p + 3, PyUnicode_1BYTE_DATA(text), n);
+    return 0;
+}
+
+static int write_container(Output *out, PyObject *term, int (*write)(Output *, PyObject *)) {
+    if (out->nesting >= MAX_C_NESTING) {
+        PyErr_SetNone(Fallback);
+        return -1;
+    }
+    if (Py_EnterRecursiveCall(" while encoding ETF")) {
+        return -1;
+    }
+    out->nesting++;
+    int rc = write(out, term);
+    out->nesting--;
+    Py_LeaveRecursiveCall();
+    return rc;
+}
+
+static int encode_term(Output *out, PyObject *term) {
+    PyTypeObject *type = Py_TYPE(term);
+    if (type == &PyLong_Type) {
+        return write_int(out, term);
+    }
+    if (type == (PyTypeObject *)atom_type) {
+        return write_atom_text(out, term);
+    }
+    if (type == &PyBytes_Type) {
+        return write_tagged(out, BINARY_EXT, PyBytes_AS_STRING(term), PyBytes_GET_SIZE(term));
+    }
+    if (type == &PyTuple_Type) {
+        return write_container(out, term, write_tuple);
+    }
+    if (type == &PyList_Type) {
+        return write_container(out, term, write_list);
+    }
+    if (type == &PyDict_Type) {
+        return write_container(out, term, write_dict);
+    }
+    if (term == Py_True || term == Py_False || term == Py_None) {
+        return write_atom_cstr(out, term == Py_True ? "true" : term == Py_False ? "false"
+                                                                                : "undefined");
+    }
+    if (type == &PyFloat_Type) {
+        double v = PyFloat_AS_DOUBLE(term);
+        unsigned char *p;
+        if (!isfinite(v)) {
+            PyErr_SetNone(Fallback);
+            return -1;
+        }
+        if ((p = room(out, 9)) == NULL) {
+            return -1;
+        }
+        p[0] = NEW_FLOAT_EXT;
+#if PY_VERSION_HEX >= 0x030B0000
+        return PyFloat_Pack8(v, (char *)p + 1, 0);
+#else
+        return _PyFloat_Pack8(v, p + 1, 0);
+#endif
+    }
+    if (type == &PyUnicode_Type) {
+        Py_ssize_t n;
+        const char *text = PyUnicode_AsUTF8AndSize(term, &n);
+        return text == NULL ? -1 : write_tagged(out, BINARY_EXT, text, n);
+    }
+    if (type == (PyTypeObject *)charlist_type) {
+        return write_charlist(out, term);
+    }
+    if (type == (PyTypeObject *)pid_type) {
+        return write_pid(out, term);
+    }
+    if (type == (PyTypeObject *)reference_type) {
+        return write_reference(out, term);
+    }
+    return delegate_encode(out, term);
+}
+
+static PyObject *encode(PyObject *self, PyObject *term) {
+    if (!encoder_ready) {
+        return fallback();
+    }
+    Output out = {PyBytes_FromStringAndSize(NULL, 64), 0, 0};
+    if (out.bytes == NULL) {
+        return NULL;
+    }
+    PyBytes_AS_STRING(out.bytes)[0] = (char)VERSION;
+    out.len = 1;
+    if (encode_term(&out, term) < 0) {
+        Py_XDECREF(out.bytes);
+        return finish(NULL);
+    }
+    if (_PyBytes_Resize(&out.bytes, out.len) < 0) {
+        return NULL;
+    }
+    return out.bytes;
+}
+
+static PyObject *setup_encoder(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError,
+                        "setup_encoder(any, check_distinct_keys, Atom, Pid, Reference) expected");
+        return NULL;
+    }
+    PyObject **slots[5] = {&any_fn, &check_keys_fn, &atom_type, &pid_type, &reference_type};
+    for (int i = 0; i < 5; i++) {
+        Py_INCREF(args[i]);
+        Py_XSETREF(*slots[i], args[i]);
+    }
+    encoder_ready = charlist_type != NULL;
+    if (!encoder_ready) {
+        PyErr_SetString(PyExc_RuntimeError, "call setup() before setup_encoder()");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5 || !PyList_CheckExact(args[0]) || PyList_GET_SIZE(args[0]) != 256) {
+        PyErr_SetString(PyExc_TypeError,
+                        "setup(dispatch, atom, with_tail, to_map, charlist_type) expected");
+        return NULL;
+    }
+    for (int i = 0; i < 256; i++) {
+        Py_INCREF(PyList_GET_ITEM(args[0], i));
+        Py_XSETREF(dispatch[i], PyList_GET_ITEM(args[0], i));
+    }
+    Py_INCREF(args[1]);
+    Py_XSETREF(atom_fn, args[1]);
+    Py_INCREF(args[2]);
+    Py_XSETREF(with_tail_fn, args[2]);
+    Py_INCREF(args[3]);
+    Py_XSETREF(to_map_fn, args[3]);
+    Py_INCREF(args[4]);
+    Py_XSETREF(charlist_type, args[4]);
+    ready = 1;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"decode_body", (PyCFunction)(void (*)(void))decode_body, METH_FASTCALL,
+     "decode_body(data, offset, max_depth) -> (term, end); raises Fallback."},
+    {"decode", (PyCFunction)(void (*)(void))decode, METH_FASTCALL,
+     "decode(data, max_depth, max_size) -> term for an uncompressed term; raises Fallback."},
+    {"setup", (PyCFunction)(void (*)(void))setup, METH_FASTCALL,
+     "setup(dispatch, atom, with_tail, to_map, charlist_type): the pure decoder's helpers."},
+    {"encode", (PyCFunction)encode, METH_O,
+     "encode(term) -> uncompressed ETF bytes with the version byte; raises Fallback."},
+    {"setup_encoder", (PyCFunction)(void (*)(void))setup_encoder, METH_FASTCALL,
+     "setup_encoder(any, check_distinct_keys, Atom, Pid, Reference): the pure encoder's helpers."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_speedups",
+    "Compiled hot path of the ETF codec; used through beamlink.etf._accelerated.", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__speedups(void) {
+    PyObject *mod = PyModule_Create(&module);
+    if (mod == NULL) {
+        return NULL;
+    }
+    str_node = PyUnicode_InternFromString("node");
+    str_id = PyUnicode_InternFromString("id");
+    str_serial = PyUnicode_InternFromString("serial");
+    str_creation = PyUnicode_InternFromString("creation");
+    str_ids = PyUnicode_InternFromString("ids");
+    if (!str_node || !str_id || !str_serial || !str_creation || !str_ids) {
+        Py_DECREF(mod);
+        return NULL;
+    }
+    Fallback = PyErr_NewException("beamlink.etf._speedups.Fallback", NULL, NULL);
+    if (Fallback == NULL || PyModule_AddObjectRef(mod, "Fallback", Fallback) < 0
+        || PyModule_AddIntConstant(mod, "API_VERSION", API_VERSION) < 0) {
+        Py_DECREF(mod);
+        return NULL;
+    }
+    return mod;
+}
