@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from beamlink.cli.runner import ClusterLog
 from beamlink.cluster.events import (
+    ClusterLog,
     ConnectError,
     ConnectOk,
     DisconnectOk,

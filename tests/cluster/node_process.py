@@ -17,6 +17,7 @@ import time
 from beamlink.cluster.config import DnsPollConfig
 from beamlink.cluster.topology import Cluster
 from beamlink.node import Node
+from tests.support.child import ChildProcess
 
 COOKIE = "beamlink-cluster-test"
 
@@ -46,10 +47,11 @@ async def _main(name: str, dist_port: int, nameserver: str, query: str, polling_
     await node.stop()
 
 
-class ClusterProcess:
+class ClusterProcess(ChildProcess):
     """One node process: ``nodes`` is its latest node list, ``up_at`` when it first reported."""
 
     def __init__(self, name: str, dist_port: int, nameserver: str, query: str, polling_ms: int) -> None:
+        super().__init__()
         self.name = name
         self.argv = [
             sys.executable, "-m", "tests.cluster.node_process",
@@ -58,8 +60,6 @@ class ClusterProcess:
         self.nodes: frozenset[str] | None = None
         self.up_at = 0.0
         self.changed_at = 0.0
-        self.proc: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task[None] | None = None
 
     async def start(self, cwd: str) -> None:
         self.proc = await asyncio.create_subprocess_exec(
@@ -76,30 +76,6 @@ class ClusterProcess:
                 self.nodes = frozenset(names.split(",")) if names else frozenset()
                 self.changed_at = time.monotonic()
                 self.up_at = self.up_at or self.changed_at
-
-    async def terminate(self) -> int:
-        """Graceful stop (SIGTERM); the exit status."""
-        assert self.proc is not None
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return await self._wait()
-
-    async def kill(self) -> None:
-        assert self.proc is not None
-        if self.proc.returncode is None:
-            self.proc.kill()
-        await self._wait()
-
-    async def _wait(self) -> int:
-        assert self.proc is not None
-        try:
-            status = await asyncio.wait_for(self.proc.wait(), 15)
-        except asyncio.TimeoutError:
-            self.proc.kill()
-            status = await self.proc.wait()
-        if self._reader is not None:
-            await self._reader
-        return status
 
 
 if __name__ == "__main__":

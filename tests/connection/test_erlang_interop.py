@@ -20,7 +20,7 @@ from beamlink.connection import TICK_TIMEOUT, ConnectionManager
 from beamlink.dist import control
 from beamlink.etf import Atom, Pid
 from tests.connection.recorder import Recorder
-from tests.support.erlang import ErlPeer, ErlRuntime, free_port
+from tests.support.erlang import ErlPeer, ErlRuntime, free_port, no_epmd_args
 from tests.support.fixtures import PeerFactory
 
 pytestmark = pytest.mark.interop
@@ -39,15 +39,7 @@ def start_erl(
     ticktime: int | None = None,
     hidden: bool = False,
 ) -> ErlPeer:
-    args = [
-        "-start_epmd",
-        "false",
-        "-erl_epmd_port",
-        str(port),
-        "-kernel",
-        "inet_dist_use_interface",
-        "{127,0,0,2}",
-    ]
+    args = list(no_epmd_args(port))
     if ticktime is not None:
         args += ["-kernel", "net_ticktime", str(ticktime)]
     if hidden:

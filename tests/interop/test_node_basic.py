@@ -14,7 +14,7 @@ import pytest
 from beamlink.etf import Atom
 from beamlink.node import Node
 from tests.node.interop import COOKIE, real_epmd, start_erl, term
-from tests.support.erlang import ErlRuntime, free_port
+from tests.support.erlang import ErlRuntime, free_port, no_epmd_args
 from tests.support.fixtures import PeerFactory, _epmd_hygiene, erl_runtime, peers
 
 pytestmark = pytest.mark.interop
@@ -122,15 +122,7 @@ async def test_fixed_port_mode_without_epmd(erl_runtime: ErlRuntime, peers: Peer
             peers,
             erl_runtime,
             "app@127.0.0.2",
-            extra_args=(
-                "-start_epmd",
-                "false",
-                "-erl_epmd_port",
-                str(port),
-                "-kernel",
-                "inet_dist_use_interface",
-                "{127,0,0,2}",
-            ),
+            extra_args=no_epmd_args(port),
         )
         assert await erl.aeval("net_adm:ping('app@127.0.0.3')") == "pong"
         assert node.nodes() == [Atom("app@127.0.0.2")]

@@ -37,6 +37,7 @@ from beamlink.etf import Atom
 from beamlink.logs import configure
 from beamlink.node import Node
 from beamlink.node.process import Process
+from tests.support.child import ChildProcess
 
 SEQ = Atom("seq")
 
@@ -135,19 +136,18 @@ async def _main(spec: dict[str, object]) -> None:
 ROOT = str(Path(__file__).resolve().parents[2])
 
 
-class NodeProcess:
+class NodeProcess(ChildProcess):
     """One node process: ``nodes`` is its latest visible node list (None before the first)."""
 
     def __init__(self, spec: dict[str, object], log_path: Path, prefix: Sequence[str] = ()) -> None:
+        super().__init__()
         self.name = str(spec["name"])
         self.argv = [*prefix, sys.executable, "-m", "tests.robustness.node_process", json.dumps(spec)]
         self.log_path = log_path
         self.nodes: frozenset[str] | None = None
         self.history: list[tuple[float, frozenset[str]]] = []
-        self.proc: asyncio.subprocess.Process | None = None
         self._answers: asyncio.Queue[str] = asyncio.Queue()
         self._ready = asyncio.Event()
-        self._reader: asyncio.Task[None] | None = None
 
     async def start(self, timeout: float = 20.0) -> None:
         with self.log_path.open("ab") as log:
@@ -210,30 +210,6 @@ class NodeProcess:
     @property
     def running(self) -> bool:
         return self.proc is not None and self.proc.returncode is None
-
-    async def terminate(self) -> int:
-        """Graceful stop (SIGTERM): leaves the cluster; returns the exit status."""
-        assert self.proc is not None
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return await self._wait()
-
-    async def kill(self) -> None:
-        assert self.proc is not None
-        if self.proc.returncode is None:
-            self.proc.kill()
-        await self._wait()
-
-    async def _wait(self) -> int:
-        assert self.proc is not None
-        try:
-            status = await asyncio.wait_for(self.proc.wait(), 15)
-        except asyncio.TimeoutError:
-            self.proc.kill()
-            status = await self.proc.wait()
-        if self._reader is not None:
-            await self._reader
-        return status
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.robustness.node_process import NodeProcess
-from tests.support.erlang import ErlPeer, ErlRuntime, runtime, start_peer
+from tests.support.erlang import ErlPeer, ErlRuntime, no_epmd_args, runtime, start_peer
 from tests.support.require import missing, require_tool
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.interop]
@@ -152,8 +152,7 @@ async def cluster(net: Net, tmp_path: Path) -> AsyncIterator[Cluster]:
                 net.node("e"),
                 COOKIE,
                 extra_args=(
-                    "-start_epmd", "false", "-erl_epmd_port", str(DIST_PORT),
-                    "-kernel", "inet_dist_use_interface", "{10,233,0,4}",
+                    *no_epmd_args(DIST_PORT, "{10,233,0,4}"),
                     "-kernel", "net_ticktime", str(int(TICKTIME)),
                 ),
             ),

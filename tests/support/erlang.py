@@ -315,6 +315,20 @@ def start_peer(
     return peer
 
 
+def no_epmd_args(port: int, interface: str = "{127,0,0,2}") -> tuple[str, ...]:
+    """``erl`` flags for a peer without EPMD: it listens on ``port`` on ``interface`` (an Erlang
+    address tuple) and dials every peer on ``port``."""
+    return (
+        "-start_epmd",
+        "false",
+        "-erl_epmd_port",
+        str(port),
+        "-kernel",
+        "inet_dist_use_interface",
+        interface,
+    )
+
+
 def epmd_running(port: int = 4369) -> bool:
     """True when something accepts TCP connections on the EPMD port of 127.0.0.1."""
     try:

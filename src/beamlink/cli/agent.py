@@ -15,6 +15,7 @@ import io
 import itertools
 import traceback
 import types
+from collections.abc import Callable
 from typing import Any
 
 from beamlink.etf import Atom
@@ -23,15 +24,22 @@ _sessions: dict[int, dict[str, Any]] = {}
 _session_owners: dict[int, str] = {}
 _watched_nodes: set[str] = set()
 _session_ids = itertools.count(1)
-_stop_requests: list[asyncio.Event] = []
+# Node name -> the event that ends the ``beamlink start`` run hosting that node.
+_stop_requests: dict[str, asyncio.Event] = {}
 _background: set[asyncio.Future[None]] = set()
 # Seconds between answering a stop request and stopping a node not hosted by ``beamlink start``.
 STOP_DELAY = 0.05
 
 
-def register_stop_event(event: asyncio.Event) -> None:
-    """Let ``beamlink stop`` end the process hosting this node by setting ``event``."""
-    _stop_requests.append(event)
+def register_stop_event(node_name: str, event: asyncio.Event) -> Callable[[], None]:
+    """Let ``beamlink stop`` end the run hosting ``node_name`` by setting ``event``; returns
+    the function that withdraws it (call it when the run ends)."""
+    _stop_requests[node_name] = event
+
+    def withdraw() -> None:
+        _stop_requests.pop(node_name, None)
+
+    return withdraw
 
 
 def _namespace(node: Any) -> dict[str, Any]:
@@ -146,11 +154,12 @@ def stop() -> Atom:
     """
     from beamlink.node import current_node
 
-    if _stop_requests:
-        for event in _stop_requests:
-            event.set()
+    node = current_node()
+    event = _stop_requests.get(str(node.name))
+    if event is not None:
+        event.set()
     else:
-        asyncio.get_running_loop().call_later(STOP_DELAY, _stop_node, current_node())
+        asyncio.get_running_loop().call_later(STOP_DELAY, _stop_node, node)
     return Atom("ok")
 
 

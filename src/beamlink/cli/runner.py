@@ -32,7 +32,6 @@ from typing import Any
 
 from beamlink.cli.agent import register_stop_event
 from beamlink.cli.settings import Setting
-from beamlink.logs import RateLimiter
 
 log = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT = 10.0
@@ -40,8 +39,6 @@ LOCAL_ONLY_NAME = "nonode@nohost"
 AUTO_HOST = "auto"
 # How long ``@auto`` waits for DNS topologies to list this node (a new task is not in DNS yet).
 AUTO_DNS_TIMEOUT = 30.0
-# One line per identical cluster problem (same topology, same kind, same reason) per interval.
-CLUSTER_LOG_INTERVAL = 60.0
 
 
 class StartError(RuntimeError):
@@ -153,41 +150,6 @@ async def resolve_auto(name: str, config: Any) -> str:
     return f"{base}@{address}"
 
 
-class ClusterLog:
-    """Logs the cluster events the connection layer does not already log, rate-limited.
-
-    Connects, disconnects and connect failures are logged once by the connection layer (``nodeup``,
-    ``nodedown``, ``connection to X failed``); topology-level problems (discovery failures,
-    crashed topologies, failed disconnects) are logged here, once per identical problem per
-    ``CLUSTER_LOG_INTERVAL``.
-    """
-
-    def __init__(self, interval: float = CLUSTER_LOG_INTERVAL) -> None:
-        self.limiter = RateLimiter(interval)
-        self.log = logging.getLogger("beamlink.cluster")
-
-    def __call__(self, event: Any) -> None:
-        from beamlink.cluster.events import (
-            DisconnectError,
-            PollFailure,
-            TopologyCrashed,
-        )
-
-        if isinstance(event, PollFailure):
-            self.limiter.log(self.log, logging.WARNING, (event.topology, "poll", event.reason),
-                             "[%s] discovery failed, keeping the last good answer: %s",
-                             event.topology, event.reason)
-        elif isinstance(event, DisconnectError):
-            self.limiter.log(self.log, logging.WARNING,
-                             (event.topology, "disconnect", event.node, event.reason),
-                             "[%s] cannot disconnect %s: %s", event.topology, event.node,
-                             event.reason)
-        elif isinstance(event, TopologyCrashed):
-            self.limiter.log(self.log, logging.ERROR, (event.topology, "crash", event.reason),
-                             "[%s] topology crashed (%s), restarting in %.1f s",
-                             event.topology, event.reason, event.restart_in)
-
-
 def _start_metrics(node: Any, settings: Mapping[str, Setting]) -> Any:
     from beamlink.node.metrics import METRICS_PATH, serve_metrics
 
@@ -258,7 +220,7 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
         )
     except (NodeStartError, EpmdError, CookieError, OSError) as exc:
         raise StartError(f"node {name}: {exc}") from None
-    register_stop_event(stop)
+    withdraw_stop = register_stop_event(str(node.name), stop)
     cluster = None
     metrics = None
     status = 0
@@ -268,8 +230,7 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
         if config is not None:
             from beamlink.cluster.topology import Cluster
 
-            cluster = Cluster(node, config, log_events=False)
-            cluster.subscribe(ClusterLog())
+            cluster = Cluster(node, config)
             if metrics is not None:
                 from beamlink.cluster.metrics import ClusterMetrics
 
@@ -280,6 +241,7 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
                  f", app {app.spec}" if app is not None else "")
         status = await _serve(app, node, stop)
     finally:
+        withdraw_stop()
         log.info("node %s stopping", node.name)
         try:
             await asyncio.wait_for(_shutdown(app, cluster, node), SHUTDOWN_TIMEOUT)

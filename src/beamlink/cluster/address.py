@@ -25,6 +25,8 @@ import socket
 import time
 from collections.abc import Iterable, Mapping
 
+import dns.asyncresolver
+
 from beamlink.cluster.config import (
     ClusterConfig,
     DnsPollConfig,
@@ -77,28 +79,42 @@ def choose_address(
     return first, False
 
 
-async def _config_addresses(config: ClusterConfig | None) -> tuple[list[str], list[str]]:
-    """``(discovered, hints)``: addresses the topologies of ``config`` point at (DNS answers,
-    peers, static hosts), and the service addresses behind ``tasks.X`` queries."""
+def _dns_queries(config: ClusterConfig | None) -> list[tuple[str, dns.asyncresolver.Resolver]]:
+    """The names the DNS topologies of ``config`` ask for, each with its resolver."""
+    if config is None:
+        return []
+    return [
+        (
+            topology.query if isinstance(topology, DnsPollConfig) else topology.service,
+            make_resolver(topology.nameservers, topology.dns_timeout),
+        )
+        for topology in config.topologies.values()
+        if isinstance(topology, DnsPollConfig | KubernetesDnsConfig)
+    ]
+
+
+async def _config_addresses(
+    config: ClusterConfig | None, queries: list[tuple[str, dns.asyncresolver.Resolver]]
+) -> tuple[list[str], list[str]]:
+    """``(discovered, hints)``: addresses the topologies of ``config`` point at (DNS answers of
+    ``queries``, peers, static hosts), and the service addresses behind ``tasks.X`` queries."""
     if config is None:
         return [], []
     found: list[str] = []
     hints: list[str] = []
+    for query, resolver in queries:
+        try:
+            found.extend(await resolve_addresses(resolver, query))
+        except DiscoveryError as exc:
+            log.warning("own address: %s", exc)
+        if query.startswith("tasks.") and len(query) > len("tasks."):
+            try:
+                hints.extend(await resolve_addresses(resolver, query[len("tasks."):]))
+            except DiscoveryError as exc:
+                log.debug("own address: no service address: %s", exc)
     hosts: list[str] = []
     for topology in config.topologies.values():
-        if isinstance(topology, DnsPollConfig | KubernetesDnsConfig):
-            query = topology.query if isinstance(topology, DnsPollConfig) else topology.service
-            resolver = make_resolver(topology.nameservers, topology.dns_timeout)
-            try:
-                found.extend(await resolve_addresses(resolver, query))
-            except DiscoveryError as exc:
-                log.warning("own address: %s", exc)
-            if query.startswith("tasks.") and len(query) > len("tasks."):
-                try:
-                    hints.extend(await resolve_addresses(resolver, query[len("tasks."):]))
-                except DiscoveryError as exc:
-                    log.debug("own address: no service address: %s", exc)
-        elif isinstance(topology, GossipConfig) and topology.transport == "unicast":
+        if isinstance(topology, GossipConfig) and topology.transport == "unicast":
             hosts.extend(split_host_port(peer, topology.port)[0] for peer in topology.peers)
         elif isinstance(topology, EpmdConfig):
             hosts.extend(name.partition("@")[2] for name in topology.hosts)
@@ -131,8 +147,9 @@ async def resolve_own_host(
         if value:
             return value
     started = time.monotonic()
+    queries = _dns_queries(config)
     while True:
-        found, hints = await _config_addresses(config)
+        found, hints = await _config_addresses(config, queries)
         discovered = [*peers, *found]
         address, confirmed = choose_address(discovered, hints)
         if confirmed and address is not None:

@@ -11,6 +11,8 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from beamlink.logs import RateLimiter
+
 log = logging.getLogger("beamlink.cluster")
 
 
@@ -107,26 +109,39 @@ class EventBus:
                 log.exception("cluster event subscriber %r failed on %r", subscriber, event)
 
 
-def log_event(event: ClusterEvent) -> None:
-    """The default subscriber: one log line per event, at a level matching its gravity."""
-    if isinstance(event, ConnectOk):
-        log.info("[%s] connected to %s (%.3f s)", event.topology, event.node, event.duration)
-    elif isinstance(event, DisconnectOk):
-        log.info("[%s] disconnected from %s", event.topology, event.node)
-    elif isinstance(event, ConnectError):
-        log.warning("[%s] cannot connect to %s: %s", event.topology, event.node, event.reason)
-    elif isinstance(event, DisconnectError):
-        log.warning("[%s] cannot disconnect %s: %s", event.topology, event.node, event.reason)
-    elif isinstance(event, PollFailure):
-        log.warning(
-            "[%s] discovery failed, keeping the last good answer: %s", event.topology, event.reason
-        )
-    elif isinstance(event, DatagramDropped):
-        log.debug("[%s] dropped datagram from %s: %s", event.topology, event.sender, event.reason)
-    elif isinstance(event, TopologyCrashed):
-        log.error(
-            "[%s] topology crashed (%s), restarting in %.1f s",
-            event.topology,
-            event.reason,
-            event.restart_in,
-        )
+#: One line per identical cluster problem (same topology, same kind, same reason) per interval.
+CLUSTER_LOG_INTERVAL = 60.0
+
+
+class ClusterLog:
+    """The default subscriber: logs what the connection layer does not already log, rate-limited.
+
+    Connects, disconnects and connect failures are logged once by the connection layer (``nodeup``,
+    ``nodedown``, ``connection to X failed``); topology-level problems (discovery failures,
+    crashed topologies, failed disconnects) are logged here, once per identical problem per
+    ``interval``; dropped gossip datagrams at debug level.
+    """
+
+    def __init__(self, interval: float = CLUSTER_LOG_INTERVAL) -> None:
+        self.limiter = RateLimiter(interval)
+
+    def __call__(self, event: ClusterEvent) -> None:
+        if isinstance(event, PollFailure):
+            self.limiter.log(
+                log, logging.WARNING, (event.topology, "poll", event.reason),
+                "[%s] discovery failed, keeping the last good answer: %s",
+                event.topology, event.reason,
+            )
+        elif isinstance(event, DisconnectError):
+            self.limiter.log(
+                log, logging.WARNING, (event.topology, "disconnect", event.node, event.reason),
+                "[%s] cannot disconnect %s: %s", event.topology, event.node, event.reason,
+            )
+        elif isinstance(event, TopologyCrashed):
+            self.limiter.log(
+                log, logging.ERROR, (event.topology, "crash", event.reason),
+                "[%s] topology crashed (%s), restarting in %.1f s",
+                event.topology, event.reason, event.restart_in,
+            )
+        elif isinstance(event, DatagramDropped):
+            log.debug("[%s] dropped datagram from %s: %s", event.topology, event.sender, event.reason)

@@ -38,6 +38,7 @@ from typing import Any
 from beamlink.cluster.config import ClusterConfig, TopologyConfig
 from beamlink.cluster.events import (
     ClusterEvent,
+    ClusterLog,
     ConnectError,
     ConnectOk,
     DisconnectError,
@@ -46,7 +47,6 @@ from beamlink.cluster.events import (
     PollFailure,
     PollOk,
     TopologyCrashed,
-    log_event,
 )
 from beamlink.cluster.membership import Membership, MembershipOps
 from beamlink.cluster.strategies import (
@@ -240,7 +240,7 @@ class Cluster:
         self.config = config
         self.events = EventBus()
         if log_events:
-            self.events.subscribe(log_event)
+            self.events.subscribe(ClusterLog())
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.topologies: dict[str, Topology] = {

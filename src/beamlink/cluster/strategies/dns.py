@@ -28,7 +28,7 @@ from beamlink.cluster.config import (
     KubernetesDnsSrvConfig,
     split_host_port,
 )
-from beamlink.cluster.strategies.base import Discovery, DiscoveryError, Strategy
+from beamlink.cluster.strategies.base import Discovery, DiscoveryError, Strategy, StrategyContext
 
 _NO_RECORDS = (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer)
 
@@ -69,7 +69,15 @@ async def resolve_addresses(resolver: dns.asyncresolver.Resolver, query: str) ->
     return [str(ipaddress.ip_address(address)) for address in [*v4, *v6]]
 
 
-class _AddressStrategy(Strategy[DnsConfigT]):
+class _DnsStrategy(Strategy[DnsConfigT]):
+    """A strategy that asks DNS: one resolver, built once (reading resolv.conf once), per topology."""
+
+    def __init__(self, config: DnsConfigT, context: StrategyContext) -> None:
+        super().__init__(config, context)
+        self.resolver = make_resolver(config.nameservers, config.dns_timeout)
+
+
+class _AddressStrategy(_DnsStrategy[DnsConfigT]):
     """``basename@<ip>`` for every A/AAAA record of a name."""
 
     def _query_and_basename(self) -> tuple[str, str]:
@@ -77,8 +85,7 @@ class _AddressStrategy(Strategy[DnsConfigT]):
 
     async def discover(self) -> Discovery:
         query, basename = self._query_and_basename()
-        resolver = make_resolver(self.config.nameservers, self.config.dns_timeout)
-        addresses = await resolve_addresses(resolver, query)
+        addresses = await resolve_addresses(self.resolver, query)
         return Discovery(frozenset(f"{basename}@{address}" for address in addresses))
 
 
@@ -96,12 +103,11 @@ class KubernetesDnsStrategy(_AddressStrategy[KubernetesDnsConfig]):
         return self.config.service, self.config.application_name
 
 
-class KubernetesDnsSrvStrategy(Strategy[KubernetesDnsSrvConfig]):
+class KubernetesDnsSrvStrategy(_DnsStrategy[KubernetesDnsSrvConfig]):
     """libcluster's Kubernetes.DNSSRV: ``application_name@<target>`` for each SRV record."""
 
     async def discover(self) -> Discovery:
-        resolver = make_resolver(self.config.nameservers, self.config.dns_timeout)
-        records = await resolve(resolver, self.config.query, "SRV")
+        records = await resolve(self.resolver, self.config.query, "SRV")
         targets = {record.split()[3].rstrip(".") for record in records}
         app = self.config.application_name
         return Discovery(frozenset(f"{app}@{target}" for target in targets if target))
