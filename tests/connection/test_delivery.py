@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from beamlink.connection import ConnectionManager
-from beamlink.dist import control
+from beamlink.distribution import control
 from beamlink.etf import Atom, Pid
 from tests.connection.recorder import Recorder
 

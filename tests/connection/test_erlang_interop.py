@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from beamlink.connection import TICK_TIMEOUT, ConnectionManager
-from beamlink.dist import control
+from beamlink.distribution import control
 from beamlink.etf import Atom, Pid
 from tests.connection.recorder import Recorder
 from tests.support.erlang import ErlPeer, ErlRuntime, free_port, no_epmd_args

@@ -20,8 +20,8 @@ from beamlink.connection import (
     TICK_TIMEOUT,
     ConnectionManager,
 )
-from beamlink.dist import control, flags
-from beamlink.dist.handshake import AliveQuery, HandshakeComplete, Initiator
+from beamlink.distribution import control, flags
+from beamlink.distribution.handshake import AliveQuery, HandshakeComplete, Initiator
 from beamlink.etf import Atom, Pid
 from tests.connection.recorder import Recorder
 

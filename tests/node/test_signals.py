@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from beamlink.dist import control as ctl
-from beamlink.dist.control import NO_MESSAGE
+from beamlink.distribution import control as ctl
+from beamlink.distribution.control import NO_MESSAGE
 from beamlink.etf import Atom, Charlist, ImproperList, Pid, Reference
 from beamlink.node.errors import ProcessExit
 from beamlink.node.process import Process

@@ -1,5 +1,5 @@
 """A hostile distribution peer: a raw socket that completes a real handshake with a node (the
-sans-I/O `Initiator` of `beamlink.dist.handshake`) and then writes whatever bytes a test wants.
+sans-I/O `Initiator` of `beamlink.distribution.handshake`) and then writes whatever bytes a test wants.
 
 It drains what the node sends (ticks, control messages) in the background so that the node's
 writes never block, and tells when the node hung up.
@@ -12,8 +12,8 @@ import contextlib
 import secrets
 import struct
 
-from beamlink.dist import flags as dflags
-from beamlink.dist.handshake import HandshakeComplete, Initiator
+from beamlink.distribution import flags as dflags
+from beamlink.distribution.handshake import HandshakeComplete, Initiator
 
 FRAME_LENGTH = struct.Struct(">I")
 

@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
-from beamlink.dist import flags as dflags
-from beamlink.dist.control import LINK, MONITOR_P, SEND, SPAWN_REQUEST
-from beamlink.dist.frames import FrameReader, FrameWriter
+from beamlink.distribution import flags as dflags
+from beamlink.distribution.control import LINK, MONITOR_P, SEND, SPAWN_REQUEST
+from beamlink.distribution.frames import FrameReader, FrameWriter
 from beamlink.etf import Atom, Pid, encode
 from beamlink.node import Node
 from beamlink.node.process import Process

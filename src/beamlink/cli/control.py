@@ -57,7 +57,7 @@ def control_name(target: str) -> str:
 
 async def start_control_node(target: str, cookie: str | None) -> Any:
     """A started hidden, client-only node named for ``target``; the caller stops it."""
-    from beamlink.dist.cookie import CookieError
+    from beamlink.distribution.cookie import CookieError
     from beamlink.node import Node, NodeStartError
 
     dist_port = os.environ.get("ERL_DIST_PORT")

@@ -112,7 +112,7 @@ def node_name(settings: Mapping[str, Setting]) -> str:
     A bare ``NAME`` is ``NAME@<fully qualified host name>`` with long names (like ``erl -name``)
     and ``NAME@<host>`` with short names; ``RELEASE_DISTRIBUTION=none`` is ``nonode@nohost``.
     """
-    from beamlink.dist.names import local_host
+    from beamlink.distribution.names import local_host
 
     distribution = settings["distribution"].value
     if distribution == "none":
@@ -192,7 +192,7 @@ async def run_node(settings: Mapping[str, Setting]) -> int:
 
 
 async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
-    from beamlink.dist.cookie import CookieError
+    from beamlink.distribution.cookie import CookieError
     from beamlink.epmd import EpmdError
     from beamlink.node import Node, NodeStartError
 

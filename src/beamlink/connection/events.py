@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from beamlink.dist import flags as dflags
+from beamlink.distribution import flags as dflags
 from beamlink.etf import Atom
 
 AddressResolver = Callable[[Atom], Awaitable[tuple[str, int]]]

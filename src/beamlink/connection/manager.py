@@ -31,10 +31,10 @@ from beamlink.connection.events import (
     PeerInfo,
 )
 from beamlink.connection.protocol import DistConnection, TrafficCounters
-from beamlink.dist import flags as dflags
-from beamlink.dist.control import NO_MESSAGE
-from beamlink.dist.frames import DEFAULT_MAX_FRAME_SIZE
-from beamlink.dist.handshake import Acceptor, HandshakeError, Initiator, PeerName, Status
+from beamlink.distribution import flags as dflags
+from beamlink.distribution.control import NO_MESSAGE
+from beamlink.distribution.frames import DEFAULT_MAX_FRAME_SIZE
+from beamlink.distribution.handshake import Acceptor, HandshakeError, Initiator, PeerName, Status
 from beamlink.etf import Atom
 from beamlink.logs import RateLimiter
 

@@ -1,6 +1,6 @@
 """One distribution socket as an asyncio protocol: the handshake, then frames and ticks.
 
-This file only moves bytes and runs timers; protocol decisions live in `beamlink.dist`
+This file only moves bytes and runs timers; protocol decisions live in `beamlink.distribution`
 (handshake, frames) and in the owner (`ConnectionManager`): who wins a simultaneous connect,
 what happens on nodeup/nodedown.
 
@@ -30,9 +30,9 @@ from beamlink.connection.events import (
     DownReason,
     PeerInfo,
 )
-from beamlink.dist.control import NO_MESSAGE
-from beamlink.dist.frames import TICK, FrameError, FrameReader, FrameWriter
-from beamlink.dist.handshake import (
+from beamlink.distribution.control import NO_MESSAGE
+from beamlink.distribution.frames import TICK, FrameError, FrameReader, FrameWriter
+from beamlink.distribution.handshake import (
     Acceptor,
     AliveQuery,
     HandshakeComplete,

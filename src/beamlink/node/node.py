@@ -26,8 +26,8 @@ from beamlink.connection import (
     DownReason,
     PeerInfo,
 )
-from beamlink.dist.cookie import resolve_cookie
-from beamlink.dist.names import NodeName, NodeNameError
+from beamlink.distribution.cookie import resolve_cookie
+from beamlink.distribution.names import NodeName, NodeNameError
 from beamlink.epmd import KeptRegistration, keep_registered, port_please
 from beamlink.etf import Atom
 from beamlink.node.errors import NodeStartError, ReceiveTimeout

@@ -31,8 +31,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final
 
-from beamlink.dist import control as ctl
-from beamlink.dist.control import NO_MESSAGE
+from beamlink.distribution import control as ctl
+from beamlink.distribution.control import NO_MESSAGE
 from beamlink.etf import Atom, Charlist, Pid, Reference
 from beamlink.logs import RateLimiter
 from beamlink.node.errors import ProcessExit, UnknownName

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beamlink.dist import control, flags
-from beamlink.dist.frames import TICK, FrameError, FrameReader, FrameWriter
+from beamlink.distribution import control, flags
+from beamlink.distribution.frames import TICK, FrameError, FrameReader, FrameWriter
 from beamlink.etf import Atom, Pid, encode
 
 PID = Pid(Atom("a@h.example"), 5, 0, 7)

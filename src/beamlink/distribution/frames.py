@@ -36,8 +36,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from beamlink.dist import flags as dflags
-from beamlink.dist.control import ALIAS_SEND, NO_MESSAGE, REG_SEND, SEND, SEND_SENDER
+from beamlink.distribution import flags as dflags
+from beamlink.distribution.control import ALIAS_SEND, NO_MESSAGE, REG_SEND, SEND, SEND_SENDER
 from beamlink.etf import (
     DEFAULT_MAX_SIZE,
     DecodeError,

@@ -1,4 +1,4 @@
-"""Node names, cookies and flags of `beamlink.dist`."""
+"""Node names, cookies and flags of `beamlink.distribution`."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from beamlink.dist import flags
-from beamlink.dist.cookie import CookieError, digest, new_challenge, resolve_cookie
-from beamlink.dist.names import NodeName, NodeNameError, is_node_name
+from beamlink.distribution import flags
+from beamlink.distribution.cookie import CookieError, digest, new_challenge, resolve_cookie
+from beamlink.distribution.names import NodeName, NodeNameError, is_node_name
 from tests.support.require import require_tool
 
 

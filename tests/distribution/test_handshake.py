@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beamlink.dist import flags
-from beamlink.dist.cookie import digest
-from beamlink.dist.handshake import (
+from beamlink.distribution import flags
+from beamlink.distribution.cookie import digest
+from beamlink.distribution.handshake import (
     MAX_HANDSHAKE_MESSAGE,
     Acceptor,
     AliveQuery,

@@ -32,8 +32,8 @@ import struct
 from dataclasses import dataclass
 from enum import Enum
 
-from beamlink.dist import flags as dflags
-from beamlink.dist.cookie import digest, new_challenge
+from beamlink.distribution import flags as dflags
+from beamlink.distribution.cookie import digest, new_challenge
 
 MAX_HANDSHAKE_MESSAGE = 2048
 MAX_NAME_BYTES = 255
