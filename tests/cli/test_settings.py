@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from beamlink.cli.settings import SettingsError, describe, node_settings
+from tests.cli.support import beamlink, cli_env
 
 NONE = {"name": None, "sname": None, "cookie": None, "dist_port": None, "net_ticktime": None,
         "config": None, "app": None, "hidden": False}
@@ -56,3 +59,43 @@ def test_describe_never_prints_the_cookie() -> None:
     lines = describe(node_settings(opts(name="a@h", cookie="supersecret"), {}))
     assert not any("supersecret" in line for line in lines)
     assert "name = a@h  (--name)" in lines
+
+
+def test_env_values_are_range_checked_with_their_source() -> None:
+    for env, message in (
+        ({"ERL_DIST_PORT": "70000"}, "distribution port from env ERL_DIST_PORT must be a port "
+                                     "number 1..65535, got '70000'"),
+        ({"ERL_EPMD_PORT": "0"}, "EPMD port from env ERL_EPMD_PORT must be a port number "
+                                 "1..65535, got '0'"),
+        ({"BEAMLINK_NET_TICKTIME": "-5"}, "net_ticktime from env BEAMLINK_NET_TICKTIME must be a "
+                                          "number of seconds greater than 0, got '-5'"),
+        ({"BEAMLINK_METRICS_PORT": "65536"}, "metrics port from env BEAMLINK_METRICS_PORT must be "
+                                             "a port number 0..65535"),
+    ):
+        with pytest.raises(SettingsError) as err:
+            node_settings(opts(name="a@h"), env)
+        assert message in str(err.value)
+    with pytest.raises(SettingsError, match=r"from --dist-port must be a port number 1\.\.65535"):
+        node_settings(opts(name="a@h", dist_port=0), {"ERL_DIST_PORT": "9100"})
+
+
+def test_cli_reports_a_bad_environment_value(tmp_path: Path) -> None:
+    """A bad variable ends each kind of command with one clear line naming it (no traceback)."""
+    start = beamlink("start", "--name", "bad_env@127.0.0.1",
+                     env=cli_env(tmp_path, ERL_DIST_PORT="70000"))
+    assert start.returncode == 2
+    assert ("distribution port from env ERL_DIST_PORT must be a port number 1..65535, "
+            "got '70000'") in start.stderr
+    ping = beamlink("ping", "x@127.0.0.1", "--timeout", "2",
+                    env=cli_env(tmp_path, ERL_DIST_PORT="fast"))
+    assert ping.returncode == 1
+    assert ping.stderr.strip() == (
+        "beamlink: cannot start a control node: distribution port from env ERL_DIST_PORT must "
+        "be a port number 1..65535, got 'fast'"
+    )
+    demo = beamlink("demo", "--no-erlang", env=cli_env(tmp_path, ERL_EPMD_PORT="99999"))
+    assert demo.returncode == 1
+    assert "EPMD port from env ERL_EPMD_PORT must be a port number 1..65535, got '99999'" in (
+        demo.stderr)
+    for result in (start, ping, demo):
+        assert "Traceback" not in result.stderr

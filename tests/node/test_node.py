@@ -11,13 +11,13 @@ from beamlink.etf import Atom
 from beamlink.node import (
     Node,
     NodeEvent,
-    NodeStartError,
     Process,
     current_node,
     current_process,
     resolve_dist_port,
     resolve_node_name,
 )
+from beamlink.settings import SettingsError
 from tests.support.erlang import free_port
 
 A = Atom
@@ -27,7 +27,7 @@ COOKIE = "nodetest"
 def test_name_resolution_order(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("BEAMLINK_NODE", raising=False)
     monkeypatch.delenv("RELEASE_NODE", raising=False)
-    with pytest.raises(NodeStartError, match="BEAMLINK_NODE"):
+    with pytest.raises(SettingsError, match="set BEAMLINK_NODE or RELEASE_NODE"):
         resolve_node_name()
     monkeypatch.setenv("RELEASE_NODE", "rel@10.0.0.1")
     assert resolve_node_name().full == "rel@10.0.0.1"
@@ -36,8 +36,11 @@ def test_name_resolution_order(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve_node_name("arg@127.0.0.1").full == "arg@127.0.0.1"
     short = resolve_node_name("shorty")
     assert short.name == "shorty" and not short.is_long
-    with pytest.raises(NodeStartError):
+    with pytest.raises(SettingsError, match="node name from argument"):
         resolve_node_name("bad name@127.0.0.1")
+    monkeypatch.setenv("BEAMLINK_NODE", "bad name@127.0.0.1")
+    with pytest.raises(SettingsError, match="node name from env BEAMLINK_NODE"):
+        resolve_node_name()
 
 
 def test_dist_port_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -46,9 +49,12 @@ def test_dist_port_resolution(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ERL_DIST_PORT", "9100")
     assert resolve_dist_port() == 9100
     assert resolve_dist_port(9200) == 9200
-    monkeypatch.setenv("ERL_DIST_PORT", "nope")
-    with pytest.raises(NodeStartError):
-        resolve_dist_port()
+    for bad in ("nope", "0", "65536", "-1"):
+        monkeypatch.setenv("ERL_DIST_PORT", bad)
+        with pytest.raises(SettingsError, match=r"env ERL_DIST_PORT must be a port number 1\.\.65535"):
+            resolve_dist_port()
+    with pytest.raises(SettingsError, match="from argument"):
+        resolve_dist_port(70000)
 
 
 async def test_two_nodes_events_links_and_stop() -> None:

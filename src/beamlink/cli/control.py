@@ -11,16 +11,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import os
 import secrets
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
+from beamlink.errors import BeamlinkError, NodeError
+
 AGENT = "beamlink.cli.agent"
 
 
-class ControlError(RuntimeError):
+class ControlError(NodeError, RuntimeError):
     """The target could not be reached or the command failed on it."""
 
 
@@ -57,16 +58,11 @@ def control_name(target: str) -> str:
 
 async def start_control_node(target: str, cookie: str | None) -> Any:
     """A started hidden, client-only node named for ``target``; the caller stops it."""
-    from beamlink.distribution.cookie import CookieError
-    from beamlink.node import Node, NodeStartError
+    from beamlink.node import Node
 
-    dist_port = os.environ.get("ERL_DIST_PORT")
     try:
-        return await Node.start(
-            control_name(target), cookie, hidden=True, listen=False,
-            dist_port=int(dist_port) if dist_port else None,
-        )
-    except (CookieError, NodeStartError, ValueError) as exc:
+        return await Node.start(control_name(target), cookie, hidden=True, listen=False)
+    except BeamlinkError as exc:
         raise ControlError(f"cannot start a control node: {exc}") from None
 
 

@@ -135,6 +135,7 @@ async def run_demo(count: int, duration: float | None, *, with_erlang: bool = Tr
 
 async def _demo(count: int, duration: float | None, *, with_erlang: bool) -> int:
     from beamlink.epmd.client import default_epmd_port
+    from beamlink.settings import COOKIE, EPMD_PORT
 
     cookie = secrets.token_hex(8)
     epmd_port = default_epmd_port()
@@ -144,7 +145,7 @@ async def _demo(count: int, duration: float | None, *, with_erlang: bool) -> int
     tmp = Path(tempfile.mkdtemp(prefix="beamlink-demo-"))
     config = tmp / "demo.toml"
     config.write_text(_topology(members))
-    env = dict(os.environ, BEAMLINK_COOKIE=cookie, ERL_EPMD_PORT=str(epmd_port))
+    env = {**os.environ, COOKIE.variables[0]: cookie, EPMD_PORT.variables[0]: str(epmd_port)}
     tty = sys.stdout.isatty()
     children: list[_Child] = []
     formed = False

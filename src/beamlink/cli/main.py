@@ -9,7 +9,6 @@ effective settings; ``demo`` starts a local demo cluster.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -18,6 +17,7 @@ import click
 
 from beamlink import __version__
 from beamlink.cli.settings import SettingsError, describe, node_settings
+from beamlink.errors import ConfigurationError
 from beamlink.logs import configure
 
 T = TypeVar("T")
@@ -30,7 +30,17 @@ def _run(coro: Awaitable[T]) -> T:
         raise SystemExit(130) from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """The command group; a bad setting met by any command ends it with a one-line error (exit 1)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigurationError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--log-level", default=None,
               type=click.Choice(["debug", "info", "warning", "error"]),
               help="Log level (default: info for start, warning for the others).")
@@ -88,10 +98,6 @@ def start(**options: Any) -> None:
     sys.exit(_run(run_node(_settings(**options))))
 
 
-def _target_cookie(cookie: str | None) -> str | None:
-    return cookie or os.environ.get("BEAMLINK_COOKIE") or os.environ.get("RELEASE_COOKIE")
-
-
 _target_options = [
     click.argument("node"),
     click.option("--cookie", help="Cookie of the target (env BEAMLINK_COOKIE, RELEASE_COOKIE; "
@@ -123,7 +129,7 @@ def ping(node: str, cookie: str | None, timeout: float) -> None:
     """Ping NODE: print pong (exit 0) or pang (exit 1)."""
     from beamlink.cli.control import ping_target
 
-    ok = _control(ping_target(node, _target_cookie(cookie), timeout))
+    ok = _control(ping_target(node, cookie, timeout))
     click.echo("pong" if ok else "pang")
     sys.exit(0 if ok else 1)
 
@@ -135,7 +141,7 @@ def rpc(node: str, cookie: str | None, timeout: float, expr: str) -> None:
     """Evaluate the Python EXPR on the live NODE and print the result (exit 1 if it raised)."""
     from beamlink.cli.control import rpc_eval
 
-    ok, output = _control(rpc_eval(node, _target_cookie(cookie), timeout, expr))
+    ok, output = _control(rpc_eval(node, cookie, timeout, expr))
     click.echo(output, nl=False, err=not ok)
     sys.exit(0 if ok else 1)
 
@@ -146,7 +152,7 @@ def nodes(node: str, cookie: str | None, timeout: float) -> None:
     """Print NODE's visible node list, one per line."""
     from beamlink.cli.control import target_nodes
 
-    for name in _control(target_nodes(node, _target_cookie(cookie), timeout)):
+    for name in _control(target_nodes(node, cookie, timeout)):
         click.echo(name)
 
 
@@ -156,7 +162,7 @@ def pid(node: str, cookie: str | None, timeout: float) -> None:
     """Print the OS process id of NODE."""
     from beamlink.cli.control import target_pid
 
-    click.echo(_control(target_pid(node, _target_cookie(cookie), timeout)))
+    click.echo(_control(target_pid(node, cookie, timeout)))
 
 
 @cli.command()
@@ -165,7 +171,7 @@ def stop(node: str, cookie: str | None, timeout: float) -> None:
     """Stop NODE gracefully (it leaves its cluster and exits 0)."""
     from beamlink.cli.control import stop_target
 
-    _control(stop_target(node, _target_cookie(cookie), timeout))
+    _control(stop_target(node, cookie, timeout))
     click.echo("ok")
 
 
@@ -177,7 +183,7 @@ def remote(node: str, cookie: str | None, timeout: float) -> None:
     from beamlink.cli.control import ControlError
 
     try:
-        run_console(node, _target_cookie(cookie), timeout)
+        run_console(node, cookie, timeout)
     except ControlError as exc:
         click.echo(f"beamlink: {exc}", err=True)
         sys.exit(1)

@@ -32,6 +32,7 @@ from typing import Any
 
 from beamlink.cli.agent import register_stop_event
 from beamlink.cli.settings import Setting
+from beamlink.errors import BeamlinkError, NodeError
 
 log = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT = 10.0
@@ -41,7 +42,7 @@ AUTO_HOST = "auto"
 AUTO_DNS_TIMEOUT = 30.0
 
 
-class StartError(RuntimeError):
+class StartError(NodeError, RuntimeError):
     """The node or the app cannot start: bad ``--app``, config, name or address."""
 
 
@@ -192,9 +193,7 @@ async def run_node(settings: Mapping[str, Setting]) -> int:
 
 
 async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
-    from beamlink.distribution.cookie import CookieError
-    from beamlink.epmd import EpmdError
-    from beamlink.node import Node, NodeStartError
+    from beamlink.node import Node
 
     config = _load_config(settings)
     app = None
@@ -218,7 +217,7 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
             epmd_port=int(settings["epmd_port"].value),
             listen=not local_only,
         )
-    except (NodeStartError, EpmdError, CookieError, OSError) as exc:
+    except (BeamlinkError, OSError) as exc:
         raise StartError(f"node {name}: {exc}") from None
     withdraw_stop = register_stop_event(str(node.name), stop)
     cluster = None

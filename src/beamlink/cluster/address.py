@@ -37,6 +37,7 @@ from beamlink.cluster.config import (
 )
 from beamlink.cluster.strategies.base import DiscoveryError
 from beamlink.cluster.strategies.dns import make_resolver, resolve_addresses
+from beamlink.errors import ConfigurationError
 
 log = logging.getLogger("beamlink.cluster")
 
@@ -44,7 +45,7 @@ HOST_ENV_VARS = ("BEAMLINK_HOST", "POD_IP")
 _DISCARD_PORT = 9
 
 
-class AddressError(RuntimeError):
+class AddressError(ConfigurationError, RuntimeError):
     """No address could be chosen for ``@auto``."""
 
 

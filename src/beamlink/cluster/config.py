@@ -30,17 +30,19 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from beamlink.cluster.membership import ConnectHook, DisconnectHook, ListNodesHook
+from beamlink.errors import ConfigurationError
+from beamlink.settings import CONFIG
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:
     import tomli as tomllib
 
-CONFIG_ENV = "BEAMLINK_CONFIG"
+CONFIG_ENV = CONFIG.variables[0]
 HOOK_KEYS = frozenset({"connect", "disconnect", "list_nodes"})
 
 
-class ConfigError(ValueError):
+class ConfigError(ConfigurationError, ValueError):
     """A configuration problem, naming the topology and key it is about."""
 
     def __init__(

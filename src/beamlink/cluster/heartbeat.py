@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from beamlink.errors import RemoteProtocolError
 from beamlink.etf import Atom, DecodeError, decode, encode
 
 MAX_DATAGRAM = 512
@@ -55,7 +56,7 @@ AES_BLOCK = 16
 LIBCLUSTER_MAX_TERM = MAX_NODE_NAME + 32
 
 
-class HeartbeatRejected(ValueError):
+class HeartbeatRejected(RemoteProtocolError, ValueError):
     """A datagram that is not an acceptable heartbeat; ``reason`` is one of ``REASONS``."""
 
     def __init__(self, reason: str, detail: str = "") -> None:

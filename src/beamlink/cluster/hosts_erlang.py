@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from beamlink.errors import ConfigurationError
+
 _UNQUOTED_START = frozenset("abcdefghijklmnopqrstuvwxyz")
 _UNQUOTED_REST = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@")
 _ESCAPES = {"n": "\n", "t": "\t", "s": " ", "\\": "\\", "'": "'", '"': '"'}
 
 
-class HostsFileError(ValueError):
+class HostsFileError(ConfigurationError, ValueError):
     """The file is not a list of host terms."""
 
 

@@ -16,12 +16,9 @@ from beamlink.connection.events import (
     DownReason,
     PeerInfo,
 )
-from beamlink.connection.manager import (
-    DEFAULT_HANDSHAKE_TIMEOUT,
-    DEFAULT_NET_TICKTIME,
-    ConnectionManager,
-)
+from beamlink.connection.manager import DEFAULT_HANDSHAKE_TIMEOUT, ConnectionManager
 from beamlink.connection.protocol import DistConnection
+from beamlink.settings import DEFAULT_NET_TICKTIME
 
 __all__ = [
     "CLOSED",

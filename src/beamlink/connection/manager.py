@@ -37,10 +37,10 @@ from beamlink.distribution.frames import DEFAULT_MAX_FRAME_SIZE
 from beamlink.distribution.handshake import Acceptor, HandshakeError, Initiator, PeerName, Status
 from beamlink.etf import Atom
 from beamlink.logs import RateLimiter
+from beamlink.settings import DEFAULT_NET_TICKTIME
 
 log = logging.getLogger(__name__)
 
-DEFAULT_NET_TICKTIME = 60.0
 DEFAULT_HANDSHAKE_TIMEOUT = 7.0  # OTP's net_setuptime
 
 

@@ -1,7 +1,7 @@
 """Cookies and challenges of the distribution handshake.
 
 `digest` is MD5(cookie ++ decimal text of the challenge), as in dist_util:gen_digest/2.
-Challenges come from `secrets` (a CSPRNG). `resolve_cookie` picks the cookie like the issue asks:
+Challenges come from `secrets` (a CSPRNG). `resolve_cookie` picks the cookie (`beamlink.settings`):
 argument, then $BEAMLINK_COOKIE, then $RELEASE_COOKIE, then ~/.erlang.cookie, which is created
 the way Erlang's auth module does when missing (20 random uppercase letters, mode 0400).
 """
@@ -14,11 +14,14 @@ import secrets
 import string
 from pathlib import Path
 
+from beamlink.errors import ConfigurationError
+from beamlink.settings import COOKIE
+
 COOKIE_FILE_NAME = ".erlang.cookie"
 GENERATED_COOKIE_LENGTH = 20
 
 
-class CookieError(RuntimeError):
+class CookieError(ConfigurationError, RuntimeError):
     """No usable cookie (unreadable or badly protected cookie file)."""
 
 
@@ -35,10 +38,14 @@ def new_challenge() -> int:
 
 
 def resolve_cookie(cookie: str | None = None, *, home: Path | None = None) -> str:
-    """The cookie to use: `cookie`, $BEAMLINK_COOKIE, $RELEASE_COOKIE, or ~/.erlang.cookie."""
-    for candidate in (cookie, os.environ.get("BEAMLINK_COOKIE"), os.environ.get("RELEASE_COOKIE")):
-        if candidate:
-            return candidate
+    """The cookie to use: `cookie`, $BEAMLINK_COOKIE, $RELEASE_COOKIE, or ~/.erlang.cookie.
+
+    The precedence and the accepted values are `beamlink.settings.COOKIE`'s (`SettingsError` for
+    a cookie that is not latin-1 or longer than 255 characters).
+    """
+    found = COOKIE.get(cookie)
+    if found is not None:
+        return found
     return read_or_create_cookie_file((home or Path.home()) / COOKIE_FILE_NAME)
 
 

@@ -38,6 +38,7 @@ from typing import Any
 
 from beamlink.distribution import flags as dflags
 from beamlink.distribution.control import ALIAS_SEND, NO_MESSAGE, REG_SEND, SEND, SEND_SENDER
+from beamlink.errors import RemoteProtocolError
 from beamlink.etf import (
     DEFAULT_MAX_SIZE,
     DecodeError,
@@ -72,7 +73,7 @@ _MAX_CONTROL_BYTES = 256
 _WRITER_CACHE_LIMIT = 4096
 
 
-class FrameError(ValueError):
+class FrameError(RemoteProtocolError, ValueError):
     """A frame that breaks the protocol; the connection must be dropped."""
 
 

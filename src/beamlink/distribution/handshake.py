@@ -34,6 +34,7 @@ from enum import Enum
 
 from beamlink.distribution import flags as dflags
 from beamlink.distribution.cookie import digest, new_challenge
+from beamlink.errors import RemoteProtocolError
 
 MAX_HANDSHAKE_MESSAGE = 2048
 MAX_NAME_BYTES = 255
@@ -65,7 +66,7 @@ class Status(str, Enum):
     ALIVE = "alive"
 
 
-class HandshakeError(Exception):
+class HandshakeError(RemoteProtocolError):
     """The handshake failed in `state` for `reason`; `code` is a short machine-readable cause.
 
     Codes: ``malformed``, ``oversized``, ``unexpected``, ``bad_name``, ``name_mismatch``,

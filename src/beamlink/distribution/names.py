@@ -12,12 +12,14 @@ import re
 import socket
 from dataclasses import dataclass
 
+from beamlink.errors import ConfigurationError
+
 MAX_NODE_NAME_LENGTH = 255
 _NAME_PART = re.compile(r"[A-Za-z0-9_-]+")
 _HOST_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?")
 
 
-class NodeNameError(ValueError):
+class NodeNameError(ConfigurationError, ValueError):
     """A node name that is not ``name@host`` with valid parts."""
 
 

@@ -13,8 +13,9 @@ from beamlink.epmd.client import (
     register,
 )
 from beamlink.epmd.keeper import KeptRegistration, keep_registered
-from beamlink.epmd.protocol import EpmdError, EpmdProtocolError, NodeAddress
+from beamlink.epmd.protocol import EpmdProtocolError, NodeAddress
 from beamlink.epmd.server import EmbeddedEpmd, RegisteredNode, ensure_epmd
+from beamlink.errors import EpmdError
 
 __all__ = [
     "DEFAULT_TIMEOUT",

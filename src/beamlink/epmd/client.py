@@ -9,19 +9,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 
 from beamlink.epmd.protocol import (
     DIST_VERSION_5,
     DIST_VERSION_6,
-    EPMD_DEFAULT_PORT,
     NODE_TYPE_HIDDEN,
     NODE_TYPE_NORMAL,
     PROTOCOL_TCP_IPV4,
     RESULT_OK,
     Alive2Request,
     Alive2Response,
-    EpmdError,
     NamesRequest,
     NamesResponse,
     NeedData,
@@ -34,6 +31,8 @@ from beamlink.epmd.protocol import (
     encode_name,
     encode_request,
 )
+from beamlink.errors import EpmdError, NameInUse
+from beamlink.settings import EPMD_PORT
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -60,26 +59,13 @@ class EpmdUnavailable(EpmdError):
     """No EPMD answered: connection refused, unreachable, or no answer in time."""
 
 
-class NameInUse(EpmdError):
-    """EPMD refused the registration: the name is held by a live node."""
-
-
 class NodeNotFound(EpmdError):
     """PORT_PLEASE2: EPMD knows no node of that name."""
 
 
 def default_epmd_port() -> int:
-    """``ERL_EPMD_PORT`` when set, else 4369."""
-    raw = os.environ.get("ERL_EPMD_PORT", "").strip()
-    if not raw:
-        return EPMD_DEFAULT_PORT
-    try:
-        port = int(raw)
-    except ValueError:
-        raise ValueError(f"ERL_EPMD_PORT={raw!r} is not a port number") from None
-    if not 0 < port <= 0xFFFF:
-        raise ValueError(f"ERL_EPMD_PORT={raw!r} is not in 1..65535")
-    return port
+    """``ERL_EPMD_PORT`` when set, else 4369; `SettingsError` outside 1..65535 (`beamlink.settings`)."""
+    return int(EPMD_PORT.require().value)
 
 
 async def _connect(

@@ -23,8 +23,8 @@ import logging
 from collections.abc import Callable, Sequence
 
 from beamlink.epmd.client import DEFAULT_TIMEOUT, Registration, register
-from beamlink.epmd.protocol import EpmdError
 from beamlink.epmd.server import EmbeddedEpmd, ensure_epmd
+from beamlink.errors import EpmdError
 
 __all__ = ["KeptRegistration", "keep_registered"]
 

@@ -25,8 +25,11 @@ import struct
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 
+from beamlink.errors import EpmdError, RemoteProtocolError
+from beamlink.settings import DEFAULT_EPMD_PORT
+
 # Default TCP port of EPMD (erl_dist_protocol: "EPMD Protocol").
-EPMD_DEFAULT_PORT: Final = 4369
+EPMD_DEFAULT_PORT: Final = DEFAULT_EPMD_PORT
 
 # Request and response codes (erl_dist_protocol: "EPMD Protocol"; epmd.h).
 ALIVE2_REQ: Final = 120
@@ -63,11 +66,7 @@ _NAMES_LINE = re.compile(rb"name (.+) at port (\d{1,5})")
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
-class EpmdError(Exception):
-    """Base class of every EPMD failure raised by beamlink.epmd."""
-
-
-class EpmdProtocolError(EpmdError, ValueError):
+class EpmdProtocolError(RemoteProtocolError, EpmdError, ValueError):
     """Bytes that do not follow the EPMD protocol."""
 
 

@@ -40,7 +40,6 @@ from beamlink.epmd.protocol import (
     RESULT_OK,
     Alive2Request,
     Alive2Response,
-    EpmdError,
     EpmdProtocolError,
     NamesRequest,
     NamesResponse,
@@ -51,6 +50,7 @@ from beamlink.epmd.protocol import (
     RequestReader,
     encode_response,
 )
+from beamlink.errors import EpmdError
 
 __all__ = ["EmbeddedEpmd", "RegisteredNode", "ensure_epmd"]
 

@@ -29,6 +29,8 @@ import zlib
 from collections.abc import Callable
 from typing import Any, Final
 
+from beamlink.errors import RemoteProtocolError
+
 from . import tags as T
 from .tags import (
     BINARY_EXT,
@@ -80,7 +82,7 @@ _CACHE_LIMIT: Final = 8192
 Decoder = Callable[[bytes, int, int], "tuple[Any, int]"]
 
 
-class DecodeError(ValueError):
+class DecodeError(RemoteProtocolError, ValueError):
     """The input is not a valid External Term Format encoding (message says where and why)."""
 
 

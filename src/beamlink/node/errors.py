@@ -1,5 +1,8 @@
 """Typed errors of the node runtime (processes, mailboxes, names, node start-up).
 
+All derive from `beamlink.errors.NodeError`; `NameInUse` (shared with the EPMD client) is
+defined in ``beamlink.errors`` and re-exported here.
+
 Nothing here does I/O; every error says what went wrong and, where it can, what to do next.
 """
 
@@ -7,9 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from beamlink.errors import NameInUse, NodeError
 
-class NodeError(Exception):
-    """Base class of the node runtime's errors."""
+__all__ = [
+    "NameInUse",
+    "NodeError",
+    "NodeStartError",
+    "ProcessExit",
+    "ReceiveTimeout",
+    "UnknownName",
+]
 
 
 class ReceiveTimeout(NodeError, TimeoutError):
@@ -28,13 +38,12 @@ class ProcessExit(NodeError):
         self.reason = reason
 
 
-class NameInUse(NodeError):
-    """``register`` was given a name another process holds, or the process already has a name."""
-
-
 class UnknownName(NodeError, LookupError):
     """A local send to a name that no process holds (Erlang raises ``badarg`` there)."""
 
 
 class NodeStartError(NodeError):
-    """The node could not start: no name, a bad name, or EPMD/listening failed (see message)."""
+    """The node could not start (e.g. its host does not resolve); see the message.
+
+    A missing or malformed setting (name, port, cookie) raises `beamlink.settings.SettingsError`.
+    """

@@ -18,6 +18,7 @@ import contextlib
 import inspect
 from typing import Any, ClassVar, Final
 
+from beamlink.errors import NodeError
 from beamlink.etf import Atom, Pid
 from beamlink.node.errors import ProcessExit, ReceiveTimeout, UnknownName
 from beamlink.node.netkernel import gen_reply
@@ -67,7 +68,7 @@ def reply(proc: Any, from_: From, value: Any) -> None:
     gen_reply(proc.node, proc.pid, from_, value)
 
 
-class CallError(Exception):
+class CallError(NodeError):
     """The server of a call is dead, missing or unreachable: ``reason`` is the DOWN reason
     (``noproc``, ``noconnection``, or the reason the server exited with)."""
 

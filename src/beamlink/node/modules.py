@@ -20,12 +20,13 @@ import importlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
+from beamlink.errors import NodeError
 from beamlink.etf import Atom, Pid, Port, Reference
 
 ERLANG_SHIM = "erlang"
 
 
-class Undefined(LookupError):
+class Undefined(NodeError, LookupError):
     """The module or function named by an RPC does not exist, is not callable or is not allowed."""
 
     def __init__(self, module: str, function: str, why: str) -> None:

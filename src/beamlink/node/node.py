@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import os
 import secrets
 import socket
 from collections.abc import Callable, Generator, Iterable
@@ -45,12 +44,11 @@ from beamlink.node.netkernel import (
 from beamlink.node.rex import RpcServer
 from beamlink.node.rpc import RpcApi
 from beamlink.node.runtime import DOWN_TAG, ProcessRuntime, current_process
+from beamlink.settings import DIST_PORT, NODE_NAME
 
 log = logging.getLogger("beamlink.node")
 
 DEFAULT_PING_TIMEOUT = 10.0
-NAME_ENV_VARS = ("BEAMLINK_NODE", "RELEASE_NODE")
-DIST_PORT_ENV_VAR = "ERL_DIST_PORT"
 # Creations 0..3 are what old 2-bit creations could be; a fixed-port node picks above them.
 _MIN_RANDOM_CREATION = 4
 
@@ -72,32 +70,26 @@ def current_node() -> Node:
 
 
 def resolve_node_name(name: str | None = None) -> NodeName:
-    """The node name: ``name``, else $BEAMLINK_NODE, else $RELEASE_NODE.
+    """The node name: ``name``, else $BEAMLINK_NODE, else $RELEASE_NODE (`beamlink.settings`).
 
     ``name@host`` is a long or short name depending on the host; a bare ``name`` is a short
-    name on this machine (like ``erl -sname name``).
+    name on this machine (like ``erl -sname name``). A missing or malformed name raises
+    `SettingsError` naming where it came from.
     """
-    text = name or next((os.environ[v] for v in NAME_ENV_VARS if os.environ.get(v)), None)
-    if not text:
-        raise NodeStartError(
-            "no node name: pass one (name@host) or set BEAMLINK_NODE or RELEASE_NODE"
-        )
+    setting = NODE_NAME.require(name)
+    text = setting.value
     try:
         return NodeName.parse(text) if "@" in text else NodeName.short(text)
     except NodeNameError as exc:
-        raise NodeStartError(str(exc)) from exc
+        raise NODE_NAME.invalid(text, setting.source, str(exc)) from None
 
 
 def resolve_dist_port(dist_port: int | None = None) -> int | None:
-    """The fixed distribution port: ``dist_port``, else $ERL_DIST_PORT, else None (use EPMD)."""
-    if dist_port is not None:
-        return dist_port
-    raw = os.environ.get(DIST_PORT_ENV_VAR, "").strip()
-    if not raw:
-        return None
-    if not raw.isdigit() or not 0 < int(raw) <= 0xFFFF:
-        raise NodeStartError(f"{DIST_PORT_ENV_VAR}={raw!r} is not a port number")
-    return int(raw)
+    """The fixed distribution port: ``dist_port``, else $ERL_DIST_PORT, else None (use EPMD).
+
+    A port outside 1..65535 raises `SettingsError`.
+    """
+    return DIST_PORT.get(dist_port)
 
 
 async def _host_address(host: str) -> str:

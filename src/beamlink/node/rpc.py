@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from beamlink.errors import NodeError
 from beamlink.etf import Atom, Reference
 from beamlink.node import genserver
 from beamlink.node.errors import ReceiveTimeout
@@ -35,7 +36,7 @@ EXIT = Atom("exit")
 EXCEPTION_CLASSES = (THROW, EXIT, ERROR)
 
 
-class ErlangException(Exception):
+class ErlangException(NodeError):
     """An Erlang exception: class ``throw``, ``exit`` or ``error`` with any reason term.
 
     Python code called over RPC may raise it to choose the class and reason Erlang sees
@@ -54,7 +55,7 @@ class ErlangException(Exception):
         return f"{self.class_}:{self.reason!r}"
 
 
-class RpcError(Exception):
+class RpcError(NodeError):
     """An RPC did not return a value. ``reason`` is the Erlang term that says why."""
 
     def __init__(self, reason: Any, message: str | None = None) -> None:

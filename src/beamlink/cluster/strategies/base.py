@@ -15,11 +15,12 @@ from typing import Generic, TypeVar
 
 from beamlink.cluster.config import TopologyConfig
 from beamlink.cluster.events import ClusterEvent
+from beamlink.errors import BeamlinkError
 
 ConfigT = TypeVar("ConfigT", bound=TopologyConfig)
 
 
-class DiscoveryError(Exception):
+class DiscoveryError(BeamlinkError):
     """Discovery could not produce an answer this round (never means "no nodes")."""
 
 
