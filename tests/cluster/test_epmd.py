@@ -17,9 +17,10 @@ from beamlink.cluster.strategies import DiscoveryError, StrategyContext, create_
 from beamlink.cluster.topology import Cluster
 from beamlink.epmd import register
 from beamlink.node import Node
-from tests.cluster.support import EventLog, eventually
+from tests.cluster.support import EventLog
 from tests.support.erlang import ErlRuntime, runtime
 from tests.support.fixtures import PeerFactory, erl_runtime, peers
+from tests.support.wait import eventually
 
 __all__ = ["erl_runtime", "peers"]
 

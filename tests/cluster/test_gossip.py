@@ -24,8 +24,9 @@ from beamlink.cluster.strategies import Strategy, StrategyContext
 from beamlink.cluster.strategies.gossip import GossipStrategy
 from beamlink.cluster.topology import Cluster
 from beamlink.etf import Atom, encode
-from tests.cluster.support import EventLog, MemoryMembership, eventually
+from tests.cluster.support import EventLog, MemoryMembership
 from tests.support.require import require_tool
+from tests.support.wait import eventually
 
 EXS = Path(__file__).parent / "data" / "libcluster_heartbeat.exs"
 NOW = 1_700_000_000_000

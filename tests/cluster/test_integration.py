@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.node_process import ClusterProcess
-from tests.cluster.support import eventually
 from tests.support.dnsmasq import Dnsmasq, DnsmasqFactory
 from tests.support.erlang import free_port
+from tests.support.wait import eventually
 
 SERVICE = "tasks.t_cluster_demo"
 ROOT = str(Path(__file__).resolve().parents[2])

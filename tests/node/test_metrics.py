@@ -20,6 +20,7 @@ from beamlink.etf import Atom
 from beamlink.node import Node
 from beamlink.node.metrics import NodeCollector, serve_metrics
 from tests.support.erlang import free_port
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -65,16 +66,6 @@ async def node_a(epmd_port: int) -> AsyncIterator[Node]:
         A, COOKIE, epmd_port=epmd_port, listen_host="127.0.0.1", handshake_timeout=1.0
     ) as node:
         yield node
-
-
-async def eventually(check: object, timeout: float = 10.0) -> None:
-    """Wait until ``check()`` is true (bounded)."""
-    assert callable(check)
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.02)
 
 
 async def test_traffic_nodeup_nodedown_and_delivery(node_a: Node, epmd_port: int) -> None:
@@ -156,12 +147,14 @@ async def test_handshake_failures_by_reason(node_a: Node, epmd_port: int) -> Non
     assert a("beamlink_handshake_failures_total", direction="out", reason="connection_refused") == 1
 
     # A socket that never speaks: the handshake times out (handshake_timeout=1.0).
-    with socket.create_connection(("127.0.0.1", node_a.port)) as silent:
+    reader, writer = await asyncio.open_connection("127.0.0.1", node_a.port)
+    try:
         await eventually(
             lambda: a("beamlink_handshake_failures_total", direction="in", reason="timeout") == 1
         )
-        silent.settimeout(5)
-        assert silent.recv(1) == b""
+        assert await asyncio.wait_for(reader.read(1), 5) == b""
+    finally:
+        writer.close()
     assert a("beamlink_connection_attempts_total", direction="out") == 2
     assert a("beamlink_connection_attempts_total", direction="in") == 3
     assert a("beamlink_nodeup_total", visibility="visible") == 0
@@ -170,18 +163,20 @@ async def test_handshake_failures_by_reason(node_a: Node, epmd_port: int) -> Non
 async def test_garbage_handshakes_count_one_bounded_failure_each(node_a: Node) -> None:
     a = Scraper(node_a)
     rng = random.Random(7)
-    loop = asyncio.get_running_loop()
     sent = 12
     for i in range(sent):
         garbage = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200)))
         if i % 3 == 0:  # a plausible length prefix, then noise
             garbage = len(garbage).to_bytes(2, "big") + garbage
-        with socket.create_connection(("127.0.0.1", node_a.port)) as sock:
-            sock.setblocking(False)
-            await loop.sock_sendall(sock, garbage)
+        reader, writer = await asyncio.open_connection("127.0.0.1", node_a.port)
+        try:
+            writer.write(garbage)
+            await writer.drain()
             # Keep the socket open until the node gives up on it (error or timeout).
-            while await asyncio.wait_for(loop.sock_recv(sock, 4096), 10):
+            while await asyncio.wait_for(reader.read(4096), 10):
                 pass
+        finally:
+            writer.close()
     await eventually(
         lambda: sum(a.samples("beamlink_handshake_failures_total").values()) == sent
     )
