@@ -14,7 +14,7 @@ import signal
 import sys
 import time
 
-from beamlink.cluster.config import DnsPollConfig
+from beamlink.cluster.schema import DnsPollConfig
 from beamlink.cluster.topology import Cluster
 from beamlink.node import Node
 from tests.support.child import ChildProcess

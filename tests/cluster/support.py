@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from beamlink.cluster.config import TopologyConfig
 from beamlink.cluster.events import ClusterEvent
+from beamlink.cluster.schema import TopologyConfig
 from beamlink.cluster.strategies import Discovery, DiscoveryError, Strategy, StrategyContext
 
 

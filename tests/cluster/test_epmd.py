@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from beamlink.cluster.config import EpmdConfig, ErlangHostsConfig, LocalEpmdConfig, TopologyConfig
 from beamlink.cluster.events import ConnectOk
+from beamlink.cluster.schema import EpmdConfig, ErlangHostsConfig, LocalEpmdConfig, TopologyConfig
 from beamlink.cluster.strategies import DiscoveryError, StrategyContext, create_strategy
 from beamlink.cluster.topology import Cluster
 from beamlink.epmd import register

@@ -13,13 +13,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from beamlink.cluster.config import GossipConfig, TopologyConfig
 from beamlink.cluster.events import DatagramDropped
 from beamlink.cluster.heartbeat import (
     HeartbeatRejected,
     LibclusterHeartbeats,
     SealedHeartbeats,
 )
+from beamlink.cluster.schema import GossipConfig, TopologyConfig
 from beamlink.cluster.strategies import Strategy, StrategyContext
 from beamlink.cluster.strategies.gossip import GossipStrategy
 from beamlink.cluster.topology import Cluster

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from beamlink.cluster.config import DnsPollConfig, load_config
+from beamlink.cluster.schema import DnsPollConfig, load_config
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 DOCKERFILE = (DEPLOY / "docker" / "Dockerfile").read_text()

@@ -6,9 +6,21 @@ reconcile loop (``topology``) connects and disconnects through a ``Membership`` 
 """
 
 from beamlink.cluster.address import AddressError, resolve_own_host
-from beamlink.cluster.config import (
+from beamlink.cluster.config import ConfigError
+from beamlink.cluster.events import (
+    ClusterEvent,
+    ConnectError,
+    ConnectOk,
+    DatagramDropped,
+    DisconnectError,
+    DisconnectOk,
+    PollFailure,
+    PollOk,
+    TopologyCrashed,
+)
+from beamlink.cluster.membership import Membership
+from beamlink.cluster.schema import (
     ClusterConfig,
-    ConfigError,
     DnsPollConfig,
     EpmdConfig,
     ErlangHostsConfig,
@@ -22,22 +34,8 @@ from beamlink.cluster.config import (
     load_config,
     parse_config,
 )
-from beamlink.cluster.events import (
-    ClusterEvent,
-    ConnectError,
-    ConnectOk,
-    DatagramDropped,
-    DisconnectError,
-    DisconnectOk,
-    PollFailure,
-    PollOk,
-    TopologyCrashed,
-)
-from beamlink.cluster.membership import Membership
 from beamlink.cluster.strategies import Discovery, DiscoveryError, Strategy
 from beamlink.cluster.topology import Cluster, Topology
-
-TopologySupervisor = Cluster
 
 __all__ = [
     "AddressError",
@@ -67,7 +65,6 @@ __all__ = [
     "Topology",
     "TopologyConfig",
     "TopologyCrashed",
-    "TopologySupervisor",
     "config_from_env",
     "load_config",
     "parse_config",
