@@ -1,24 +1,21 @@
 """Node metrics: `NodeCollector` values after real traffic between Python nodes over TCP, failed
 handshakes of every kind (wrong cookie, not allowed, unknown node, refused port, timeout,
-garbage bytes), processes and mailboxes, RPC outcomes, EPMD state, and `serve_metrics` over HTTP."""
+garbage bytes), processes and mailboxes, RPC outcomes, EPMD state, HTTP serving is tested in tests/web."""
 
 from __future__ import annotations
 
 import asyncio
 import random
-import socket
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 from prometheus_client import CollectorRegistry
-from prometheus_client.parser import text_string_to_metric_families
 
 from beamlink import __version__
 from beamlink.epmd import register
 from beamlink.etf import Atom
 from beamlink.node import Node
-from beamlink.node.metrics import NodeCollector, serve_metrics
+from beamlink.node.metrics import NodeCollector
 from tests.support.erlang import free_port
 from tests.support.wait import eventually
 
@@ -242,29 +239,3 @@ async def test_fixed_port_node_has_no_epmd_metrics() -> None:
         scraper = Scraper(node)
         assert scraper.samples("beamlink_epmd_registered") == {}
         assert scraper("beamlink_connected_nodes", visibility="visible") == 0
-
-
-async def test_serve_metrics_over_http(node_a: Node) -> None:
-    registry = CollectorRegistry()
-    server = serve_metrics(node_a, host="127.0.0.1", port=0, registry=registry)
-    try:
-        url = f"http://127.0.0.1:{server.port}/metrics"
-        async with httpx.AsyncClient(timeout=10) as client:
-            # A client sending junk does not take the server down.
-            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-            writer.write(bytes(random.Random(3).randrange(256) for _ in range(300)) + b"\r\n\r\n")
-            await writer.drain()
-            await asyncio.wait_for(reader.read(), 10)
-            writer.close()
-            response = await client.get(url)
-        assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/plain")
-        families = {f.name: f for f in text_string_to_metric_families(response.text)}
-        assert families["beamlink_processes"].samples[0].value >= 3
-        assert families["beamlink_connected_nodes"].type == "gauge"
-        assert families["beamlink_nodeup"].type == "counter"
-    finally:
-        server.close()
-    with socket.socket() as probe:  # nothing listens there any more (TIME_WAIT aside)
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind(("127.0.0.1", server.port))

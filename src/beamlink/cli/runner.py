@@ -150,7 +150,7 @@ async def resolve_auto(name: str, config: Any) -> str:
 
 
 def _start_metrics(node: Any, settings: Mapping[str, Setting]) -> Any:
-    from beamlink.node.metrics import METRICS_PATH, serve_metrics
+    from beamlink.web.metrics import METRICS_PATH, serve_metrics
 
     host = str(settings["metrics_host"].value)
     port = int(settings["metrics_port"].value)
