@@ -338,6 +338,29 @@ def epmd_running(port: int = 4369) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def real_epmd() -> Iterator[int]:
+    """Debian's ``epmd`` on a free port of 127.0.0.1 for the duration of the block (foreground,
+    killed afterwards); yields the port. Start it before any node runs in the caller's loop."""
+    binary = require_tool("epmd")
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "-port", str(port), "-address", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not epmd_running(port):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"epmd did not start on port {port}")
+            time.sleep(0.05)
+        yield port
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
 def kill_epmd(port: int = 4369) -> None:
     """Stop the EPMD daemon on ``port`` (only call for one a test started itself)."""
     env = dict(os.environ, ERL_EPMD_PORT=str(port))
