@@ -1,8 +1,9 @@
 """libcluster-style automatic clustering: topologies, the reconcile loop and the strategies.
 
-Layer 5: imports ``node`` and below, never ``cli``. A strategy only discovers node names; the
-reconcile loop (``topology``) connects and disconnects through a ``Membership`` that
-``beamlink.node.Node`` satisfies. See docs/clustering.md.
+Layer 5, a sibling of ``node``: it imports neither ``node`` nor ``cli`` (the CLI composes the
+two). A strategy only discovers node names; the reconcile loop (``topology``) connects and
+disconnects through a ``Membership`` that ``beamlink.node.Node`` satisfies. See
+docs/clustering.md.
 """
 
 from beamlink.cluster.address import AddressError, resolve_own_host
