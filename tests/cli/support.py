@@ -11,9 +11,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from tests.support.erlang import free_port
 
@@ -120,16 +119,6 @@ def started(nodes: list[StartedNode]) -> Iterator[list[StartedNode]]:
             node.kill()
 
 
-def eventually(check: Callable[[], Any], timeout: float = 15.0, interval: float = 0.2) -> Any:
-    """Call ``check`` until it returns something truthy; fail with its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s; last value {value!r}")
-        time.sleep(interval)
 
 
 class Pty:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.support import StartedNode, beamlink, cli_env, eventually, started
+from tests.cli.support import StartedNode, beamlink, cli_env, started
 from tests.support.require import missing, require_tool
+from tests.support.wait import eventually_blocking
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -78,9 +79,9 @@ def test_auto_name_picks_the_address_that_reaches_the_peers(
         running.append(app)
         app.wait_running()
         assert re.search(rf"node app@{re.escape(APP_ADDRESS)} running", app.log), app.log
-        eventually(lambda: beamlink("nodes", peer_name, env=env, prefix=in_peer).stdout
+        eventually_blocking(lambda: beamlink("nodes", peer_name, env=env, prefix=in_peer).stdout
                    == f"app@{APP_ADDRESS}\n")
         assert OTHER_ADDRESS not in app.log
         assert app.terminate() == 0
-        eventually(lambda: beamlink("nodes", peer_name, env=env, prefix=in_peer).stdout == "")
+        eventually_blocking(lambda: beamlink("nodes", peer_name, env=env, prefix=in_peer).stdout == "")
         assert peer.terminate() == 0

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from beamlink import __version__
-from tests.cli.support import StartedNode, argv, beamlink, cli_env, eventually, started
+from tests.cli.support import StartedNode, argv, beamlink, cli_env, started
 from tests.support.erlang import epmd_running
+from tests.support.wait import eventually_blocking
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -149,7 +150,7 @@ def test_stop_exits_zero_and_leaves_every_peer(tmp_path: Path) -> None:
             return beamlink("nodes", name, env=env).stdout.split()
 
         for name in (A, B, C):
-            eventually(lambda: len(peers_of(name)) == 2)  # noqa: B023 (called at once)
+            eventually_blocking(lambda: len(peers_of(name)) == 2)  # noqa: B023 (called at once)
         result = beamlink("stop", B, env=env)
         assert (result.returncode, result.stdout) == (0, "ok\n"), result.stderr
         assert nodes[1].wait_exit() == 0
@@ -174,7 +175,7 @@ def test_json_logs_one_line_per_event(tmp_path: Path) -> None:
             b.wait_running()
             a.wait_log(rf"nodeup {re.escape(B)}")
             a.wait_log("running")
-            eventually(lambda: a.log.count("\n") >= 6, timeout=3)
+            eventually_blocking(lambda: a.log.count("\n") >= 6, timeout=3)
             assert b.terminate() == 0
             a.wait_log(rf"nodedown {re.escape(B)}")
         assert a.terminate() == 0

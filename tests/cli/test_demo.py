@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.support import argv, beamlink, cli_env, eventually
+from tests.cli.support import argv, beamlink, cli_env
 from tests.support.erlang import epmd_running
 from tests.support.require import require_tool
+from tests.support.wait import eventually_blocking
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -62,7 +63,7 @@ def test_demo_ends_cleanly_on_ctrl_c(tmp_path: Path) -> None:
             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
     try:
-        eventually(lambda: out.read_text().count("[2/2]") >= 3, timeout=30)
+        eventually_blocking(lambda: out.read_text().count("[2/2]") >= 3, timeout=30)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0, out.read_text()
     finally:

@@ -11,8 +11,9 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.cli.support import StartedNode, beamlink, cli_env, eventually, started
+from tests.cli.support import StartedNode, beamlink, cli_env, started
 from tests.support.erlang import free_port, runtime, start_peer
+from tests.support.wait import eventually_blocking
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -64,7 +65,7 @@ def test_start_serves_metrics_that_follow_beamlink_and_erlang_peers(tmp_path: Pa
             erl.eval(f"[{{net_kernel, '{A}'}} ! {{hello, N}} || N <- lists:seq(1, 40)], ok")
             assert erl.eval(f"rpc:call('{A}', math, sqrt, [16.0])") == "4.0"
             assert "python_exception" in erl.eval(f"rpc:call('{A}', math, sqrt, [-1.0])")
-            samples = eventually(lambda: (s := scrape(port)) and value(
+            samples = eventually_blocking(lambda: (s := scrape(port)) and value(
                 s, "beamlink_dist_peer_received_frames_total", peer=ERL) >= 40 and s)
             assert value(samples, "beamlink_connected_nodes", visibility="visible") == 2
             assert value(samples, "beamlink_nodeup_total", visibility="visible") == 2
@@ -81,7 +82,7 @@ def test_start_serves_metrics_that_follow_beamlink_and_erlang_peers(tmp_path: Pa
             assert value(samples, "beamlink_registered_names") >= 3
         finally:
             erl.stop()
-        after = eventually(lambda: (s := scrape(port)) and value(
+        after = eventually_blocking(lambda: (s := scrape(port)) and value(
             s, "beamlink_connected_nodes", visibility="visible") == 1 and s)
         assert value(after, "beamlink_nodedown_total", reason="closed") >= 1
         assert after[("beamlink_dist_received_bytes_total", ())] >= samples[

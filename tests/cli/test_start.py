@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.support import StartedNode, beamlink, cli_env, eventually, started
+from tests.cli.support import StartedNode, beamlink, cli_env, started
 from tests.support.erlang import epmd_running, runtime, start_peer
+from tests.support.wait import eventually_blocking
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -117,7 +118,7 @@ def test_elixir_calls_a_genserver_hosted_by_start_app(tmp_path: Path) -> None:
                 "['ex@127.0.0.1']"
             assert beamlink("nodes", APP, env=env).stdout == "ex@127.0.0.1\n"
             assert node.terminate() == 0
-            eventually(lambda: elixir.eval("Node.list()") == "[]")
+            eventually_blocking(lambda: elixir.eval("Node.list()") == "[]")
         finally:
             elixir.stop()
     assert re.search(r"nodedown ex@127\.0\.0\.1", node.log)

@@ -2,7 +2,8 @@
 
 ``python -m tests.cluster.node_process NAME DIST_PORT NAMESERVER QUERY POLLING_MS`` starts the
 node in fixed-port mode, prints ``NODES a,b,...`` (its visible node list) at start and whenever the
-list changes, leaves the cluster and exits 0 on SIGTERM. ``ClusterProcess`` drives one from a
+list changes and ``POLL n`` after each discovery round that found ``n`` other nodes, leaves the
+cluster and exits 0 on SIGTERM. ``ClusterProcess`` drives one from a
 test or the benchmark.
 """
 
@@ -14,7 +15,8 @@ import signal
 import sys
 import time
 
-from beamlink.cluster.config import DnsPollConfig
+from beamlink.cluster.events import ClusterEvent, PollOk
+from beamlink.cluster.schema import DnsPollConfig
 from beamlink.cluster.topology import Cluster
 from beamlink.node import Node
 from tests.support.child import ChildProcess
@@ -32,6 +34,12 @@ async def _main(name: str, dist_port: int, nameserver: str, query: str, polling_
         connect_timeout=2000,
     )
     cluster = Cluster(node, {"dns": config}, log_events=False)
+
+    def report(event: ClusterEvent) -> None:
+        if isinstance(event, PollOk):
+            print(f"POLL {event.discovered}", flush=True)
+
+    cluster.subscribe(report)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await cluster.start()
@@ -48,7 +56,8 @@ async def _main(name: str, dist_port: int, nameserver: str, query: str, polling_
 
 
 class ClusterProcess(ChildProcess):
-    """One node process: ``nodes`` is its latest node list, ``up_at`` when it first reported."""
+    """One node process: ``nodes`` is its latest node list (``history`` all of them), ``polls``
+    the node count of each discovery round, ``up_at`` when it first reported."""
 
     def __init__(self, name: str, dist_port: int, nameserver: str, query: str, polling_ms: int) -> None:
         super().__init__()
@@ -58,6 +67,8 @@ class ClusterProcess(ChildProcess):
             name, str(dist_port), nameserver, query, str(polling_ms),
         ]
         self.nodes: frozenset[str] | None = None
+        self.history: list[frozenset[str]] = []
+        self.polls: list[int] = []
         self.up_at = 0.0
         self.changed_at = 0.0
 
@@ -74,8 +85,11 @@ class ClusterProcess(ChildProcess):
             if line.startswith("NODES"):
                 names = line[len("NODES") :].strip()
                 self.nodes = frozenset(names.split(",")) if names else frozenset()
+                self.history.append(self.nodes)
                 self.changed_at = time.monotonic()
                 self.up_at = self.up_at or self.changed_at
+            elif line.startswith("POLL "):
+                self.polls.append(int(line[len("POLL ") :]))
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from beamlink.cluster.config import TopologyConfig
 from beamlink.cluster.events import ClusterEvent
+from beamlink.cluster.schema import TopologyConfig
 from beamlink.cluster.strategies import Discovery, DiscoveryError, Strategy, StrategyContext
 
 
@@ -126,10 +126,3 @@ class EventLog(list[ClusterEvent]):
         return [e for e in self if isinstance(e, kind)]
 
 
-async def eventually(predicate: Callable[[], bool], timeout: float = 10.0, step: float = 0.02) -> None:
-    """Wait until ``predicate()`` is true; AssertionError after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(step)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from beamlink.cluster.address import AddressError, choose_address, resolve_own_host
-from beamlink.cluster.config import ClusterConfig, DnsPollConfig, EpmdConfig
+from beamlink.cluster.schema import ClusterConfig, DnsPollConfig, EpmdConfig
 from tests.support.dnsmasq import DnsmasqFactory
 
 SERVICE = "tasks.t_cluster_demo"

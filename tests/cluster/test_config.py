@@ -10,11 +10,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from beamlink.cluster.config import (
+from beamlink.cluster.config import ConfigError
+from beamlink.cluster.schema import (
     STRATEGIES,
     ClusterConfig,
-    ConfigError,
+    DnsListing,
     DnsPollConfig,
+    EpmdConfig,
     GossipConfig,
     KubernetesConfig,
     config_from_env,
@@ -205,3 +207,38 @@ def test_any_table_is_a_config_or_a_config_error(strategy: str, table: dict[str,
         assert exc.key is not None
     else:
         assert type(config.topologies["fuzz"]) is STRATEGIES[strategy]
+
+
+def test_each_registered_strategy_names_its_implementation() -> None:
+    """One registration per strategy: the config class names the Strategy class it builds."""
+    import importlib
+
+    from beamlink.cluster.strategies import Strategy
+
+    assert set(STRATEGIES) == {
+        "dns_poll", "kubernetes_dns", "kubernetes_dnssrv", "kubernetes", "epmd", "local_epmd",
+        "erlang_hosts", "gossip",
+    }
+    for name, cls in STRATEGIES.items():
+        assert cls.strategy == name
+        module, _, attribute = cls.implementation.partition(":")
+        assert issubclass(getattr(importlib.import_module(module), attribute), Strategy)
+
+
+def test_a_second_config_class_cannot_take_a_strategy_name() -> None:
+    with pytest.raises(TypeError, match="dns_poll"):
+
+        class Again(DnsPollConfig):
+            strategy = "dns_poll"
+            implementation = "somewhere:Else"
+
+
+def test_configs_say_where_this_node_is_listed_and_where_its_peers_are() -> None:
+    swarm = DnsPollConfig(query="tasks.app", node_basename="app", nameservers=("10.0.0.2",))
+    assert swarm.dns_listing() == DnsListing("tasks.app", ("10.0.0.2",), 2000)
+    assert swarm.peer_hosts() == ()
+    assert EpmdConfig(hosts=("a@h1", "b@10.0.0.7")).peer_hosts() == ("h1", "10.0.0.7")
+    assert EpmdConfig(hosts=("a@h1",)).dns_listing() is None
+    unicast = GossipConfig(secret="s", transport="unicast", peers=("10.0.0.3:45000", "[fd00::2]"))
+    assert unicast.peer_hosts() == ("10.0.0.3", "fd00::2")
+    assert GossipConfig(secret="s").peer_hosts() == ()

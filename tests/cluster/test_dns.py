@@ -9,12 +9,13 @@ import dns.flags
 import dns.message
 import dns.query
 
-from beamlink.cluster.config import DnsPollConfig, KubernetesDnsConfig, KubernetesDnsSrvConfig
 from beamlink.cluster.events import PollFailure
+from beamlink.cluster.schema import DnsPollConfig, KubernetesDnsConfig, KubernetesDnsSrvConfig
 from beamlink.cluster.strategies import Discovery, DiscoveryError, StrategyContext, create_strategy
 from beamlink.cluster.topology import Cluster
-from tests.cluster.support import EventLog, MemoryMembership, eventually
+from tests.cluster.support import EventLog, MemoryMembership
 from tests.support.dnsmasq import DnsmasqFactory
+from tests.support.wait import eventually
 
 SERVICE = "tasks.t_cluster_demo"
 

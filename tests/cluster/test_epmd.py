@@ -11,15 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from beamlink.cluster.config import EpmdConfig, ErlangHostsConfig, LocalEpmdConfig, TopologyConfig
 from beamlink.cluster.events import ConnectOk
+from beamlink.cluster.schema import EpmdConfig, ErlangHostsConfig, LocalEpmdConfig, TopologyConfig
 from beamlink.cluster.strategies import DiscoveryError, StrategyContext, create_strategy
 from beamlink.cluster.topology import Cluster
 from beamlink.epmd import register
 from beamlink.node import Node
-from tests.cluster.support import EventLog, eventually
+from tests.cluster.support import EventLog
 from tests.support.erlang import ErlRuntime, runtime
 from tests.support.fixtures import PeerFactory, erl_runtime, peers
+from tests.support.wait import eventually
 
 __all__ = ["erl_runtime", "peers"]
 

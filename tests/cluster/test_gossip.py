@@ -13,19 +13,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from beamlink.cluster.config import GossipConfig, TopologyConfig
 from beamlink.cluster.events import DatagramDropped
 from beamlink.cluster.heartbeat import (
     HeartbeatRejected,
     LibclusterHeartbeats,
     SealedHeartbeats,
 )
+from beamlink.cluster.schema import GossipConfig, TopologyConfig
 from beamlink.cluster.strategies import Strategy, StrategyContext
 from beamlink.cluster.strategies.gossip import GossipStrategy
 from beamlink.cluster.topology import Cluster
 from beamlink.etf import Atom, encode
-from tests.cluster.support import EventLog, MemoryMembership, eventually
+from tests.cluster.support import EventLog, MemoryMembership
 from tests.support.require import require_tool
+from tests.support.wait import eventually
 
 EXS = Path(__file__).parent / "data" / "libcluster_heartbeat.exs"
 NOW = 1_700_000_000_000

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.node_process import ClusterProcess
-from tests.cluster.support import eventually
 from tests.support.dnsmasq import Dnsmasq, DnsmasqFactory
 from tests.support.erlang import free_port
+from tests.support.wait import eventually
 
 SERVICE = "tasks.t_cluster_demo"
 ROOT = str(Path(__file__).resolve().parents[2])
@@ -97,3 +97,14 @@ async def test_killed_node_stays_gone_while_dns_still_lists_it(swarm: Swarm) -> 
         lambda: all(p.nodes == set(swarm.running) - {n} for n, p in swarm.running.items()),
         timeout=20,
     )
+    # DNS still lists the killed node: across at least two more polls that found it, no
+    # survivor connects to it again.
+    polls = {name: len(p.polls) for name, p in swarm.running.items()}
+    lists = {name: len(p.history) for name, p in swarm.running.items()}
+    await eventually(
+        lambda: all(len(p.polls) >= polls[n] + 2 for n, p in swarm.running.items()), timeout=20
+    )
+    for name, proc in swarm.running.items():
+        assert set(proc.polls[polls[name] :]) == {2}, f"{name}: DNS stopped listing {killed.name}"
+        assert proc.history[lists[name] :] == [], f"{name} changed its node list: {proc.history}"
+        assert proc.nodes == set(swarm.running) - {name}

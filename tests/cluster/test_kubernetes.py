@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
-from beamlink.cluster.config import KubernetesConfig
 from beamlink.cluster.events import PollFailure
+from beamlink.cluster.schema import KubernetesConfig
 from beamlink.cluster.strategies import Discovery, DiscoveryError, StrategyContext, create_strategy
 from beamlink.cluster.topology import Cluster
 from tests.cluster.fake_kubernetes import FakeKubernetes, endpoint, pod, slice_list
-from tests.cluster.support import EventLog, MemoryMembership, eventually
+from tests.cluster.support import EventLog, MemoryMembership
+from tests.support.wait import eventually
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ from prometheus_client import CollectorRegistry
 
 from beamlink.cluster.metrics import ClusterMetrics
 from beamlink.cluster.topology import Cluster
-from tests.cluster.support import MemoryMembership, Script, ScriptedConfig, eventually
+from tests.cluster.support import MemoryMembership, Script, ScriptedConfig
+from tests.support.wait import eventually
 
 
 async def test_metrics_count_connects_and_poll_failures() -> None:

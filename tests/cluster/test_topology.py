@@ -16,7 +16,8 @@ from beamlink.cluster.events import (
     TopologyCrashed,
 )
 from beamlink.cluster.topology import Cluster
-from tests.cluster.support import EventLog, MemoryMembership, Script, ScriptedConfig, eventually
+from tests.cluster.support import EventLog, MemoryMembership, Script, ScriptedConfig
+from tests.support.wait import eventually
 
 SELF = "app@10.0.0.1"
 

@@ -65,7 +65,7 @@ async def cluster() -> AsyncIterator[Cluster]:
 
 async def handshake_raw(port: int, local: str, peer: str, cookie: str = COOKIE) -> socket.socket:
     """A peer speaking the handshake with our sans-I/O Initiator over a blocking socket."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    sock = await asyncio.to_thread(socket.create_connection, ("127.0.0.1", port), timeout=5)
     hs = Initiator(
         local, cookie, peer_name=peer, flags=flags.advertised_flags(hidden=False), creation=9
     )
@@ -238,8 +238,8 @@ async def test_reconnect_while_up_replaces_the_old_connection(cluster: Cluster) 
         assert reason.kind == REPLACED
         assert a.connected_nodes() == [Atom("r@127.0.0.1")]
         first.settimeout(5)
-        assert first.recv(100) == b""
-        second.sendall(struct.pack(">I", 0))
+        assert await asyncio.to_thread(first.recv, 100) == b""
+        await asyncio.to_thread(second.sendall, struct.pack(">I", 0))
     finally:
         first.close()
         second.close()
@@ -314,7 +314,9 @@ async def test_connect_during_an_incoming_handshake_waits_for_it(cluster: Cluste
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         cluster.ports[Atom("a@127.0.0.1")] = closed.getsockname()[1]  # a dial from b fails
-    sock = socket.create_connection(("127.0.0.1", cluster.ports[Atom("b@127.0.0.1")]), timeout=5)
+    sock = await asyncio.to_thread(
+        socket.create_connection, ("127.0.0.1", cluster.ports[Atom("b@127.0.0.1")]), timeout=5
+    )
     loop = asyncio.get_running_loop()
     hs = Initiator(
         "a@127.0.0.1",

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from beamlink.cluster.config import KubernetesConfig, load_config
+from beamlink.cluster.schema import KubernetesConfig, load_config
 from beamlink.cluster.strategies.base import StrategyContext
 from beamlink.cluster.strategies.kubernetes import KubernetesStrategy
 

@@ -10,29 +10,15 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from beamlink.epmd import EmbeddedEpmd
-from tests.epmd.helpers import free_port, wait_for_epmd
-from tests.support.require import require_tool
+from tests.epmd.helpers import wait_for_epmd
+from tests.support.erlang import epmd_process
 
 
 @pytest.fixture
 def real_epmd_process() -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """Debian's ``epmd`` on a free port, listening on loopback only; stopped afterwards."""
-    epmd = require_tool("epmd")
-    port = free_port()
-    proc = subprocess.Popen(
-        [epmd, "-port", str(port), "-address", "127.0.0.1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        yield port, proc
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+    with epmd_process() as started:
+        yield started
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import asyncio
 import socket
 
 from beamlink.epmd import EpmdUnavailable, names
+from tests.support.wait import eventually
 
 
 def free_port() -> int:
@@ -30,8 +31,8 @@ async def wait_for_epmd(port: int, timeout: float = 10.0) -> None:
 
 async def wait_until_unregistered(name: str, epmd_port: int) -> None:
     """EPMD sees a closed registration socket asynchronously: poll NAMES (bounded)."""
-    for _ in range(200):
-        if name not in dict(await names(epmd_port=epmd_port)):
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"{name!r} still registered")
+
+    async def gone() -> bool:
+        return name not in dict(await names(epmd_port=epmd_port))
+
+    await eventually(gone, 4.0, what=f"{name!r} unregistered")

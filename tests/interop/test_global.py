@@ -17,6 +17,7 @@ from beamlink.etf import Atom, Pid, encode
 from beamlink.node import Node, Process
 from beamlink.node.globalname import pid_order
 from tests.node.interop import COOKIE, start_erl, term
+from tests.support import wait
 from tests.support.erlang import ErlPeer, ErlRuntime, free_port, runtime, start_peer
 from tests.support.fixtures import PeerFactory, _epmd_hygiene, erl_runtime, peers
 
@@ -52,11 +53,10 @@ async def erl_sync(erl: ErlPeer) -> None:
 
 async def eventually(peer: ErlPeer, expr: str, expected: str, timeout: float = SYNC) -> None:
     """Evaluate ``expr`` on ``peer`` until its ``~w`` text is ``expected`` (bounded)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while (got := await peer.aeval(expr)) != expected:
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{expr} on {peer.name}: {got}, never {expected}")
-        await asyncio.sleep(0.05)
+    async def check() -> bool:
+        return await peer.aeval(expr) == expected
+
+    await wait.eventually(check, timeout, interval=0.05, what=f"{expr} on {peer.name} is {expected}")
 
 
 async def test_sync_and_names_both_ways(erl_runtime: ErlRuntime, peers: PeerFactory) -> None:

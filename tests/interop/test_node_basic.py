@@ -13,8 +13,8 @@ import pytest
 
 from beamlink.etf import Atom
 from beamlink.node import Node
-from tests.node.interop import COOKIE, real_epmd, start_erl, term
-from tests.support.erlang import ErlRuntime, free_port, no_epmd_args
+from tests.node.interop import COOKIE, start_erl, term
+from tests.support.erlang import ErlRuntime, free_port, no_epmd_args, real_epmd
 from tests.support.fixtures import PeerFactory, _epmd_hygiene, erl_runtime, peers
 
 pytestmark = pytest.mark.interop

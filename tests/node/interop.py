@@ -4,39 +4,12 @@ in the Python node, or a real ``epmd`` process), peers started without blocking 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import subprocess
-import time
-from collections.abc import Iterator
 from typing import Any
 
-from tests.support.erlang import ErlPeer, ErlRuntime, epmd_running, free_port
+from tests.support.erlang import ErlPeer, ErlRuntime
 from tests.support.fixtures import PeerFactory
-from tests.support.require import require_tool
 
 COOKIE = "beamlinktest"
-
-
-@contextlib.contextmanager
-def real_epmd() -> Iterator[int]:
-    """A real ``epmd`` on a free port for the duration of the block; yields the port."""
-    require_tool("epmd")
-    port = free_port()
-    proc = subprocess.Popen(
-        ["epmd", "-port", str(port), "-address", "127.0.0.1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while not epmd_running(port):
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError(f"epmd did not start on port {port}")
-            time.sleep(0.05)
-        yield port
-    finally:
-        proc.kill()
-        proc.wait(timeout=10)
 
 
 async def start_erl(

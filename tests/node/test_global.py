@@ -26,6 +26,7 @@ from beamlink.node.globalname import (
     random_sleep_seconds,
     resolve_method,
 )
+from tests.support import wait
 from tests.support.erlang import free_port
 
 COOKIE = "globaltest"
@@ -59,12 +60,8 @@ async def idle(proc: Process) -> None:
 
 
 async def eventually(check: Any, timeout: float = SYNC_TIMEOUT) -> None:
-    """Poll ``check()`` until it is true (bounded)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition never held: {check}")
-        await asyncio.sleep(0.02)
+    """``tests.support.wait.eventually`` with this module's sync timeout."""
+    await wait.eventually(check, timeout)
 
 
 async def test_two_python_nodes_sync_and_share_names() -> None:

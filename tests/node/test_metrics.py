@@ -1,25 +1,23 @@
 """Node metrics: `NodeCollector` values after real traffic between Python nodes over TCP, failed
 handshakes of every kind (wrong cookie, not allowed, unknown node, refused port, timeout,
-garbage bytes), processes and mailboxes, RPC outcomes, EPMD state, and `serve_metrics` over HTTP."""
+garbage bytes), processes and mailboxes, RPC outcomes, EPMD state, HTTP serving is tested in tests/web."""
 
 from __future__ import annotations
 
 import asyncio
 import random
-import socket
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 from prometheus_client import CollectorRegistry
-from prometheus_client.parser import text_string_to_metric_families
 
 from beamlink import __version__
 from beamlink.epmd import register
 from beamlink.etf import Atom
 from beamlink.node import Node
-from beamlink.node.metrics import NodeCollector, serve_metrics
+from beamlink.node.metrics import NodeCollector
 from tests.support.erlang import free_port
+from tests.support.wait import eventually
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -65,16 +63,6 @@ async def node_a(epmd_port: int) -> AsyncIterator[Node]:
         A, COOKIE, epmd_port=epmd_port, listen_host="127.0.0.1", handshake_timeout=1.0
     ) as node:
         yield node
-
-
-async def eventually(check: object, timeout: float = 10.0) -> None:
-    """Wait until ``check()`` is true (bounded)."""
-    assert callable(check)
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.02)
 
 
 async def test_traffic_nodeup_nodedown_and_delivery(node_a: Node, epmd_port: int) -> None:
@@ -156,12 +144,14 @@ async def test_handshake_failures_by_reason(node_a: Node, epmd_port: int) -> Non
     assert a("beamlink_handshake_failures_total", direction="out", reason="connection_refused") == 1
 
     # A socket that never speaks: the handshake times out (handshake_timeout=1.0).
-    with socket.create_connection(("127.0.0.1", node_a.port)) as silent:
+    reader, writer = await asyncio.open_connection("127.0.0.1", node_a.port)
+    try:
         await eventually(
             lambda: a("beamlink_handshake_failures_total", direction="in", reason="timeout") == 1
         )
-        silent.settimeout(5)
-        assert silent.recv(1) == b""
+        assert await asyncio.wait_for(reader.read(1), 5) == b""
+    finally:
+        writer.close()
     assert a("beamlink_connection_attempts_total", direction="out") == 2
     assert a("beamlink_connection_attempts_total", direction="in") == 3
     assert a("beamlink_nodeup_total", visibility="visible") == 0
@@ -170,18 +160,20 @@ async def test_handshake_failures_by_reason(node_a: Node, epmd_port: int) -> Non
 async def test_garbage_handshakes_count_one_bounded_failure_each(node_a: Node) -> None:
     a = Scraper(node_a)
     rng = random.Random(7)
-    loop = asyncio.get_running_loop()
     sent = 12
     for i in range(sent):
         garbage = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200)))
         if i % 3 == 0:  # a plausible length prefix, then noise
             garbage = len(garbage).to_bytes(2, "big") + garbage
-        with socket.create_connection(("127.0.0.1", node_a.port)) as sock:
-            sock.setblocking(False)
-            await loop.sock_sendall(sock, garbage)
+        reader, writer = await asyncio.open_connection("127.0.0.1", node_a.port)
+        try:
+            writer.write(garbage)
+            await writer.drain()
             # Keep the socket open until the node gives up on it (error or timeout).
-            while await asyncio.wait_for(loop.sock_recv(sock, 4096), 10):
+            while await asyncio.wait_for(reader.read(4096), 10):
                 pass
+        finally:
+            writer.close()
     await eventually(
         lambda: sum(a.samples("beamlink_handshake_failures_total").values()) == sent
     )
@@ -247,29 +239,3 @@ async def test_fixed_port_node_has_no_epmd_metrics() -> None:
         scraper = Scraper(node)
         assert scraper.samples("beamlink_epmd_registered") == {}
         assert scraper("beamlink_connected_nodes", visibility="visible") == 0
-
-
-async def test_serve_metrics_over_http(node_a: Node) -> None:
-    registry = CollectorRegistry()
-    server = serve_metrics(node_a, host="127.0.0.1", port=0, registry=registry)
-    try:
-        url = f"http://127.0.0.1:{server.port}/metrics"
-        async with httpx.AsyncClient(timeout=10) as client:
-            # A client sending junk does not take the server down.
-            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-            writer.write(bytes(random.Random(3).randrange(256) for _ in range(300)) + b"\r\n\r\n")
-            await writer.drain()
-            await asyncio.wait_for(reader.read(), 10)
-            writer.close()
-            response = await client.get(url)
-        assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/plain")
-        families = {f.name: f for f in text_string_to_metric_families(response.text)}
-        assert families["beamlink_processes"].samples[0].value >= 3
-        assert families["beamlink_connected_nodes"].type == "gauge"
-        assert families["beamlink_nodeup"].type == "counter"
-    finally:
-        server.close()
-    with socket.socket() as probe:  # nothing listens there any more (TIME_WAIT aside)
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind(("127.0.0.1", server.port))

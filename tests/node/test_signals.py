@@ -5,6 +5,7 @@ tests/interop/test_node_*.py)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -337,23 +338,53 @@ async def test_failed_auto_connect_gives_noconnection(rt: ProcessRuntime, wire: 
     assert wire.sent == []
 
 
+MALFORMED = "malformed control message"
+
+
 @pytest.mark.parametrize(
-    "control",
+    ("control", "logged"),
     [
-        (),
-        (ctl.LINK,),
-        (ctl.MONITOR_P, 1, 2),
-        (ctl.SPAWN_REQUEST, 1, 2, 3, 4, 5),
-        (ctl.SEND,),
-        (999, 1),
-        (ctl.UNLINK_ID_ACK, 1, 2, 3),
-        (ctl.SPAWN_REPLY, RREF, RPID, A("x"), 1),
+        ((), (logging.WARNING, MALFORMED)),
+        ((ctl.LINK,), (logging.WARNING, MALFORMED)),
+        ((ctl.MONITOR_P, 1, 2), (logging.WARNING, MALFORMED)),
+        ((ctl.SPAWN_REQUEST, 1, 2, 3, 4, 5), (logging.WARNING, MALFORMED)),
+        ((ctl.SEND,), (logging.WARNING, MALFORMED)),
+        ((999, 1), (logging.DEBUG, "ignored control message")),
+        # Acks and replies nobody waits for are dropped quietly, as OTP does.
+        ((ctl.UNLINK_ID_ACK, 1, 2, 3), None),
+        ((ctl.SPAWN_REPLY, RREF, RPID, A("x"), 1), None),
     ],
 )
-async def test_malformed_control_messages_are_ignored(
-    rt: ProcessRuntime, control: tuple[Any, ...]
+async def test_malformed_control_messages_are_logged_and_later_messages_arrive(
+    rt: ProcessRuntime,
+    control: tuple[Any, ...],
+    logged: tuple[int, str] | None,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    rt.dispatch(PEER, control, NO_MESSAGE)
+    with rt.new_process(name="box") as me, caplog.at_level(logging.DEBUG, logger="beamlink.node"):
+        rt.dispatch(PEER, ctl.send(me.pid), "before")
+        rt.dispatch(PEER, control, NO_MESSAGE)
+        rt.dispatch(PEER, ctl.send(me.pid), "after")
+        rt.dispatch(PEER, ctl.reg_send(RPID, A("box")), "by name")
+        assert [await me.receive(timeout=1) for _ in range(3)] == ["before", "after", "by name"]
+    records = [(r.levelno, r.getMessage()) for r in caplog.records if r.name == "beamlink.node"]
+    if logged is None:
+        assert records == []
+    else:
+        level, text = logged
+        [(got_level, message)] = [(lv, m) for lv, m in records if text in m]
+        assert got_level == level and str(PEER) in message
+
+
+async def test_malformed_control_warnings_are_rate_limited_per_peer(
+    rt: ProcessRuntime, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="beamlink.node"):
+        for _ in range(50):
+            rt.dispatch(PEER, (ctl.LINK,), NO_MESSAGE)
+        rt.dispatch(A("other@127.0.0.1"), (ctl.LINK,), NO_MESSAGE)
+    warnings = [r.getMessage() for r in caplog.records if MALFORMED in r.getMessage()]
+    assert len(warnings) == 2 and "other@127.0.0.1" in warnings[1]
 
 
 async def test_gen_call_tag_shapes_round_trip(rt: ProcessRuntime) -> None:

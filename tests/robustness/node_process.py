@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from beamlink.cluster.config import parse_topology
+from beamlink.cluster.schema import parse_topology
 from beamlink.cluster.topology import Cluster
 from beamlink.etf import Atom
 from beamlink.logs import configure

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.robustness.node_process import NodeProcess
+from tests.support import wait
 from tests.support.erlang import ErlPeer, ErlRuntime, no_epmd_args, runtime, start_peer
 from tests.support.require import missing, require_tool
 
@@ -167,11 +168,9 @@ async def cluster(net: Net, tmp_path: Path) -> AsyncIterator[Cluster]:
 
 
 async def eventually(check: Callable[[], bool], timeout: float, what: str) -> float:
-    """Poll ``check()`` every 20 ms until true; returns the time it took."""
+    """``tests.support.wait.eventually``; returns the time it took."""
     started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < timeout, f"not within {timeout}s: {what}"
-        await asyncio.sleep(0.02)
+    await wait.eventually(check, timeout, what=what)
     return time.monotonic() - started
 
 

@@ -338,6 +338,37 @@ def epmd_running(port: int = 4369) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def epmd_process() -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """Debian's ``epmd`` started on a free port of 127.0.0.1 (foreground, killed after the
+    block); yields ``(port, process)`` at once, before it listens."""
+    binary = require_tool("epmd")
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "-port", str(port), "-address", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield port, proc
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def real_epmd() -> Iterator[int]:
+    """``epmd_process`` once it listens; yields the port. This waits blocking: enter it before
+    any node runs in the caller's event loop (async code awaits the port instead)."""
+    with epmd_process() as (port, proc):
+        deadline = time.monotonic() + 10
+        while not epmd_running(port):
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError(f"epmd did not start on port {port}")
+            time.sleep(0.05)
+        yield port
+
+
 def kill_epmd(port: int = 4369) -> None:
     """Stop the EPMD daemon on ``port`` (only call for one a test started itself)."""
     env = dict(os.environ, ERL_EPMD_PORT=str(port))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from beamlink.cluster.config import DnsPollConfig, load_config
+from beamlink.cluster.schema import DnsPollConfig, load_config
 from tests.support.docker import (
     STACK_FILE,
     Secret,

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from beamlink.cluster.config import load_config
+from beamlink.cluster.schema import load_config
 from tests.support.docker import (
     STACK_FILE,
     TOPOLOGY_FILE,

@@ -212,7 +212,8 @@ def config(**options: Any) -> None:
         click.echo(line)
     path = settings.get("config")
     if path is not None:
-        from beamlink.cluster.config import ConfigError, load_config
+        from beamlink.cluster.config import ConfigError
+        from beamlink.cluster.schema import load_config
 
         try:
             cluster = load_config(path.value)

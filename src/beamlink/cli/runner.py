@@ -139,10 +139,9 @@ async def resolve_auto(name: str, config: Any) -> str:
     if host != AUTO_HOST:
         return name
     from beamlink.cluster.address import AddressError, resolve_own_host
-    from beamlink.cluster.config import DnsPollConfig, KubernetesDnsConfig
 
     topologies = config.topologies.values() if config is not None else ()
-    dns = any(isinstance(t, DnsPollConfig | KubernetesDnsConfig) for t in topologies)
+    dns = any(t.dns_listing() is not None for t in topologies)
     try:
         address = await resolve_own_host(config, timeout=AUTO_DNS_TIMEOUT if dns else 0.0)
     except AddressError as exc:
@@ -152,7 +151,7 @@ async def resolve_auto(name: str, config: Any) -> str:
 
 
 def _start_metrics(node: Any, settings: Mapping[str, Setting]) -> Any:
-    from beamlink.node.metrics import METRICS_PATH, serve_metrics
+    from beamlink.web.metrics import METRICS_PATH, serve_metrics
 
     host = str(settings["metrics_host"].value)
     port = int(settings["metrics_port"].value)
@@ -168,7 +167,8 @@ def _start_metrics(node: Any, settings: Mapping[str, Setting]) -> Any:
 def _load_config(settings: Mapping[str, Setting]) -> Any:
     if "config" not in settings:
         return None
-    from beamlink.cluster.config import ConfigError, load_config
+    from beamlink.cluster.config import ConfigError
+    from beamlink.cluster.schema import load_config
 
     try:
         return load_config(settings["config"].value)

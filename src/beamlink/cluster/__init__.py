@@ -1,14 +1,27 @@
 """libcluster-style automatic clustering: topologies, the reconcile loop and the strategies.
 
-Layer 5: imports ``node`` and below, never ``cli``. A strategy only discovers node names; the
-reconcile loop (``topology``) connects and disconnects through a ``Membership`` that
-``beamlink.node.Node`` satisfies. See docs/clustering.md.
+Layer 5, a sibling of ``node``: it imports neither ``node`` nor ``cli`` (the CLI composes the
+two). A strategy only discovers node names; the reconcile loop (``topology``) connects and
+disconnects through a ``Membership`` that ``beamlink.node.Node`` satisfies. See
+docs/clustering.md.
 """
 
 from beamlink.cluster.address import AddressError, resolve_own_host
-from beamlink.cluster.config import (
+from beamlink.cluster.config import ConfigError
+from beamlink.cluster.events import (
+    ClusterEvent,
+    ConnectError,
+    ConnectOk,
+    DatagramDropped,
+    DisconnectError,
+    DisconnectOk,
+    PollFailure,
+    PollOk,
+    TopologyCrashed,
+)
+from beamlink.cluster.membership import Membership
+from beamlink.cluster.schema import (
     ClusterConfig,
-    ConfigError,
     DnsPollConfig,
     EpmdConfig,
     ErlangHostsConfig,
@@ -22,22 +35,8 @@ from beamlink.cluster.config import (
     load_config,
     parse_config,
 )
-from beamlink.cluster.events import (
-    ClusterEvent,
-    ConnectError,
-    ConnectOk,
-    DatagramDropped,
-    DisconnectError,
-    DisconnectOk,
-    PollFailure,
-    PollOk,
-    TopologyCrashed,
-)
-from beamlink.cluster.membership import Membership
 from beamlink.cluster.strategies import Discovery, DiscoveryError, Strategy
 from beamlink.cluster.topology import Cluster, Topology
-
-TopologySupervisor = Cluster
 
 __all__ = [
     "AddressError",
@@ -67,7 +66,6 @@ __all__ = [
     "Topology",
     "TopologyConfig",
     "TopologyCrashed",
-    "TopologySupervisor",
     "config_from_env",
     "load_config",
     "parse_config",

@@ -27,14 +27,7 @@ from collections.abc import Iterable, Mapping
 
 import dns.asyncresolver
 
-from beamlink.cluster.config import (
-    ClusterConfig,
-    DnsPollConfig,
-    EpmdConfig,
-    GossipConfig,
-    KubernetesDnsConfig,
-    split_host_port,
-)
+from beamlink.cluster.schema import ClusterConfig
 from beamlink.cluster.strategies.base import DiscoveryError
 from beamlink.cluster.strategies.dns import make_resolver, resolve_addresses
 from beamlink.errors import ConfigurationError
@@ -84,13 +77,11 @@ def _dns_queries(config: ClusterConfig | None) -> list[tuple[str, dns.asyncresol
     """The names the DNS topologies of ``config`` ask for, each with its resolver."""
     if config is None:
         return []
+    listings = (topology.dns_listing() for topology in config.topologies.values())
     return [
-        (
-            topology.query if isinstance(topology, DnsPollConfig) else topology.service,
-            make_resolver(topology.nameservers, topology.dns_timeout),
-        )
-        for topology in config.topologies.values()
-        if isinstance(topology, DnsPollConfig | KubernetesDnsConfig)
+        (listing.query, make_resolver(listing.nameservers, listing.timeout_ms))
+        for listing in listings
+        if listing is not None
     ]
 
 
@@ -113,12 +104,7 @@ async def _config_addresses(
                 hints.extend(await resolve_addresses(resolver, query[len("tasks."):]))
             except DiscoveryError as exc:
                 log.debug("own address: no service address: %s", exc)
-    hosts: list[str] = []
-    for topology in config.topologies.values():
-        if isinstance(topology, GossipConfig) and topology.transport == "unicast":
-            hosts.extend(split_host_port(peer, topology.port)[0] for peer in topology.peers)
-        elif isinstance(topology, EpmdConfig):
-            hosts.extend(name.partition("@")[2] for name in topology.hosts)
+    hosts = [host for topology in config.topologies.values() for host in topology.peer_hosts()]
     loop = asyncio.get_running_loop()
     for host in hosts:
         try:

@@ -1,17 +1,12 @@
-"""Topology configuration: one frozen dataclass per strategy, and a strict TOML/dict loader.
+"""Strict loading of TOML configuration into frozen dataclasses; ``ConfigError``.
 
-A file is shaped like libcluster's config, one flat table per named topology::
-
-    [topologies.swarm]
-    strategy = "dns_poll"
-    query = "tasks.t_cluster_demo"
-    node_basename = "cluster_demo"
-    polling_interval = 5000        # ms, libcluster's default
-
-Validation is strict, unlike libcluster: an unknown key, a missing required key or a value of the
-wrong type raises ``ConfigError`` naming the topology and the key, and a misspelt key comes with
-the likely intended one (``poll_interval`` -> ``polling_interval``). This module does no I/O
-beyond reading the file handed to ``load_config``; it never imports a strategy implementation.
+Generic: nothing here knows about topologies (their schema is ``beamlink.cluster.schema``).
+``read_toml`` reads a file, ``check_sections`` rejects unknown top-level sections, and ``build``
+turns one table into a dataclass by its type hints: an unknown key, a missing required key or a
+value of the wrong type raises ``ConfigError`` naming the key, and a misspelt key comes with the
+likely intended one (``poll_interval`` -> ``polling_interval``). A key listed as a callable takes
+a callable or ``"package.module:attribute"``. No I/O beyond reading the file handed to
+``read_toml``.
 """
 
 from __future__ import annotations
@@ -19,27 +14,21 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import importlib
-import ipaddress
 import os
 import sys
 import types
 import typing
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal, TypeVar
 
-from beamlink.cluster.membership import ConnectHook, DisconnectHook, ListNodesHook
 from beamlink.errors import ConfigurationError
-from beamlink.settings import CONFIG
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:
     import tomli as tomllib
 
-CONFIG_ENV = CONFIG.variables[0]
-HOOK_KEYS = frozenset({"connect", "disconnect", "list_nodes"})
+T = TypeVar("T")
 
 
 class ConfigError(ConfigurationError, ValueError):
@@ -77,371 +66,7 @@ class ConfigError(ConfigurationError, ValueError):
         )
 
 
-def _require(condition: bool, key: str, message: str) -> None:
-    if not condition:
-        raise ConfigError(message, key=key)
-
-
-def _check_host_port(key: str, value: str, default_port: int | None) -> None:
-    """Accept ``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address."""
-    try:
-        split_host_port(value, default_port)
-    except ValueError as exc:
-        raise ConfigError(str(exc), key=key) from None
-
-
-def split_host_port(value: str, default_port: int | None) -> tuple[str, int]:
-    """Split ``host:port`` / ``[v6]:port`` / ``v6`` / ``host``; ValueError when malformed."""
-    host, port_text = value, ""
-    if value.startswith("["):
-        end = value.find("]")
-        if end < 0:
-            raise ValueError(f"{value!r}: missing ']'")
-        host, rest = value[1:end], value[end + 1 :]
-        if rest and not rest.startswith(":"):
-            raise ValueError(f"{value!r}: expected ':port' after ']'")
-        port_text = rest[1:]
-    elif value.count(":") == 1:
-        host, port_text = value.split(":")
-    elif value.count(":") > 1:
-        ipaddress.IPv6Address(value)
-    if not host:
-        raise ValueError(f"{value!r}: empty host")
-    if port_text:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise ValueError(f"{value!r}: port must be 1..65535")
-        return host, int(port_text)
-    if default_port is None:
-        raise ValueError(f"{value!r}: a port is required (host:port)")
-    return host, default_port
-
-
-@dataclass(frozen=True, kw_only=True)
-class TopologyConfig:
-    """Options every topology has. Durations are milliseconds, as in libcluster.
-
-    ``prune`` (None = the strategy's default) disconnects nodes that vanished from discovery;
-    ``connect``/``disconnect``/``list_nodes`` replace the membership's own operations.
-    """
-
-    strategy: ClassVar[str] = ""
-    default_prune: ClassVar[bool] = True
-
-    polling_interval: int = 5000
-    connect_timeout: int = 5000
-    jitter: float = 0.1
-    prune: bool | None = None
-    connect: ConnectHook | None = None
-    disconnect: DisconnectHook | None = None
-    list_nodes: ListNodesHook | None = None
-
-    def __post_init__(self) -> None:
-        _require(self.polling_interval > 0, "polling_interval", "must be > 0 (milliseconds)")
-        _require(self.connect_timeout > 0, "connect_timeout", "must be > 0 (milliseconds)")
-        _require(0.0 <= self.jitter < 1.0, "jitter", "must be in [0, 1)")
-        for key in HOOK_KEYS:
-            value = getattr(self, key)
-            _require(value is None or callable(value), key, "must be callable")
-
-    @property
-    def pruning(self) -> bool:
-        """Whether vanished nodes are disconnected."""
-        return self.default_prune if self.prune is None else self.prune
-
-
-@dataclass(frozen=True, kw_only=True)
-class DnsOptions(TopologyConfig):
-    """DNS resolver options shared by the DNS strategies."""
-
-    nameservers: tuple[str, ...] = ()
-    dns_timeout: int = 2000
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _require(self.dns_timeout > 0, "dns_timeout", "must be > 0 (milliseconds)")
-        for server in self.nameservers:
-            _check_host_port("nameservers", server, 53)
-
-
-@dataclass(frozen=True, kw_only=True)
-class DnsPollConfig(DnsOptions):
-    """A and AAAA records of ``query`` -> ``node_basename@<ip>`` (the Docker Swarm strategy)."""
-
-    strategy: ClassVar[str] = "dns_poll"
-
-    query: str
-    node_basename: str
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _require(bool(self.query), "query", "must not be empty")
-        _require(_valid_basename(self.node_basename), "node_basename", "must be a node name part")
-
-
-@dataclass(frozen=True, kw_only=True)
-class KubernetesDnsConfig(DnsOptions):
-    """A and AAAA records of a headless ``service`` -> ``application_name@<ip>``."""
-
-    strategy: ClassVar[str] = "kubernetes_dns"
-
-    service: str
-    application_name: str
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _require(bool(self.service), "service", "must not be empty")
-        _require(
-            _valid_basename(self.application_name), "application_name", "must be a node name part"
-        )
-
-
-@dataclass(frozen=True, kw_only=True)
-class KubernetesDnsSrvConfig(DnsOptions):
-    """SRV of ``<service>.<namespace>.svc.<cluster_domain>`` -> ``application_name@<target>``."""
-
-    strategy: ClassVar[str] = "kubernetes_dnssrv"
-
-    service: str
-    namespace: str
-    application_name: str
-    cluster_domain: str = "cluster.local"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _require(bool(self.service), "service", "must not be empty")
-        _require(bool(self.namespace), "namespace", "must not be empty")
-        _require(
-            _valid_basename(self.application_name), "application_name", "must be a node name part"
-        )
-
-    @property
-    def query(self) -> str:
-        return f"{self.service}.{self.namespace}.svc.{self.cluster_domain}"
-
-
-SERVICE_ACCOUNT_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
-
-
-@dataclass(frozen=True, kw_only=True)
-class KubernetesConfig(TopologyConfig):
-    """The Kubernetes API: EndpointSlices (default) or pods matching a selector.
-
-    Node names: ``mode = "ip"`` -> ``basename@10.1.2.3``; ``"dns"`` ->
-    ``basename@10-1-2-3.<ns>.pod.<cluster>.local``; ``"hostname"`` ->
-    ``basename@<hostname>.<service>.<ns>.svc.<cluster>.local``. ``kubernetes_master`` is
-    ``host[:port]`` (default: ``KUBERNETES_SERVICE_HOST``/``_PORT``, else
-    ``kubernetes.default.svc``). TLS is always verified against the CA file.
-    """
-
-    strategy: ClassVar[str] = "kubernetes"
-
-    kubernetes_node_basename: str
-    kubernetes_selector: str | None = None
-    kubernetes_service_name: str | None = None
-    kubernetes_namespace: str | None = None
-    mode: Literal["ip", "dns", "hostname"] = "ip"
-    kubernetes_ip_lookup_mode: Literal["endpointslices", "pods"] = "endpointslices"
-    kubernetes_master: str | None = None
-    kubernetes_cluster_name: str = "cluster"
-    kubernetes_service_account_path: str = SERVICE_ACCOUNT_PATH
-    token_path: str | None = None
-    ca_path: str | None = None
-    request_timeout: int = 10000
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _require(
-            _valid_basename(self.kubernetes_node_basename),
-            "kubernetes_node_basename",
-            "must be a node name part",
-        )
-        _require(
-            self.kubernetes_selector is not None or self.kubernetes_service_name is not None,
-            "kubernetes_selector",
-            "set kubernetes_selector or kubernetes_service_name",
-        )
-        _require(
-            self.mode != "hostname" or self.kubernetes_service_name is not None,
-            "kubernetes_service_name",
-            'required when mode = "hostname"',
-        )
-        _require(
-            self.kubernetes_ip_lookup_mode != "pods" or self.kubernetes_selector is not None,
-            "kubernetes_selector",
-            'required when kubernetes_ip_lookup_mode = "pods"',
-        )
-        _require(self.request_timeout > 0, "request_timeout", "must be > 0 (milliseconds)")
-        if self.kubernetes_master is not None:
-            _check_host_port("kubernetes_master", self.kubernetes_master, 443)
-
-    @property
-    def resolved_token_path(self) -> Path:
-        return Path(self.token_path or Path(self.kubernetes_service_account_path, "token"))
-
-    @property
-    def resolved_ca_path(self) -> Path:
-        return Path(self.ca_path or Path(self.kubernetes_service_account_path, "ca.crt"))
-
-    @property
-    def namespace_path(self) -> Path:
-        return Path(self.kubernetes_service_account_path, "namespace")
-
-
-@dataclass(frozen=True, kw_only=True)
-class EpmdConfig(TopologyConfig):
-    """A static list of node names, retried every polling interval until connected."""
-
-    strategy: ClassVar[str] = "epmd"
-    default_prune: ClassVar[bool] = False
-
-    hosts: tuple[str, ...]
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for name in self.hosts:
-            _require(_valid_node_name(name), "hosts", f"{name!r} is not a name@host node name")
-
-
-@dataclass(frozen=True, kw_only=True)
-class LocalEpmdConfig(TopologyConfig):
-    """Every node registered in the EPMD of this node's own host."""
-
-    strategy: ClassVar[str] = "local_epmd"
-    default_prune: ClassVar[bool] = False
-
-    epmd_port: int | None = None
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _require(self.epmd_port is None or 0 < self.epmd_port < 65536, "epmd_port", "1..65535")
-
-
-@dataclass(frozen=True, kw_only=True)
-class ErlangHostsConfig(TopologyConfig):
-    """Hosts from ``.hosts.erlang`` (``hosts_file``, else ./ then ~/), then each host's EPMD names."""
-
-    strategy: ClassVar[str] = "erlang_hosts"
-    default_prune: ClassVar[bool] = False
-
-    hosts_file: str | None = None
-    epmd_port: int | None = None
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _require(self.epmd_port is None or 0 < self.epmd_port < 65536, "epmd_port", "1..65535")
-
-
-GOSSIP_PORT = 45892
-GOSSIP_MULTICAST_ADDR = "233.252.1.32"
-
-
-@dataclass(frozen=True, kw_only=True)
-class GossipConfig(TopologyConfig):
-    """UDP heartbeats: multicast (libcluster's group and port), broadcast or unicast ``peers``.
-
-    Heartbeats are sealed with ChaCha20-Poly1305 under a key derived from ``secret``; with
-    ``libcluster_compat`` they use libcluster's own format instead (plain, or AES-256-CBC when
-    a secret is set). A node heard within ``node_ttl`` ms counts as discovered.
-    """
-
-    strategy: ClassVar[str] = "gossip"
-    default_prune: ClassVar[bool] = False
-
-    port: int = GOSSIP_PORT
-    if_addr: str = "0.0.0.0"
-    transport: Literal["multicast", "broadcast", "unicast"] = "multicast"
-    multicast_addr: str = GOSSIP_MULTICAST_ADDR
-    multicast_if: str | None = None
-    multicast_ttl: int = 1
-    broadcast_addr: str = "255.255.255.255"
-    peers: tuple[str, ...] = ()
-    secret: str | None = None
-    libcluster_compat: bool = False
-    heartbeat_min: int = 1000
-    heartbeat_max: int = 5000
-    node_ttl: int = 30000
-    max_clock_skew: int = 30000
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _require(0 < self.port < 65536, "port", "must be 1..65535")
-        _require(0 <= self.multicast_ttl <= 255, "multicast_ttl", "must be 0..255")
-        _require(
-            0 < self.heartbeat_min <= self.heartbeat_max, "heartbeat_max", "need 0 < min <= max"
-        )
-        _require(self.node_ttl > 0, "node_ttl", "must be > 0 (milliseconds)")
-        _require(self.max_clock_skew > 0, "max_clock_skew", "must be > 0 (milliseconds)")
-        _require(
-            self.libcluster_compat or bool(self.secret),
-            "secret",
-            "required (heartbeats are authenticated) unless libcluster_compat = true",
-        )
-        for key in ("if_addr", "multicast_addr", "broadcast_addr"):
-            _require(_is_ip(getattr(self, key)), key, "must be an IP address")
-        if self.multicast_if is not None:
-            _require(_is_ip(self.multicast_if), "multicast_if", "must be an IP address")
-        if self.transport == "multicast":
-            _require(
-                ipaddress.ip_address(self.multicast_addr).is_multicast,
-                "multicast_addr",
-                "is not a multicast address",
-            )
-        if self.transport == "unicast":
-            _require(bool(self.peers), "peers", 'required when transport = "unicast"')
-        for peer in self.peers:
-            _check_host_port("peers", peer, self.port)
-
-
-STRATEGIES: dict[str, type[TopologyConfig]] = {
-    cls.strategy: cls
-    for cls in (
-        DnsPollConfig,
-        KubernetesDnsConfig,
-        KubernetesDnsSrvConfig,
-        KubernetesConfig,
-        EpmdConfig,
-        LocalEpmdConfig,
-        ErlangHostsConfig,
-        GossipConfig,
-    )
-}
-
-
-@dataclass(frozen=True)
-class ClusterConfig:
-    """All topologies of one node, by name."""
-
-    topologies: Mapping[str, TopologyConfig] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for name, topology in self.topologies.items():
-            if not isinstance(name, str) or not name:
-                raise ConfigError("topology names must be non-empty strings")
-            if not isinstance(topology, TopologyConfig) or not topology.strategy:
-                raise ConfigError(
-                    f"expected a strategy config such as DnsPollConfig, got {topology!r}",
-                    topology=name,
-                )
-
-
-def _valid_basename(value: str) -> bool:
-    return bool(value) and "@" not in value and all(c.isalnum() or c in "_-." for c in value)
-
-
-def _valid_node_name(value: str) -> bool:
-    base, sep, host = value.partition("@")
-    return bool(sep) and _valid_basename(base) and bool(host) and "@" not in host
-
-
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _suggest(word: str, candidates: Collection[str]) -> str | None:
+def suggest(word: str, candidates: Collection[str]) -> str | None:
     matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return matches[0] if matches else None
 
@@ -494,7 +119,7 @@ def _coerce(value: Any, hint: Any) -> Any:
     return _MISMATCH
 
 
-def _resolve_hook(key: str, value: Any) -> Any:
+def load_callable(key: str, value: Any) -> Any:
     """A hook is a callable, or ``"package.module:attribute"`` naming one."""
     if callable(value):
         return value
@@ -510,91 +135,54 @@ def _resolve_hook(key: str, value: Any) -> Any:
     return target
 
 
-def parse_topology(name: str, table: Mapping[str, Any]) -> TopologyConfig:
-    """Build the config object of topology ``name`` from its table; ConfigError on any problem."""
-    if not isinstance(table, Mapping):
-        raise ConfigError("must be a table", topology=name)
-    strategy = table.get("strategy")
-    if strategy is None:
-        raise ConfigError("missing", key="strategy", topology=name)
-    if not isinstance(strategy, str) or strategy not in STRATEGIES:
-        raise ConfigError(
-            f"unknown strategy {strategy!r}; known: {', '.join(sorted(STRATEGIES))}",
-            key="strategy",
-            topology=name,
-            suggestion=_suggest(str(strategy), STRATEGIES),
-        )
-    cls = STRATEGIES[strategy]
+
+
+def build(
+    cls: type[T], table: Mapping[str, Any], *, what: str, callables: Collection[str] = ()
+) -> T:
+    """The dataclass ``cls`` built from ``table``; ConfigError naming the key on any problem.
+
+    ``what`` names the table's kind in messages (``"strategy 'dns_poll'"``); keys in
+    ``callables`` go through ``load_callable`` instead of the type check.
+    """
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     kwargs: dict[str, Any] = {}
     for key, value in table.items():
-        if key == "strategy":
-            continue
         if key not in fields:
-            raise ConfigError(
-                f"unknown key for strategy {strategy!r}",
-                key=key,
-                topology=name,
-                suggestion=_suggest(key, fields),
-            )
-        if key in HOOK_KEYS:
-            try:
-                kwargs[key] = _resolve_hook(key, value)
-            except ConfigError as exc:
-                raise exc.in_topology(name) from None
+            raise ConfigError(f"unknown key for {what}", key=key, suggestion=suggest(key, fields))
+        if key in callables:
+            kwargs[key] = load_callable(key, value)
             continue
         converted = _coerce(value, hints[key])
         if converted is _MISMATCH:
-            raise ConfigError(
-                f"expected {_type_name(hints[key])}, got {value!r}", key=key, topology=name
-            )
+            raise ConfigError(f"expected {_type_name(hints[key])}, got {value!r}", key=key)
         kwargs[key] = converted
     for key, spec in fields.items():
         required = spec.default is dataclasses.MISSING and spec.default_factory is dataclasses.MISSING
-        if required and key not in kwargs:
-            raise ConfigError(f"missing (required by {strategy!r})", key=key, topology=name)
-    try:
-        return cls(**kwargs)
-    except ConfigError as exc:
-        raise exc.in_topology(name) from None
+        if required and key not in kwargs and spec.init:
+            raise ConfigError(f"missing (required by {what})", key=key)
+    return cls(**kwargs)
 
 
-def parse_config(data: Mapping[str, Any], *, other_sections: Collection[str] = ()) -> ClusterConfig:
-    """Build a ``ClusterConfig`` from a parsed TOML document (or an equivalent dict).
-
-    Top-level keys other than ``topologies`` are errors unless listed in ``other_sections``
-    (sections owned by other parts of beamlink, such as the CLI's).
-    """
-    allowed = {"topologies", *other_sections}
+def check_sections(data: Mapping[str, Any], allowed: Collection[str]) -> None:
+    """ConfigError for a top-level key of ``data`` not in ``allowed``."""
     for key in data:
         if key not in allowed:
             raise ConfigError(
                 f"unknown top-level section; expected {', '.join(sorted(allowed))}",
                 key=key,
-                suggestion=_suggest(key, allowed),
+                suggestion=suggest(key, allowed),
             )
-    topologies = data.get("topologies", {})
-    if not isinstance(topologies, Mapping):
-        raise ConfigError("must be a table of [topologies.NAME] tables", key="topologies")
-    return ClusterConfig({name: parse_topology(name, t) for name, t in topologies.items()})
 
 
-def load_config(path: str | os.PathLike[str], *, other_sections: Collection[str] = ()) -> ClusterConfig:
-    """Read and validate a TOML config file; ConfigError names the file on syntax errors."""
+def read_toml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The parsed TOML file at ``path``; ConfigError names the file when unreadable or invalid."""
     try:
         with open(path, "rb") as handle:
-            data = tomllib.load(handle)
+            data: dict[str, Any] = tomllib.load(handle)
     except OSError as exc:
         raise ConfigError(f"cannot read config file {os.fspath(path)!r}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{os.fspath(path)}: invalid TOML: {exc}") from None
-    return parse_config(data, other_sections=other_sections)
-
-
-def config_from_env(
-    environ: Mapping[str, str] | None = None, *, other_sections: Collection[str] = ()
-) -> ClusterConfig | None:
-    """The config named by ``BEAMLINK_CONFIG``, or None when the variable is unset or empty."""
-    path = (os.environ if environ is None else environ).get(CONFIG_ENV, "")
-    return load_config(path, other_sections=other_sections) if path else None
+    return data

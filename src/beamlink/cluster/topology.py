@@ -35,7 +35,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from beamlink.cluster.config import ClusterConfig, TopologyConfig
 from beamlink.cluster.events import (
     ClusterEvent,
     ClusterLog,
@@ -49,6 +48,7 @@ from beamlink.cluster.events import (
     TopologyCrashed,
 )
 from beamlink.cluster.membership import Membership, MembershipOps
+from beamlink.cluster.schema import ClusterConfig, TopologyConfig
 from beamlink.cluster.strategies import (
     Discovery,
     DiscoveryError,

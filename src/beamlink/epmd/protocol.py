@@ -59,7 +59,6 @@ MAX_SYMLEN: Final = 255 * 4
 # A NAMES answer larger than this is refused rather than buffered.
 MAX_NAMES_RESPONSE: Final = 1 << 20
 
-_ALIVE2_FIXED = struct.Struct(">BHBBHHH")  # code, port, type, protocol, high, low, nlen
 _NODE_FIXED = struct.Struct(">HBBHHH")  # port, type, protocol, high, low, nlen
 _NAMES_LINE = re.compile(rb"name (.+) at port (\d{1,5})")
 # Stricter than epmd_srv.c (which only refuses NUL): a newline in a name would forge NAMES lines.

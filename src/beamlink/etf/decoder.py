@@ -99,7 +99,6 @@ def _too_deep(tag: int, pos: int) -> DecodeError:
     return _fail(tag, pos, "nesting exceeds max_depth")
 
 
-_u8 = struct.Struct(">B").unpack_from
 _u16 = struct.Struct(">H").unpack_from
 _u32 = struct.Struct(">I").unpack_from
 _i32 = struct.Struct(">i").unpack_from

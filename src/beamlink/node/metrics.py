@@ -1,11 +1,11 @@
 """Prometheus metrics of a running node: a collector that reads the node's counters at scrape
-time, and a small HTTP server for ``/metrics``.
+time (served over HTTP by ``beamlink.web.metrics``).
 
 Nothing here runs per message: the connection layer and the runtime bump plain integers
 (`ConnectionStats`, the runtime's ``delivered_remote``...), and `NodeCollector.collect` turns them into metric
-families when Prometheus scrapes. The HTTP server answers on its own threads, so a scrape only
-reads: integers, lengths of containers, and lists copied in one step (atomic under the GIL), never
-a container the event loop could change while it is iterated.
+families when Prometheus scrapes. ``collect`` may run on a thread other than the event loop's
+(the HTTP server's), so it only reads: integers, lengths of containers, and lists copied in one
+step (atomic under the GIL), never a container the event loop could change while it is iterated.
 
 Labels are bounded: directions, reasons and kinds are fixed sets; ``peer`` labels exist only
 for the peers connected right now (their counters start at 0 with each new connection, which
@@ -14,15 +14,9 @@ Prometheus treats as a counter reset); node-wide totals keep counting across con
 
 from __future__ import annotations
 
-import logging
-import socket
-import threading
 from collections.abc import Iterator
-from socketserver import ThreadingMixIn
-from typing import TYPE_CHECKING, Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from typing import TYPE_CHECKING
 
-from prometheus_client import REGISTRY, CollectorRegistry, make_wsgi_app
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -36,10 +30,7 @@ from beamlink import __version__
 if TYPE_CHECKING:
     from beamlink.node.node import Node
 
-log = logging.getLogger(__name__)
-
 PREFIX = "beamlink"
-METRICS_PATH = "/metrics"
 
 
 def _visibility(hidden: bool) -> str:
@@ -213,55 +204,3 @@ class NodeCollector(Collector):
         )
         again.add_metric([], self.node.epmd_reregistrations)
         yield again
-
-
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("metrics %s: " + format, self.address_string(), *args)
-
-
-class MetricsServer:
-    """Serves a registry at ``http://host:port/metrics`` (any path answers) from a thread.
-
-    ``port=0`` picks a free port (see ``.port``); ``close()`` stops it and frees the port.
-    """
-
-    def __init__(
-        self, registry: CollectorRegistry = REGISTRY, host: str = "0.0.0.0", port: int = 0
-    ) -> None:
-        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
-        server_class = type("_Server", (_ThreadingServer,), {"address_family": family})
-        self._server: WSGIServer = make_server(
-            host, port, make_wsgi_app(registry), server_class, handler_class=_QuietHandler
-        )
-        self.host = host
-        self.port: int = self._server.server_port
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"beamlink-metrics-{self.port}", daemon=True
-        )
-        self._thread.start()
-
-    def close(self) -> None:
-        """Stop serving and close the listening socket."""
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join()
-
-
-def serve_metrics(
-    node: Node,
-    *,
-    host: str = "0.0.0.0",
-    port: int = 0,
-    registry: CollectorRegistry | None = None,
-) -> MetricsServer:
-    """Register a `NodeCollector` for ``node`` in ``registry`` (default: prometheus_client's
-    global one, which also holds the process, platform and GC collectors and any metrics the
-    app defines) and serve it over HTTP."""
-    target = REGISTRY if registry is None else registry
-    target.register(NodeCollector(node))
-    return MetricsServer(target, host, port)

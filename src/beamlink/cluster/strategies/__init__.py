@@ -1,4 +1,5 @@
-"""Strategy implementations, looked up by config class and imported only when used.
+"""Strategy implementations, imported only when used: each config class names its own
+(``TopologyConfig.implementation``), so there is no table here to keep in step.
 
 Lazy import keeps optional dependencies (httpx, cryptography, the EPMD client) out of a node
 that only uses ``dns_poll``.
@@ -9,24 +10,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from beamlink.cluster.config import TopologyConfig
+from beamlink.cluster.schema import TopologyConfig
 from beamlink.cluster.strategies.base import Discovery, DiscoveryError, Strategy, StrategyContext
-
-_IMPLEMENTATIONS = {
-    "dns_poll": "beamlink.cluster.strategies.dns:DnsPollStrategy",
-    "kubernetes_dns": "beamlink.cluster.strategies.dns:KubernetesDnsStrategy",
-    "kubernetes_dnssrv": "beamlink.cluster.strategies.dns:KubernetesDnsSrvStrategy",
-    "kubernetes": "beamlink.cluster.strategies.kubernetes:KubernetesStrategy",
-    "epmd": "beamlink.cluster.strategies.epmd:EpmdStrategy",
-    "local_epmd": "beamlink.cluster.strategies.epmd:LocalEpmdStrategy",
-    "erlang_hosts": "beamlink.cluster.strategies.epmd:ErlangHostsStrategy",
-    "gossip": "beamlink.cluster.strategies.gossip:GossipStrategy",
-}
 
 
 def create_strategy(config: TopologyConfig, context: StrategyContext) -> Strategy[Any]:
     """Instantiate the strategy implementing ``config``."""
-    module_name, _, class_name = _IMPLEMENTATIONS[config.strategy].partition(":")
+    if not config.implementation:
+        raise TypeError(f"{type(config).__name__} names no strategy implementation")
+    module_name, _, class_name = config.implementation.partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
     strategy: Strategy[Any] = cls(config, context)
     return strategy

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
-from beamlink.cluster.config import TopologyConfig
 from beamlink.cluster.events import ClusterEvent
+from beamlink.cluster.schema import TopologyConfig
 from beamlink.errors import BeamlinkError
 
 ConfigT = TypeVar("ConfigT", bound=TopologyConfig)

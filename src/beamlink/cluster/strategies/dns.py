@@ -21,7 +21,7 @@ import dns.nameserver
 import dns.rdatatype
 import dns.resolver
 
-from beamlink.cluster.config import (
+from beamlink.cluster.schema import (
     DnsOptions,
     DnsPollConfig,
     KubernetesDnsConfig,

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from beamlink.cluster.config import EpmdConfig, ErlangHostsConfig, LocalEpmdConfig
 from beamlink.cluster.hosts_erlang import HostsFileError, find_hosts_file, parse_hosts_erlang
+from beamlink.cluster.schema import EpmdConfig, ErlangHostsConfig, LocalEpmdConfig
 from beamlink.cluster.strategies.base import Discovery, DiscoveryError, Strategy, StrategyContext
 from beamlink.epmd import EpmdError, names
 

@@ -24,7 +24,6 @@ import time
 from collections import Counter
 from typing import Any
 
-from beamlink.cluster.config import GossipConfig, split_host_port
 from beamlink.cluster.events import DatagramDropped
 from beamlink.cluster.heartbeat import (
     HeartbeatRejected,
@@ -32,6 +31,7 @@ from beamlink.cluster.heartbeat import (
     LibclusterHeartbeats,
     SealedHeartbeats,
 )
+from beamlink.cluster.schema import GossipConfig, split_host_port
 from beamlink.cluster.strategies.base import Discovery, Strategy, StrategyContext
 
 log = logging.getLogger("beamlink.cluster")

@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from beamlink.cluster.config import KubernetesConfig
+from beamlink.cluster.schema import KubernetesConfig
 from beamlink.cluster.strategies.base import Discovery, DiscoveryError, Strategy
 
 DEFAULT_MASTER = "kubernetes.default.svc"
