@@ -25,8 +25,6 @@ import socket
 import time
 from collections.abc import Iterable, Mapping
 
-import dns.asyncresolver
-
 from beamlink.cluster.config import (
     ClusterConfig,
     DnsPollConfig,
@@ -36,7 +34,7 @@ from beamlink.cluster.config import (
     split_host_port,
 )
 from beamlink.cluster.strategies.base import DiscoveryError
-from beamlink.cluster.strategies.dns import make_resolver, resolve_addresses
+from beamlink.cluster.strategies.dns import AddressLookup, make_resolver
 
 log = logging.getLogger("beamlink.cluster")
 
@@ -79,37 +77,42 @@ def choose_address(
     return first, False
 
 
-def _dns_queries(config: ClusterConfig | None) -> list[tuple[str, dns.asyncresolver.Resolver]]:
-    """The names the DNS topologies of ``config`` ask for, each with its resolver."""
+def _dns_lookups(config: ClusterConfig | None) -> list[tuple[AddressLookup, AddressLookup | None]]:
+    """For each name the DNS topologies of ``config`` ask for: its lookup, and for a ``tasks.X``
+    name the lookup of ``X`` (the service address, a route hint). Built once per resolution, so
+    a family that fails on a retry keeps the answer it gave before."""
     if config is None:
         return []
-    return [
-        (
-            topology.query if isinstance(topology, DnsPollConfig) else topology.service,
-            make_resolver(topology.nameservers, topology.dns_timeout),
+    lookups: list[tuple[AddressLookup, AddressLookup | None]] = []
+    for topology in config.topologies.values():
+        if not isinstance(topology, DnsPollConfig | KubernetesDnsConfig):
+            continue
+        query = topology.query if isinstance(topology, DnsPollConfig) else topology.service
+        resolver = make_resolver(topology.nameservers, topology.dns_timeout)
+        service = query[len("tasks."):] if query.startswith("tasks.") else ""
+        lookups.append(
+            (AddressLookup(resolver, query), AddressLookup(resolver, service) if service else None)
         )
-        for topology in config.topologies.values()
-        if isinstance(topology, DnsPollConfig | KubernetesDnsConfig)
-    ]
+    return lookups
 
 
 async def _config_addresses(
-    config: ClusterConfig | None, queries: list[tuple[str, dns.asyncresolver.Resolver]]
+    config: ClusterConfig | None, lookups: list[tuple[AddressLookup, AddressLookup | None]]
 ) -> tuple[list[str], list[str]]:
     """``(discovered, hints)``: addresses the topologies of ``config`` point at (DNS answers of
-    ``queries``, peers, static hosts), and the service addresses behind ``tasks.X`` queries."""
+    ``lookups``, peers, static hosts), and the service addresses behind ``tasks.X`` names."""
     if config is None:
         return [], []
     found: list[str] = []
     hints: list[str] = []
-    for query, resolver in queries:
+    for lookup, service in lookups:
         try:
-            found.extend(await resolve_addresses(resolver, query))
+            found.extend(await lookup.addresses())
         except DiscoveryError as exc:
             log.warning("own address: %s", exc)
-        if query.startswith("tasks.") and len(query) > len("tasks."):
+        if service is not None:
             try:
-                hints.extend(await resolve_addresses(resolver, query[len("tasks."):]))
+                hints.extend(await service.addresses())
             except DiscoveryError as exc:
                 log.debug("own address: no service address: %s", exc)
     hosts: list[str] = []
@@ -147,9 +150,9 @@ async def resolve_own_host(
         if value:
             return value
     started = time.monotonic()
-    queries = _dns_queries(config)
+    lookups = _dns_lookups(config)
     while True:
-        found, hints = await _config_addresses(config, queries)
+        found, hints = await _config_addresses(config, lookups)
         discovered = [*peers, *found]
         address, confirmed = choose_address(discovered, hints)
         if confirmed and address is not None:
