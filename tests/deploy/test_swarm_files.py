@@ -42,8 +42,11 @@ def test_dockerfile_takes_its_base_as_argument_and_installs_offline() -> None:
     assert re.search(r"^USER beamlink$", DOCKERFILE, re.M)
     assert 'ENTRYPOINT ["beamlink", "start"]' in DOCKERFILE
     assert "BEAMLINK_NODE=cluster_demo@auto" in DOCKERFILE
-    interval = re.search(r"HEALTHCHECK --interval=(\d+)s", DOCKERFILE)
-    assert interval is not None and int(interval.group(1)) <= 5
+    check = re.search(r"HEALTHCHECK --interval=(\d+)ms --timeout=(\d+)s .*?--watch\", \"(\d+)\"",
+                      DOCKERFILE, re.S)
+    assert check is not None, "HEALTHCHECK: a short interval and a watching check"
+    interval_ms, timeout, watch = (int(group) for group in check.groups())
+    assert interval_ms <= 300 and watch <= 5 and timeout > watch
 
 
 def test_stack_runs_the_service_on_an_attachable_overlay() -> None:
