@@ -189,7 +189,7 @@ def deployed(stack: Stack) -> Iterator[Stack]:
         stack.deploy()
         yield stack
     finally:
-        stack.remove()
+        stack.remove(timeout=240)
 
 
 def report(stacks: list[Measured]) -> None:
@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> None:
                     run_round(stacks)
             finally:
                 observer.close()
-        report(stacks)
+            report(stacks)
     finally:
         docker("secret", "rm", secret.name, check=False)
         swarm.leave()
