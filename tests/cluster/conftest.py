@@ -1,4 +1,5 @@
-"""Fixtures of the cluster tests: a real dnsmasq server and a private real EPMD."""
+"""Fixtures of the cluster tests: a real dnsmasq server, a DNS proxy that fails chosen record types,
+and a private real EPMD."""
 
 from __future__ import annotations
 
@@ -6,10 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.dns_proxy import dns_proxy_factory
 from tests.support.dnsmasq import dnsmasq_factory
 from tests.support.erlang import real_epmd
 
-__all__ = ["dnsmasq_factory", "private_epmd"]
+__all__ = ["dns_proxy_factory", "dnsmasq_factory", "private_epmd"]
 
 
 @pytest.fixture

@@ -25,6 +25,16 @@ async def test_confirmed_by_dns_answer(dnsmasq_factory: DnsmasqFactory) -> None:
     assert await resolve_own_host(config, environ={}, timeout=5) == "127.0.0.1"
 
 
+async def test_confirmed_by_a_resolver_refusing_aaaa(dnsmasq_factory: DnsmasqFactory) -> None:
+    server = dnsmasq_factory(local_domains=[])
+    server.set_hosts({SERVICE: ["127.0.0.5", "127.0.0.1"]})
+    config = ClusterConfig(
+        {"swarm": DnsPollConfig(query=SERVICE, node_basename="d", nameservers=(server.address,))}
+    )
+    host = await resolve_own_host(config, environ={}, timeout=2, confirm_timeout=2)
+    assert host == "127.0.0.1"
+
+
 async def test_unconfirmed_address_after_timeout(dnsmasq_factory: DnsmasqFactory) -> None:
     server = dnsmasq_factory(local_domains=["t_cluster_demo"])
     server.set_hosts({SERVICE: ["127.0.0.5"]})

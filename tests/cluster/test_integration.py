@@ -1,7 +1,8 @@
 """Real beamlink nodes (separate OS processes on 127.0.0.x) clustering with dns_poll + dnsmasq.
 
-Scale up, scale down gracefully and with SIGKILL, and a DNS outage: every node's own node list
-is checked each time.
+Scale up, scale down gracefully and with SIGKILL, a DNS outage, and resolvers that answer only
+one family (dnsmasq with a hosts file and no upstream refuses AAAA; a server SERVFAILing AAAA
+mid-run): every node's own node list is checked each time.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.cluster.node_process import ClusterProcess
+from tests.support.dns_proxy import DnsProxy, DnsProxyFactory
 from tests.support.dnsmasq import Dnsmasq, DnsmasqFactory
 from tests.support.erlang import free_port
 from tests.support.wait import eventually
@@ -23,9 +25,12 @@ POLLING_MS = 300
 
 
 class Swarm:
-    def __init__(self, dns: Dnsmasq, dist_port: int) -> None:
+    """Node processes on 127.0.1.x published in ``dns``; they ask ``nameserver`` (default: ``dns``)."""
+
+    def __init__(self, dns: Dnsmasq, dist_port: int, nameserver: str | None = None) -> None:
         self.dns = dns
         self.dist_port = dist_port
+        self.nameserver = nameserver or dns.address
         self.running: dict[str, ClusterProcess] = {}
 
     def ip(self, index: int) -> str:
@@ -37,7 +42,7 @@ class Swarm:
     async def add(self, *indices: int) -> None:
         for index in indices:
             name = f"demo@{self.ip(index)}"
-            self.running[name] = ClusterProcess(name, self.dist_port, self.dns.address, SERVICE, POLLING_MS)
+            self.running[name] = ClusterProcess(name, self.dist_port, self.nameserver, SERVICE, POLLING_MS)
         self.publish()
         for index in indices:
             await self.running[f"demo@{self.ip(index)}"].start(ROOT)
@@ -51,13 +56,39 @@ class Swarm:
         await eventually(full_mesh, timeout=timeout)
 
 
+    async def stop_all(self) -> None:
+        for proc in self.running.values():
+            await proc.kill()
+
+
 @pytest.fixture
 async def swarm(dnsmasq_factory: DnsmasqFactory) -> AsyncIterator[Swarm]:
     dns = dnsmasq_factory(local_domains=["t_cluster_demo"])
     cluster = Swarm(dns, free_port())
     yield cluster
-    for proc in cluster.running.values():
-        await proc.kill()
+    await cluster.stop_all()
+
+
+@pytest.fixture
+async def refusing_aaaa(dnsmasq_factory: DnsmasqFactory) -> AsyncIterator[Swarm]:
+    """A swarm whose resolver is dnsmasq as users run it: a hosts file of A records, no upstream,
+    no ``--local``, so every AAAA query is REFUSED."""
+    cluster = Swarm(dnsmasq_factory(local_domains=[]), free_port())
+    yield cluster
+    await cluster.stop_all()
+
+
+@pytest.fixture
+async def behind_proxy(
+    dnsmasq_factory: DnsmasqFactory, dns_proxy_factory: DnsProxyFactory
+) -> AsyncIterator[tuple[Swarm, DnsProxy]]:
+    """A swarm asking a DNS proxy in front of an authoritative dnsmasq (AAAA: NODATA) that can
+    be told to SERVFAIL a record type."""
+    dns = dnsmasq_factory(local_domains=["t_cluster_demo"])
+    proxy = dns_proxy_factory(dns.port)
+    cluster = Swarm(dns, free_port(), proxy.address)
+    yield cluster, proxy
+    await cluster.stop_all()
 
 
 async def test_scale_up_down_kill_and_dns_outage(swarm: Swarm) -> None:
@@ -108,3 +139,31 @@ async def test_killed_node_stays_gone_while_dns_still_lists_it(swarm: Swarm) -> 
         assert set(proc.polls[polls[name] :]) == {2}, f"{name}: DNS stopped listing {killed.name}"
         assert proc.history[lists[name] :] == [], f"{name} changed its node list: {proc.history}"
         assert proc.nodes == set(swarm.running) - {name}
+
+
+async def test_resolver_refusing_aaaa_forms_the_cluster(refusing_aaaa: Swarm) -> None:
+    swarm = refusing_aaaa
+    await swarm.add(1, 2, 3, 4, 5)
+    await swarm.converged()
+    leaving = swarm.running.pop("demo@127.0.1.5")
+    swarm.publish()
+    assert await leaving.terminate() == 0
+    await swarm.converged()
+
+
+async def test_aaaa_failing_mid_run_while_a_records_change(
+    behind_proxy: tuple[Swarm, DnsProxy],
+) -> None:
+    swarm, proxy = behind_proxy
+    await swarm.add(1, 2, 3)
+    await swarm.converged()
+    proxy.fail("AAAA")
+    await swarm.add(4)
+    await swarm.converged()
+    killed = swarm.running.pop("demo@127.0.1.2")
+    await killed.kill()
+    swarm.publish()
+    await swarm.converged()
+    proxy.fail()
+    await swarm.add(5)
+    await swarm.converged()

@@ -118,10 +118,18 @@ def test_image_runs_beamlink_start_as_an_unprivileged_user() -> None:
 def test_healthcheck_runs_the_shipped_check_often_enough_for_swarm_dns() -> None:
     [(_, args)] = [(k, a) for k, a in final_stage() if k == "HEALTHCHECK"]
     options, _, command = args.partition("CMD")
-    interval = re.search(r"--interval=(\d+)s", options)
-    # Swarm lists a task in DNS only once healthy: a long interval delays clustering.
-    assert interval is not None and int(interval.group(1)) <= 5
+    interval = re.search(r"--interval=(\d+)(ms|s)\b", options)
+    timeout = re.search(r"--timeout=(\d+)s\b", options)
+    # Swarm lists a task in DNS only once healthy: the first healthy report must come within
+    # about 0.3 s of the node being up, so checks start every few hundred milliseconds and a
+    # watching check (which reports a changed verdict at once) must end before the timeout.
+    assert interval is not None and timeout is not None
+    interval_s = int(interval.group(1)) / (1000 if interval.group(2) == "ms" else 1)
+    assert interval_s <= 0.3
     argv = json.loads(command)
+    if "--watch" in argv:
+        assert float(argv[argv.index("--watch") + 1]) < int(timeout.group(1))
+        argv = argv[: argv.index("--watch")]
     script = PurePosixPath(argv[-1])
     copies = [shlex.split(a) for k, a in instructions() if k == "COPY" and "--from" not in a]
     assert [str(DOCKER / "healthcheck.py"), str(script)] in [

@@ -2,8 +2,11 @@
 
 Records come from a hosts file (A and AAAA; ``set_hosts`` rewrites it and sends SIGHUP) and
 ``--srv-host`` options (SRV; fixed at start). Names under the ``local_domains`` are answered from
-those records only (NXDOMAIN / NODATA otherwise), as an authoritative server would. ``stop`` and
-``start`` simulate an outage; the server is always stopped by the fixture at teardown.
+those records only (NXDOMAIN / NODATA otherwise), as an authoritative server would. With no
+``local_domains`` the server is configured as many users' resolvers are (a hosts file, no
+upstream, no ``--local``): it answers the records it has and REFUSES everything else, including
+the AAAA query of a name that has only A records. ``stop`` and ``start`` simulate an outage; the
+server is always stopped by the fixture at teardown.
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
+import dns.exception
+import dns.message
 import dns.nameserver
+import dns.query
 import dns.resolver
 import pytest
 
@@ -55,7 +61,7 @@ class Dnsmasq:
         self.hosts_file = directory / "hosts"
         self.hosts_file.write_text("")
         self.hosts_file.chmod(0o644)
-        self.local_domains = local_domains
+        self.local_domains = tuple(local_domains)
         self.srv = srv
         self.port = free_udp_tcp_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -117,18 +123,17 @@ class Dnsmasq:
         return resolver
 
     def _wait_ready(self) -> None:
+        """Until dnsmasq answers a query at all (NXDOMAIN and REFUSED are answers too)."""
         deadline = time.monotonic() + 10
-        resolver = self._resolver()
+        query = dns.message.make_query("probe.invalid", "A")
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
                 log = (self.directory / "log").read_text()
                 raise RuntimeError(f"dnsmasq exited: {log}")
             try:
-                resolver.resolve(f"probe.{self.local_domains[0]}", "A")
-            except dns.resolver.NXDOMAIN:
-                return
-            except Exception:
+                dns.query.udp(query, "127.0.0.1", port=self.port, timeout=0.5)
+            except (dns.exception.DNSException, OSError):
                 time.sleep(0.05)
             else:
                 return
@@ -137,14 +142,15 @@ class Dnsmasq:
     def _wait_reloaded(self, records: Mapping[str, Sequence[str]]) -> None:
         resolver = self._resolver()
         deadline = time.monotonic() + 10
-        probe = next((name for name, ips in records.items() if any("." in ip for ip in ips)), None)
+        probe = next((name for name, ips in records.items() if ips), None)
         if probe is None:
             time.sleep(0.2)
             return
-        expected = {ip for ip in records[probe] if "." in ip}
+        rdtype = "A" if any("." in ip for ip in records[probe]) else "AAAA"
+        expected = {ip for ip in records[probe] if ("." in ip) == (rdtype == "A")}
         while time.monotonic() < deadline:
             try:
-                answer = {r.to_text() for r in resolver.resolve(probe, "A", tcp=True)}
+                answer = {r.to_text() for r in resolver.resolve(probe, rdtype, tcp=True)}
             except Exception:
                 answer = set()
             if answer == expected:
@@ -158,7 +164,8 @@ DnsmasqFactory = Callable[..., Dnsmasq]
 
 @pytest.fixture
 def dnsmasq_factory() -> Iterator[DnsmasqFactory]:
-    """``factory(local_domains=[...], srv=[...])`` -> a started ``Dnsmasq``, stopped afterwards."""
+    """``factory(local_domains=[...], srv=[...])`` -> a started ``Dnsmasq``, stopped afterwards
+    (``local_domains=[]``: a resolver with no authority, as users run it; see the module doc)."""
     binary = require_tool("dnsmasq")
     servers: list[Dnsmasq] = []
     with tempfile.TemporaryDirectory(prefix="beamlink-dnsmasq-") as tmp:

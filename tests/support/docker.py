@@ -295,7 +295,7 @@ def running_tasks(service: str, network: str) -> list[Task]:
         ]
         container = info["Status"].get("ContainerStatus", {}).get("ContainerID", "")
         if addresses and container:
-            since = _docker_time(info["Status"]["Timestamp"])
+            since = docker_time(info["Status"]["Timestamp"])
             tasks.append(Task(info["ID"], int(info.get("Slot", 0)), container, addresses[0], since))
     return sorted(tasks, key=lambda task: task.slot)
 
@@ -331,10 +331,10 @@ def container_finished_at(container: str) -> float | None:
     running, finished = proc.stdout.split()
     if running == "true":
         return None
-    return _docker_time(finished)
+    return docker_time(finished)
 
 
-def _docker_time(text: str) -> float:
+def docker_time(text: str) -> float:
     """Seconds since the epoch of a Docker RFC 3339 timestamp with nanoseconds."""
     stamp, _, fraction = text.rstrip("Z").partition(".")
     whole = datetime.fromisoformat(stamp + "+00:00").timestamp()

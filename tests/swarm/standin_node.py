@@ -1,12 +1,14 @@
 """Stand-in for ``beamlink start`` in the image and stack tests: after ``argv[1]`` seconds it
-registers the node name ``cluster_demo`` with an embedded EPMD, as a starting node does, and
-leaves on SIGTERM. It lets the tests check the image, the HEALTHCHECK and the stack file
+registers the node name ``cluster_demo`` with an embedded EPMD, as a starting node does (and
+writes the time it did to ``/tmp/registered-at``), and leaves on SIGTERM. It lets the tests check the image, the HEALTHCHECK and the stack file
 independently of the node runtime. Run inside the image as ``python3 -c SOURCE DELAY``.
 """
 
 import asyncio
 import signal
 import sys
+import time
+from pathlib import Path
 
 from beamlink.epmd.client import register
 from beamlink.epmd.server import ensure_epmd
@@ -20,6 +22,7 @@ async def main(delay: float) -> None:
     await asyncio.sleep(delay)
     epmd = await ensure_epmd()
     registration = await register("cluster_demo", STAND_IN_PORT)
+    Path("/tmp/registered-at").write_text(repr(time.time()))
     await stop.wait()
     await registration.close()
     if epmd is not None:

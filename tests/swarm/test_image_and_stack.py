@@ -6,6 +6,7 @@ an embedded EPMD the way ``beamlink start`` does. The end-to-end clustering test
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from tests.support.docker import (
     detached_container,
     docker,
     docker_out,
+    docker_time,
     inspect,
     resolve_in,
     wait_until,
@@ -46,8 +48,8 @@ def test_image_runs_beamlink_as_non_root_user(beamlink_image: str) -> None:
     assert "BEAMLINK_NODE=cluster_demo@auto" in config["Env"]
     assert "BEAMLINK_APP=cluster_demo.app:main" in config["Env"]
     health = config["Healthcheck"]
-    assert health["Test"] == ["CMD", "python3", "/opt/beamlink/healthcheck.py"]
-    assert health["Interval"] == 2_000_000_000
+    assert health["Test"] == ["CMD", "python3", "/opt/beamlink/healthcheck.py", "--watch", "2"]
+    assert health["Interval"] == 100_000_000
 
     assert run_in_image(beamlink_image, "id", "-u") == "10001"
     usage = run_in_image(beamlink_image, "beamlink", "--help")
@@ -104,6 +106,22 @@ def test_healthcheck_follows_the_node_start(beamlink_image: str) -> None:
             assert output == "healthy: cluster_demo registered"
         output = wait_check_output(misnamed, "starting", "unhealthy", timeout=15)
         assert "node other not registered" in output
+        # The check that turned the fixed-host node healthy was already watching when the node
+        # registered (it did not wait for a next interval), and a healthy node is checked every
+        # ~2 s, not every 100 ms.
+        registered = float(container_exec(fixed, "cat", "/tmp/registered-at").stdout)
+        wait_until(lambda: len(healthy_checks(fixed)) >= 3, timeout=20, what="3 healthy checks")
+        first, *later = healthy_checks(fixed)
+        assert first[0] < registered <= first[1]
+        print(f"\nregistered -> healthy: {first[1] - registered:.3f} s")
+        starts = [start for start, _ in later]
+        assert all(b - a >= 1.9 for a, b in itertools.pairwise(starts))
+
+
+def healthy_checks(container: str) -> list[tuple[float, float]]:
+    """``(start, end)`` of the container's successful health checks (Docker keeps the last 5)."""
+    log = inspect(container)[0]["State"]["Health"].get("Log") or []
+    return [(docker_time(e["Start"]), docker_time(e["End"])) for e in log if e["ExitCode"] == 0]
 
 
 _ROUTE_TO_SERVICE = (

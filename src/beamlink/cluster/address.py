@@ -25,11 +25,9 @@ import socket
 import time
 from collections.abc import Iterable, Mapping
 
-import dns.asyncresolver
-
 from beamlink.cluster.schema import ClusterConfig
 from beamlink.cluster.strategies.base import DiscoveryError
-from beamlink.cluster.strategies.dns import make_resolver, resolve_addresses
+from beamlink.cluster.strategies.dns import AddressLookup, make_resolver
 from beamlink.errors import ConfigurationError
 
 log = logging.getLogger("beamlink.cluster")
@@ -73,35 +71,43 @@ def choose_address(
     return first, False
 
 
-def _dns_queries(config: ClusterConfig | None) -> list[tuple[str, dns.asyncresolver.Resolver]]:
-    """The names the DNS topologies of ``config`` ask for, each with its resolver."""
+def _dns_lookups(config: ClusterConfig | None) -> list[tuple[AddressLookup, AddressLookup | None]]:
+    """For each name the DNS topologies of ``config`` ask for: its lookup, and for a ``tasks.X``
+    name the lookup of ``X`` (the service address, a route hint). Built once per resolution, so
+    a family that fails on a retry keeps the answer it gave before."""
     if config is None:
         return []
-    listings = (topology.dns_listing() for topology in config.topologies.values())
-    return [
-        (listing.query, make_resolver(listing.nameservers, listing.timeout_ms))
-        for listing in listings
-        if listing is not None
-    ]
+    lookups: list[tuple[AddressLookup, AddressLookup | None]] = []
+    for topology in config.topologies.values():
+        listing = topology.dns_listing()
+        if listing is None:
+            continue
+        resolver = make_resolver(listing.nameservers, listing.timeout_ms)
+        query = listing.query
+        service = query[len("tasks."):] if query.startswith("tasks.") else ""
+        lookups.append(
+            (AddressLookup(resolver, query), AddressLookup(resolver, service) if service else None)
+        )
+    return lookups
 
 
 async def _config_addresses(
-    config: ClusterConfig | None, queries: list[tuple[str, dns.asyncresolver.Resolver]]
+    config: ClusterConfig | None, lookups: list[tuple[AddressLookup, AddressLookup | None]]
 ) -> tuple[list[str], list[str]]:
     """``(discovered, hints)``: addresses the topologies of ``config`` point at (DNS answers of
-    ``queries``, peers, static hosts), and the service addresses behind ``tasks.X`` queries."""
+    ``lookups``, peers, static hosts), and the service addresses behind ``tasks.X`` names."""
     if config is None:
         return [], []
     found: list[str] = []
     hints: list[str] = []
-    for query, resolver in queries:
+    for lookup, service in lookups:
         try:
-            found.extend(await resolve_addresses(resolver, query))
+            found.extend(await lookup.addresses())
         except DiscoveryError as exc:
             log.warning("own address: %s", exc)
-        if query.startswith("tasks.") and len(query) > len("tasks."):
+        if service is not None:
             try:
-                hints.extend(await resolve_addresses(resolver, query[len("tasks."):]))
+                hints.extend(await service.addresses())
             except DiscoveryError as exc:
                 log.debug("own address: no service address: %s", exc)
     hosts = [host for topology in config.topologies.values() for host in topology.peer_hosts()]
@@ -134,9 +140,9 @@ async def resolve_own_host(
         if value:
             return value
     started = time.monotonic()
-    queries = _dns_queries(config)
+    lookups = _dns_lookups(config)
     while True:
-        found, hints = await _config_addresses(config, queries)
+        found, hints = await _config_addresses(config, lookups)
         discovered = [*peers, *found]
         address, confirmed = choose_address(discovered, hints)
         if confirmed and address is not None:

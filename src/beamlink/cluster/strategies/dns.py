@@ -7,12 +7,19 @@ UDP answer) and either the system resolver or the configured ``nameservers``.
 Error semantics, the part libcluster gets wrong: NXDOMAIN and "no records of this type" are real
 answers (no nodes); timeouts, SERVFAIL, REFUSED and network errors raise ``DiscoveryError``, so
 the reconcile loop keeps the last good answer instead of disconnecting everyone.
+
+A and AAAA are independent answers (``AddressLookup``): each family that answers is used, and a
+family whose query fails keeps its own last good answer (initially none) and is logged, at most
+once a minute per name and family. Only when every family fails is the lookup a
+``DiscoveryError``. Resolvers that answer one family and refuse the other are common: dnsmasq
+serving a hosts file with no upstream (and no ``--local``) REFUSES the type it has no record for.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 from typing import TypeVar
 
 import dns.asyncresolver
@@ -21,6 +28,7 @@ import dns.nameserver
 import dns.rdatatype
 import dns.resolver
 
+from beamlink.cluster.events import CLUSTER_LOG_INTERVAL
 from beamlink.cluster.schema import (
     DnsOptions,
     DnsPollConfig,
@@ -29,6 +37,9 @@ from beamlink.cluster.schema import (
     split_host_port,
 )
 from beamlink.cluster.strategies.base import Discovery, DiscoveryError, Strategy, StrategyContext
+from beamlink.logs import RateLimiter
+
+log = logging.getLogger("beamlink.cluster")
 
 _NO_RECORDS = (dns.resolver.NXDOMAIN, dns.resolver.NoAnswer)
 
@@ -63,10 +74,59 @@ async def resolve(resolver: dns.asyncresolver.Resolver, query: str, rdtype: str)
     return [rdata.to_text() for rdata in answer]
 
 
-async def resolve_addresses(resolver: dns.asyncresolver.Resolver, query: str) -> list[str]:
-    """A and AAAA records of ``query`` together (both must answer, else DiscoveryError)."""
-    v4, v6 = await asyncio.gather(resolve(resolver, query, "A"), resolve(resolver, query, "AAAA"))
-    return [str(ipaddress.ip_address(address)) for address in [*v4, *v6]]
+FAMILIES = ("A", "AAAA")
+
+
+class AddressLookup:
+    """The A and AAAA records of one name, each family answering on its own.
+
+    ``addresses()`` asks both families at once. A family that answers (records, NXDOMAIN or
+    NODATA) replaces its last good answer; a family that fails (timeout, SERVFAIL, REFUSED,
+    network error) keeps it and is logged (once a minute per family); when every family fails, it raises
+    ``DiscoveryError`` naming each failure. Keep one lookup per name for as long as the last
+    good answers should be remembered.
+    """
+
+    def __init__(self, resolver: dns.asyncresolver.Resolver, query: str) -> None:
+        self.resolver = resolver
+        self.query = query
+        self.last_good: dict[str, tuple[str, ...]] = {family: () for family in FAMILIES}
+        self._failures = RateLimiter(CLUSTER_LOG_INTERVAL)
+
+    async def addresses(self) -> list[str]:
+        """Addresses of every family: fresh where the family answered, its last good otherwise."""
+        results = await asyncio.gather(
+            *(resolve(self.resolver, self.query, family) for family in FAMILIES),
+            return_exceptions=True,
+        )
+        errors: list[tuple[str, DiscoveryError]] = []
+        for family, result in zip(FAMILIES, results, strict=True):
+            if isinstance(result, DiscoveryError):
+                errors.append((family, result))
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                self.last_good[family] = tuple(str(ipaddress.ip_address(a)) for a in result)
+        if len(errors) == len(FAMILIES):
+            raise DiscoveryError("; ".join(str(error) for _, error in errors))
+        for family, error in errors:
+            self._log_failure(family, error)
+        return [address for family in FAMILIES for address in self.last_good[family]]
+
+    def _log_failure(self, family: str, error: DiscoveryError) -> None:
+        kept = self.last_good[family]
+        self._failures.log(
+            log,
+            logging.WARNING,
+            family,
+            "DNS %s; keeping the last %s answer (%s) and using the families that answered. "
+            "Harmless if this resolver never serves %s records (dnsmasq with only a hosts file "
+            "refuses them); otherwise check the resolver",
+            error,
+            family,
+            ", ".join(kept) if kept else "no addresses",
+            family,
+        )
 
 
 class _DnsStrategy(Strategy[DnsConfigT]):
@@ -80,13 +140,17 @@ class _DnsStrategy(Strategy[DnsConfigT]):
 class _AddressStrategy(_DnsStrategy[DnsConfigT]):
     """``basename@<ip>`` for every A/AAAA record of a name."""
 
+    def __init__(self, config: DnsConfigT, context: StrategyContext) -> None:
+        super().__init__(config, context)
+        query, self.basename = self._query_and_basename()
+        self.lookup = AddressLookup(self.resolver, query)
+
     def _query_and_basename(self) -> tuple[str, str]:
         raise NotImplementedError
 
     async def discover(self) -> Discovery:
-        query, basename = self._query_and_basename()
-        addresses = await resolve_addresses(self.resolver, query)
-        return Discovery(frozenset(f"{basename}@{address}" for address in addresses))
+        addresses = await self.lookup.addresses()
+        return Discovery(frozenset(f"{self.basename}@{address}" for address in addresses))
 
 
 class DnsPollStrategy(_AddressStrategy[DnsPollConfig]):
