@@ -41,9 +41,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from tests.support.erlang import ErlPeer, runtime, start_peer  # noqa: E402
 
+from beamlink import GenServer, Node  # noqa: E402
 from beamlink.etf import Atom  # noqa: E402
-from beamlink.node import Node  # noqa: E402
-from beamlink.node.genserver import GenServer  # noqa: E402
 
 COOKIE = "beamlinkbench"
 HOST = "127.0.0.1"

@@ -43,7 +43,7 @@ EXPECTED: dict[str, tuple[type[BeamlinkError], type[Exception] | None]] = {
     "beamlink.node.errors.UnknownName": (NodeError, LookupError),
     "beamlink.node.genserver.CallError": (NodeError, None),
     "beamlink.node.genserver.CallTimeout": (NodeError, TimeoutError),
-    "beamlink.node.modules.Undefined": (NodeError, LookupError),
+    "beamlink.node.kernel.modules.Undefined": (NodeError, LookupError),
     "beamlink.node.rpc.ErlangException": (NodeError, None),
     "beamlink.node.rpc.NoConnection": (NodeError, None),
     "beamlink.node.rpc.RemoteDied": (NodeError, None),

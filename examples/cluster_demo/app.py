@@ -20,8 +20,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from beamlink.etf import Atom
-from beamlink.node.genserver import From, GenServer
+from beamlink import Atom, From, GenServer
 
 SERVER_NAME = "cluster_demo"
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from beamlink.etf import Atom, Pid, encode
 from beamlink.node import Node, Process
-from beamlink.node.globalname import pid_order
+from beamlink.node.kernel.globalname.vocabulary import pid_order
 from tests.node.interop import COOKIE, start_erl, term
 from tests.support import wait
 from tests.support.erlang import ErlPeer, ErlRuntime, free_port, runtime, start_peer

@@ -5,6 +5,7 @@ exact round trip of thousands of terms, exceptions, timeouts, lost connections, 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import time
 
@@ -172,4 +173,5 @@ async def test_ten_megabyte_binary_both_ways(erl_runtime: ErlRuntime, peers: Pee
 
 
 async def test_node_rpc_methods_exist_on_node() -> None:
-    assert Node.rpc is rpc.RpcApi.rpc and Node.call is rpc.RpcApi.call
+    assert inspect.iscoroutinefunction(Node.rpc) and inspect.iscoroutinefunction(Node.call)
+    assert callable(Node.rpc_cast) and callable(Node.cast) and callable(rpc.cast)

@@ -17,14 +17,14 @@ from hypothesis import strategies as st
 from beamlink.etf import Atom, Export, Pid
 from beamlink.node import Node, Process, UnknownName
 from beamlink.node.genserver import GEN_CALL, GEN_CAST
-from beamlink.node.globalname import (
+from beamlink.node.kernel.globalname.resolve import resolve_method
+from beamlink.node.kernel.globalname.vocabulary import (
     GNS,
     PROTOCOL_VSN,
     global_name,
     locker_lock_id,
     pid_order,
     random_sleep_seconds,
-    resolve_method,
 )
 from tests.support import wait
 from tests.support.erlang import free_port

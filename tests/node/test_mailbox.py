@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from beamlink.node.errors import ProcessExit, ReceiveTimeout
-from beamlink.node.mailbox import Mailbox
+from beamlink.node.runtime import Mailbox
 
 
 async def test_receive_returns_messages_in_order() -> None:

@@ -9,8 +9,7 @@ import pytest
 
 from beamlink.etf import Atom, Pid, Reference
 from beamlink.node.errors import NameInUse, ProcessExit, ReceiveTimeout, UnknownName
-from beamlink.node.process import Process
-from beamlink.node.runtime import ProcessRuntime
+from beamlink.node.runtime import Process, ProcessRuntime
 
 NODE = "py@127.0.0.1"
 A = Atom

@@ -14,8 +14,7 @@ from beamlink.distribution import control as ctl
 from beamlink.distribution.control import NO_MESSAGE
 from beamlink.etf import Atom, Charlist, ImproperList, Pid, Reference
 from beamlink.node.errors import ProcessExit
-from beamlink.node.process import Process
-from beamlink.node.runtime import ProcessRuntime
+from beamlink.node.runtime import Process, ProcessRuntime
 
 A = Atom
 NODE = A("py@127.0.0.1")

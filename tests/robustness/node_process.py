@@ -36,7 +36,7 @@ from beamlink.cluster.topology import Cluster
 from beamlink.etf import Atom
 from beamlink.logs import configure
 from beamlink.node import Node
-from beamlink.node.process import Process
+from beamlink.node.runtime import Process
 from tests.support.child import ChildProcess
 
 SEQ = Atom("seq")

@@ -29,7 +29,7 @@ from beamlink.distribution.control import LINK, MONITOR_P, SEND, SPAWN_REQUEST
 from beamlink.distribution.frames import FrameReader, FrameWriter
 from beamlink.etf import Atom, Pid, encode
 from beamlink.node import Node
-from beamlink.node.process import Process
+from beamlink.node.runtime import Process
 from tests.robustness.hostile import FRAME_LENGTH, HostilePeer
 from tests.support.erlang import ErlPeer, runtime
 from tests.support.fixtures import PeerFactory

@@ -12,7 +12,7 @@ import pytest
 from beamlink.etf import Atom, ImproperList
 from beamlink.node import genserver, rpc
 from beamlink.node.genserver import NOREPLY, CallError, CallTimeout, GenServer
-from beamlink.node.rex import install
+from beamlink.node.kernel.rex import install
 from beamlink.node.runtime import ProcessRuntime
 from tests.rpc import sample_module
 

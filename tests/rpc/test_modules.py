@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from beamlink.etf import Atom, Pid, Reference
-from beamlink.node.modules import ErlangShim, ModuleResolver, Undefined
+from beamlink.node.kernel.modules import ErlangShim, ModuleResolver, Undefined
 from tests.rpc import sample_module
 
 

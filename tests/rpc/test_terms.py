@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from beamlink.etf import Atom, Charlist, Reference
-from beamlink.node.modules import ModuleResolver
-from beamlink.node.rex import apply, erpc_exit_reason, rpc_reply
+from beamlink.node.kernel.modules import ModuleResolver
+from beamlink.node.kernel.rex import apply, erpc_exit_reason, rpc_reply
 from beamlink.node.rpc import (
     ErlangException,
     NoConnection,

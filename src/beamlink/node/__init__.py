@@ -1,5 +1,10 @@
-"""The node runtime: `Node` (a distributed Erlang node), its processes, links, monitors and the
-net_kernel behaviour. See docs/node.md."""
+"""The node layer: `Node` (a distributed Erlang node) composed of the process runtime
+(`runtime/`) and the kernel services (`kernel/`: net_kernel, rex, global), plus the gen_server
+and RPC clients. See docs/node.md and docs/architecture.md.
+
+Users import from `beamlink` (``from beamlink import Node, Process, GenServer``); the names
+below stay importable from ``beamlink.node`` for code written before that.
+"""
 
 from beamlink.node.errors import (
     NameInUse,
@@ -9,11 +14,16 @@ from beamlink.node.errors import (
     ReceiveTimeout,
     UnknownName,
 )
-from beamlink.node.mailbox import Mailbox
-from beamlink.node.netkernel import NodeEvent, NodeEventStream, gen_reply
+from beamlink.node.genserver import gen_reply
+from beamlink.node.monitors import NodeEvent, NodeEventStream
 from beamlink.node.node import Node, current_node, resolve_dist_port, resolve_node_name
-from beamlink.node.process import Process
-from beamlink.node.runtime import ProcessRuntime, current_process, exception_reason
+from beamlink.node.runtime import (
+    Mailbox,
+    Process,
+    ProcessRuntime,
+    current_process,
+    exception_reason,
+)
 
 __all__ = [
     "Mailbox",

@@ -19,13 +19,25 @@ import inspect
 from typing import Any, ClassVar, Final
 
 from beamlink.errors import NodeError
-from beamlink.etf import Atom, Pid
+from beamlink.etf import Atom, ImproperList, Pid, Reference
+from beamlink.node.atoms import ALIAS, DOWN_TAG, GEN_CALL, GEN_CAST, NORMAL
 from beamlink.node.errors import ProcessExit, ReceiveTimeout, UnknownName
-from beamlink.node.netkernel import gen_reply
-from beamlink.node.runtime import DOWN_TAG, NORMAL
 
-GEN_CALL: Final = Atom("$gen_call")
-GEN_CAST: Final = Atom("$gen_cast")
+__all__ = [
+    "GEN_CALL",
+    "GEN_CAST",
+    "NOREPLY",
+    "CallError",
+    "CallTimeout",
+    "From",
+    "GenServer",
+    "call",
+    "cast",
+    "gen_reply",
+    "parse_call",
+    "parse_cast",
+    "reply",
+]
 
 From = tuple[Pid, Any]
 """``{Pid, Tag}``: who made a call and the tag its reply must carry."""
@@ -61,6 +73,20 @@ def parse_cast(msg: Any) -> tuple[bool, Any]:
     if type(msg) is tuple and len(msg) == 2 and msg[0] == GEN_CAST:
         return True, msg[1]
     return False, None
+
+
+def gen_reply(node: Any, sender: Pid, from_: tuple[Any, Any], reply: Any) -> None:
+    """Answer a ``$gen_call`` whose From is ``from_`` = ``(Pid, Tag)``, like gen:reply/2.
+
+    ``node`` is what sends (a `Node`, or anything with its ``send``); ``sender`` the pid the
+    reply comes from. A ``[alias|Alias]`` tag (an `ImproperList`) is answered by sending
+    ``{Tag, Reply}`` to the alias (ALIAS_SEND), any other tag by sending it to the caller's pid.
+    """
+    caller, tag = from_
+    if type(tag) is ImproperList and tag.items == (ALIAS,) and type(tag.tail) is Reference:
+        node.send(tag.tail, (tag, reply), sender=sender)
+    else:
+        node.send(caller, (tag, reply), sender=sender)
 
 
 def reply(proc: Any, from_: From, value: Any) -> None:

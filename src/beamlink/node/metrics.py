@@ -25,7 +25,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from beamlink import __version__
+from beamlink._version import __version__
 
 if TYPE_CHECKING:
     from beamlink.node.node import Node

@@ -3,8 +3,11 @@
 `Node.start` picks the name and cookie, listens, registers with EPMD (running an embedded EPMD
 when none answers, and registering again if the embedded one goes away) or, in fixed-port mode,
 listens on its own address and port without EPMD. The node then is the connection layer's
-handler: connections come and go through `ConnectionManager`, control messages go to the process
-runtime it extends (`ProcessRuntime`), nodeup/nodedown go to `NodeMonitors`.
+handler: connections come and go through `ConnectionManager`, control messages go straight to the
+process runtime it owns (``node.runtime``, a `ProcessRuntime`), nodeup/nodedown go to
+`NodeMonitors`. The kernel services (`beamlink.node.kernel.SERVICES`: net_kernel, rex, global)
+are installed with the node as their `ServiceHost`; the public API is thin delegation to the
+runtime, the services and the gen_server/RPC clients.
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ import ipaddress
 import logging
 import secrets
 import socket
-from collections.abc import Callable, Generator, Iterable
+from collections.abc import Callable, Generator, Iterable, Sequence
 from types import TracebackType
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 from beamlink.connection import (
     DEFAULT_HANDSHAKE_TIMEOUT,
@@ -28,22 +31,22 @@ from beamlink.connection import (
 from beamlink.distribution.cookie import resolve_cookie
 from beamlink.distribution.names import NodeName, NodeNameError
 from beamlink.epmd import KeptRegistration, keep_registered, port_please
-from beamlink.etf import Atom
-from beamlink.node.errors import NodeStartError, ReceiveTimeout
-from beamlink.node.globalname import GlobalApi, GlobalServer
-from beamlink.node.netkernel import (
-    GEN_CALL,
-    IS_AUTH,
-    NET_KERNEL,
-    YES,
-    NodeCallback,
-    NodeEventStream,
-    NodeMonitors,
-    net_kernel,
+from beamlink.etf import Atom, Export, Fun, Pid, Reference
+from beamlink.node import genserver, rpc
+from beamlink.node.atoms import YES
+from beamlink.node.errors import NodeStartError
+from beamlink.node.kernel import SERVICES, KernelOptions, KernelService
+from beamlink.node.kernel.globalname import GlobalServer, GlobalService
+from beamlink.node.kernel.net_kernel import IS_AUTH, NET_KERNEL
+from beamlink.node.kernel.rex import RpcServer
+from beamlink.node.monitors import NodeCallback, NodeEventStream, NodeMonitors
+from beamlink.node.runtime import (
+    Process,
+    ProcessBody,
+    ProcessRuntime,
+    Target,
+    current_process,
 )
-from beamlink.node.rex import RpcServer
-from beamlink.node.rpc import RpcApi
-from beamlink.node.runtime import DOWN_TAG, ProcessRuntime, current_process
 from beamlink.settings import DIST_PORT, NODE_NAME
 
 log = logging.getLogger("beamlink.node")
@@ -54,6 +57,8 @@ _MIN_RANDOM_CREATION = 4
 
 
 _running_nodes: list[Node] = []
+
+S = TypeVar("S")
 
 
 def current_node() -> Node:
@@ -105,13 +110,14 @@ async def _host_address(host: str) -> str:
     return str(infos[0][4][0])
 
 
-class Node(GlobalApi, RpcApi, ProcessRuntime):
+class Node:
     """A distributed Erlang node in this Python process; create it with `Node.start`.
 
-    Besides the process API of `ProcessRuntime` (``spawn``, ``send``, ``whereis``, ...):
-    ``name``, ``creation``, ``nodes()``, ``connect``, ``disconnect``, ``ping``,
+    The process API (``spawn``, ``send``, ``whereis``, ...) of the runtime it owns
+    (``runtime``); ``name``, ``creation``, ``nodes()``, ``connect``, ``disconnect``, ``ping``,
     ``monitor_nodes``, ``stop``; RPC and GenServer calls (``rpc``, ``rpc_cast``, ``call``,
-    ``cast``, see docs/rpc.md); usable as ``async with``.
+    ``cast``, see docs/rpc.md); the global name registry (``global_*``, docs/global.md); usable
+    as ``async with``. The kernel services are ``services`` (see `service`).
     """
 
     def __init__(
@@ -141,15 +147,20 @@ class Node(GlobalApi, RpcApi, ProcessRuntime):
             net_ticktime=net_ticktime,
             handshake_timeout=handshake_timeout,
         )
-        super().__init__(name.full, 0, send_remote=self.manager.send, connect_peer=self.connect)
+        self.runtime = ProcessRuntime(
+            name.full, 0, send_remote=self.manager.send, connect_peer=self.connect, owner=self
+        )
+        # The connection layer's hot path: a bound method of the runtime, no hop through Node.
+        self.on_message = self.runtime.dispatch
         self.node_monitors = NodeMonitors()
         self._hidden_peers: set[Atom] = set()
         self._registration: KeptRegistration | None = None
         self.epmd_reregistrations = 0
         self._stopped = False
         self.port = 0
-        self.rpc_server = RpcServer(self, rpc_allow)
-        self.global_server = GlobalServer(self)
+        options = KernelOptions(rpc_allow=rpc_allow)
+        self.services: tuple[KernelService, ...] = tuple(make(options) for make in SERVICES)
+        self._installed = False
 
     @classmethod
     def start(
@@ -245,11 +256,10 @@ class Node(GlobalApi, RpcApi, ProcessRuntime):
             )
             creation = await self._registration.wait_registered()
         self.manager.creation = creation
-        self.registry.creation = creation
-        self.system_pid = self.registry.new_pid()
-        self.spawn(net_kernel, name=NET_KERNEL)
-        self.rpc_server.install()
-        self.global_server.install()
+        self.runtime.set_creation(creation)
+        for service in self.services:
+            service.install(self)
+        self._installed = True
         _running_nodes.append(self)
         log.info("node %s up (port %d, creation %d)", self.name, self.port, creation)
 
@@ -286,10 +296,202 @@ class Node(GlobalApi, RpcApi, ProcessRuntime):
         hidden = peer in self._hidden_peers
         self._hidden_peers.discard(peer)
         log.debug("nodedown %s: %s", peer, reason)
-        self.node_down(peer)
+        self.runtime.node_down(peer)
         self.node_monitors.nodedown(peer, hidden, reason)
 
-    on_message = ProcessRuntime.dispatch
+    # ------------------------------------------------------------------ kernel services
+
+    def service(self, kind: type[S]) -> S | None:
+        """The kernel service of type ``kind`` (e.g. `RpcServer`), or None."""
+        for service in self.services:
+            if isinstance(service, kind):
+                return service
+        return None
+
+    def _service(self, kind: type[S]) -> S:
+        found = self.service(kind)
+        if found is None:
+            raise LookupError(f"{self.name} runs no {kind.__name__} service")
+        return found
+
+    @property
+    def rpc_server(self) -> RpcServer:
+        """The RPC service (``rpc_server.resolver.modules`` serves Python objects, docs/rpc.md)."""
+        return self._service(RpcServer)
+
+    @property
+    def global_server(self) -> GlobalServer:
+        """The ``global_name_server`` state (known nodes, names, sessions)."""
+        return self._service(GlobalService).server
+
+    # ------------------------------------------------------------------ the runtime's API
+
+    @property
+    def name(self) -> Atom:
+        """This node's name as an atom."""
+        return self.runtime.name
+
+    @property
+    def creation(self) -> int:
+        """The 32-bit creation in every pid and reference this node mints."""
+        return self.runtime.creation
+
+    @property
+    def spawn_handlers(self) -> dict[tuple[Atom, Atom, int], ProcessBody]:
+        """SPAWN_REQUEST services: ``spawn_handlers[(module, function, arity)] = fn``."""
+        return self.runtime.spawn_handlers
+
+    @property
+    def system_pid(self) -> Pid:
+        """The pid signals sent by the node itself (not by a process) come from."""
+        return self.runtime.system_pid
+
+    @property
+    def delivered_remote(self) -> int:
+        """Messages from peers put in a local mailbox."""
+        return self.runtime.delivered_remote
+
+    @property
+    def delivered_local(self) -> int:
+        """Messages from this node put in a local mailbox."""
+        return self.runtime.delivered_local
+
+    @property
+    def dropped(self) -> int:
+        """Messages to a local pid, name or alias that does not exist."""
+        return self.runtime.dropped
+
+    def spawn(
+        self,
+        fn: ProcessBody,
+        *args: Any,
+        name: str | None = None,
+        link: Pid | Process | None = None,
+        trap_exit: bool = False,
+    ) -> Process:
+        """Start ``fn(proc, *args)`` as a new process; see `ProcessRuntime.spawn`."""
+        return self.runtime.spawn(fn, *args, name=name, link=link, trap_exit=trap_exit)
+
+    def new_process(self, *, name: str | None = None, trap_exit: bool = False) -> Process:
+        """A process driven by the caller; see `ProcessRuntime.new_process`."""
+        return self.runtime.new_process(name=name, trap_exit=trap_exit)
+
+    def send(
+        self,
+        dest: Target | Reference,
+        message: Any,
+        *,
+        sender: Pid | None = None,
+        noconnect: bool = False,
+    ) -> None:
+        """Send to a pid, a local name, ``(name, node)`` or an alias; see `ProcessRuntime.send`."""
+        self.runtime.send(dest, message, sender=sender, noconnect=noconnect)
+
+    def exit_signal(self, proc: Process | None, pid: Pid, reason: Any) -> None:
+        """Erlang's ``exit(Pid, Reason)`` from ``proc`` (or from the node when None)."""
+        self.runtime.exit_signal(proc, pid, reason)
+
+    def process(self, pid: Pid) -> Process | None:
+        """The live local process with ``pid``, or None."""
+        return self.runtime.process(pid)
+
+    def processes(self) -> list[Process]:
+        """Every live local process."""
+        return self.runtime.processes()
+
+    def register(self, name: str, proc: Process) -> None:
+        """Register ``proc`` under ``name`` (`NameInUse` if either already has one)."""
+        self.runtime.register(name, proc)
+
+    def unregister(self, name: str) -> bool:
+        """Remove the registered name ``name``; False if nobody held it."""
+        return self.runtime.unregister(name)
+
+    def whereis(self, name: str) -> Pid | None:
+        """The pid registered as ``name`` here, or None."""
+        return self.runtime.whereis(name)
+
+    def registered(self) -> list[Atom]:
+        """Every name registered on this node."""
+        return self.runtime.registered()
+
+    def make_ref(self) -> Reference:
+        """A new unique reference of this node."""
+        return self.runtime.make_ref()
+
+    # ------------------------------------------------------------------ RPC and gen_server
+
+    async def rpc(
+        self,
+        peer: Atom | str,
+        module: Atom | str,
+        function: Atom | str,
+        args: Sequence[Any] = (),
+        *,
+        timeout: float | None = None,
+    ) -> Any:
+        """``erpc:call(Peer, Module, Function, Args, Timeout)``; see `beamlink.node.rpc.call`."""
+        return await rpc.call(self, peer, module, function, args, timeout=timeout)
+
+    def rpc_cast(
+        self, peer: Atom | str, module: Atom | str, function: Atom | str, args: Sequence[Any] = ()
+    ) -> None:
+        """``erpc:cast(Peer, Module, Function, Args)``; see `beamlink.node.rpc.cast`."""
+        rpc.cast(self, peer, module, function, args)
+
+    async def call(self, dest: Any, request: Any, timeout: float | None = 5.0) -> Any:
+        """``gen_server:call(Dest, Request, Timeout)``; see `beamlink.node.genserver.call`."""
+        return await genserver.call(self, dest, request, timeout)
+
+    def cast(self, dest: Any, msg: Any) -> None:
+        """``gen_server:cast(Dest, Msg)``; see `beamlink.node.genserver.cast`."""
+        genserver.cast(self, dest, msg)
+
+    # ------------------------------------------------------------------ global names
+
+    async def global_register(
+        self, name: Any, pid: Pid | Process, method: str | Export | Fun = "random_exit_name"
+    ) -> bool:
+        """``global:register_name(Name, Pid, Method)``: True when registered cluster-wide,
+        False when the name is taken or the pid already has a global name.
+
+        ``name`` is any term (a plain ``str`` becomes an atom); ``method`` resolves clashes
+        found when partitions merge: ``"random_exit_name"`` (default: the pid of the node with
+        the greater name is killed), ``"random_notify_name"`` (it gets
+        ``{global_name_conflict, Name}`` and loses the name), ``"notify_all_name"`` (both get
+        ``{global_name_conflict, Name, OtherPid}``, the name goes), or an Erlang fun.
+        """
+        return await self._service(GlobalService).register(name, pid, method)
+
+    async def global_re_register(
+        self, name: Any, pid: Pid | Process, method: str | Export | Fun = "random_exit_name"
+    ) -> None:
+        """``global:re_register_name/3``: point ``name`` at ``pid`` even if it is taken."""
+        await self._service(GlobalService).re_register(name, pid, method)
+
+    async def global_unregister(self, name: Any) -> None:
+        """``global:unregister_name/1``."""
+        await self._service(GlobalService).unregister(name)
+
+    async def global_whereis(self, name: Any) -> Pid | None:
+        """``global:whereis_name/1``: the pid, or None."""
+        return self._service(GlobalService).whereis(name)
+
+    def global_names(self) -> list[Any]:
+        """``global:registered_names/0``."""
+        return self._service(GlobalService).names()
+
+    def global_send(self, name: Any, message: Any) -> Pid:
+        """``global:send/2``: send to the pid registered as ``name`` and return it;
+        `UnknownName` when nobody holds the name (Erlang exits with badarg)."""
+        return self._service(GlobalService).send(name, message)
+
+    async def global_sync(self, timeout: float | None = None) -> None:
+        """``global:sync()``: wait until global has synced with every connected visible node.
+
+        ``TimeoutError`` after ``timeout`` seconds (``None``: no limit, as in Erlang).
+        """
+        await asyncio.wait_for(self._service(GlobalService).sync(), timeout)
 
     # ------------------------------------------------------------------ public node API
 
@@ -314,32 +516,19 @@ class Node(GlobalApi, RpcApi, ProcessRuntime):
     async def ping(self, name: str, timeout: float | None = DEFAULT_PING_TIMEOUT) -> bool:
         """``net_adm:ping/1``: True (pong) when ``name``'s net_kernel answers ``is_auth``.
 
-        Connects if needed, then makes the gen_call with a monitor, so a missing net_kernel
-        fails at once. On pang the connection is dropped, as net_adm does.
+        Connects if needed, then makes the gen_server call (`beamlink.node.genserver.call`,
+        which monitors first, so a missing net_kernel fails at once). On pang the connection is dropped, as net_adm does.
         """
         peer = Atom(str(name))
         if peer == self.name:
             return True
         if not await self.connect(peer):
             return False
-        with self.new_process() as proc:
-            ref = proc.monitor((NET_KERNEL, peer))
-            proc.send((NET_KERNEL, peer), (GEN_CALL, (proc.pid, ref), (IS_AUTH, self.name)))
-            try:
-                answer = await proc.receive(
-                    lambda m: (
-                        type(m) is tuple
-                        and (
-                            (len(m) == 2 and m[0] == ref)
-                            or (len(m) == 5 and m[0] == DOWN_TAG and m[1] == ref)
-                        )
-                    ),
-                    timeout,
-                )
-            except ReceiveTimeout:
-                answer = None
-            proc.demonitor(ref, flush=True)
-        if answer is not None and len(answer) == 2 and answer[1] == YES:
+        try:
+            answer = await genserver.call(self, (NET_KERNEL, peer), (IS_AUTH, self.name), timeout)
+        except genserver.CallError:  # net_kernel missing or down, or no answer in time
+            answer = None
+        if answer == YES:
             return True
         await self.disconnect(peer)
         return False
@@ -370,7 +559,10 @@ class Node(GlobalApi, RpcApi, ProcessRuntime):
             return
         self._stopped = True
         await self.manager.close()
-        await self._shutdown_processes()
+        if self._installed:
+            for service in reversed(self.services):
+                service.stop()
+        await self.runtime.shutdown()
         if self._registration is not None:
             await self._registration.close()
         self.node_monitors.close()

@@ -22,9 +22,8 @@ from typing import Any
 
 from beamlink.errors import NodeError
 from beamlink.etf import Atom, Reference
-from beamlink.node import genserver
+from beamlink.node.atoms import DOWN_TAG, ERROR, NOCONNECTION, OK, SPAWN_REPLY_TAG
 from beamlink.node.errors import ReceiveTimeout
-from beamlink.node.runtime import DOWN_TAG, ERROR, NOCONNECTION, OK, SPAWN_REPLY_TAG
 
 ERPC = Atom("erpc")
 EXECUTE_CALL = Atom("execute_call")
@@ -167,34 +166,3 @@ def cast(
     """
     with node.new_process() as proc:
         proc.spawn_request(Atom(peer), ERPC, EXECUTE_CAST, [Atom(module), Atom(function), list(args)])
-
-
-class RpcApi:
-    """The RPC and GenServer client methods of `Node` (a mixin; each is a thin front for the
-    module-level function of the same job)."""
-
-    async def rpc(
-        self,
-        peer: Atom | str,
-        module: Atom | str,
-        function: Atom | str,
-        args: Sequence[Any] = (),
-        *,
-        timeout: float | None = None,
-    ) -> Any:
-        """``erpc:call(Peer, Module, Function, Args, Timeout)``; see :func:`call`."""
-        return await call(self, peer, module, function, args, timeout=timeout)
-
-    def rpc_cast(
-        self, peer: Atom | str, module: Atom | str, function: Atom | str, args: Sequence[Any] = ()
-    ) -> None:
-        """``erpc:cast(Peer, Module, Function, Args)``; see :func:`cast`."""
-        cast(self, peer, module, function, args)
-
-    async def call(self, dest: Any, request: Any, timeout: float | None = 5.0) -> Any:
-        """``gen_server:call(Dest, Request, Timeout)``; see :func:`beamlink.node.genserver.call`."""
-        return await genserver.call(self, dest, request, timeout)
-
-    def cast(self, dest: Any, msg: Any) -> None:
-        """``gen_server:cast(Dest, Msg)``; see :func:`beamlink.node.genserver.cast`."""
-        genserver.cast(self, dest, msg)

@@ -2,8 +2,9 @@
 
 A `Process` is the handle Python code uses to act as an Erlang process: it receives from its own
 mailbox and sends, links, monitors and exits through the runtime that owns it
-(`beamlink.node.runtime.ProcessRuntime`, which `Node` extends). Every method here is a thin,
-synchronous front for that runtime, except `receive` and `wait`, which await.
+(`ProcessRuntime`, which a `Node` owns; this file sees it only as the `Signals` protocol, so it
+imports nothing above it). Every method here is a thin, synchronous front for that runtime,
+except `receive` and `wait`, which await.
 
 The signal semantics (what an exit signal does, when DOWN fires) live in the runtime, next to
 the control messages that carry them over the wire; this file only holds per-process state.
@@ -13,17 +14,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from beamlink.etf import Atom, Pid, Reference
-from beamlink.node.mailbox import Mailbox, Match
-
-if TYPE_CHECKING:
-    from beamlink.node.runtime import ProcessRuntime
+from beamlink.node.atoms import NORMAL
+from beamlink.node.runtime.mailbox import Mailbox, Match
 
 Target = Pid | Atom | str | tuple[Any, Any]
-
-_NORMAL = Atom("normal")
 
 
 class Monitor(NamedTuple):
@@ -46,10 +43,54 @@ class Watcher(NamedTuple):
     target: Pid | Atom
 
 
+class Signals(Protocol):
+    """What a `Process` asks of its runtime (`ProcessRuntime` implements it)."""
+
+    @property
+    def owner(self) -> Any: ...
+
+    def send(
+        self, dest: Target | Reference, message: Any, *, sender: Pid | None = None, noconnect: bool = False
+    ) -> None: ...
+
+    def link(self, proc: Process, pid: Pid) -> None: ...
+
+    def unlink(self, proc: Process, pid: Pid) -> None: ...
+
+    def exit_signal(self, proc: Process | None, pid: Pid, reason: Any) -> None: ...
+
+    def monitor(self, proc: Process, target: Target) -> Reference: ...
+
+    def demonitor(self, proc: Process, ref: Reference, flush: bool = False) -> bool: ...
+
+    def register(self, name: str, proc: Process) -> None: ...
+
+    def unregister(self, name: str) -> bool: ...
+
+    def alias(self, proc: Process) -> Reference: ...
+
+    def unalias(self, proc: Process, ref: Reference) -> bool: ...
+
+    def spawn_request(
+        self,
+        proc: Process,
+        node_name: str,
+        module: str,
+        function: str,
+        args: Iterable[Any],
+        *,
+        monitor: bool = False,
+        link: bool = False,
+    ) -> Reference: ...
+
+    def terminate(self, proc: Process, reason: Any) -> None: ...
+
+
 class Process:
     """One Erlang-style process living on a beamlink node.
 
-    Attributes: ``pid``; ``node`` (the runtime, normally the `Node`); ``name`` (registered name
+    Attributes: ``pid``; ``node`` (the `Node` that owns it, or the bare runtime in tests);
+    ``name`` (registered name
     or None); ``trap_exit`` (when True, exit signals arrive as ``('EXIT', From, Reason)``
     messages instead of ending the process); ``group_leader`` (the pid a remote spawner gave, or
     None); ``exit_reason`` (None while alive).
@@ -57,6 +98,7 @@ class Process:
 
     __slots__ = (
         "_done",
+        "_runtime",
         "aliases",
         "exit_reason",
         "group_leader",
@@ -72,8 +114,9 @@ class Process:
         "trap_exit",
     )
 
-    def __init__(self, node: ProcessRuntime, pid: Pid, *, trap_exit: bool = False) -> None:
-        self.node = node
+    def __init__(self, runtime: Signals, pid: Pid, *, trap_exit: bool = False) -> None:
+        self._runtime = runtime
+        self.node: Any = runtime.owner
         self.pid = pid
         self.name: Atom | None = None
         self.trap_exit = trap_exit
@@ -104,45 +147,45 @@ class Process:
     def send(self, dest: Target | Reference, message: Any, *, noconnect: bool = False) -> None:
         """Send ``message`` to a pid, a local name, ``(name, node)`` or an alias; with
         ``noconnect``, a message for a node that is not connected is dropped (no auto-connect)."""
-        self.node.send(dest, message, sender=self.pid, noconnect=noconnect)
+        self._runtime.send(dest, message, sender=self.pid, noconnect=noconnect)
 
     def link(self, pid: Pid) -> None:
         """Link to ``pid`` (LINK if remote); a dead or unknown target sends us exit ``noproc``."""
-        self.node.link(self, pid)
+        self._runtime.link(self, pid)
 
     def unlink(self, pid: Pid) -> None:
         """Remove the link to ``pid`` (UNLINK_ID if remote; exits via the link stop at once)."""
-        self.node.unlink(self, pid)
+        self._runtime.unlink(self, pid)
 
     def exit(self, pid: Pid, reason: Any) -> None:
         """Send an exit signal to ``pid`` (Erlang's ``exit/2``; EXIT2 if remote)."""
-        self.node.exit_signal(self, pid, reason)
+        self._runtime.exit_signal(self, pid, reason)
 
     def monitor(self, target: Target) -> Reference:
         """Monitor a pid, a local name or ``(name, node)``; DOWN comes once as a message."""
-        return self.node.monitor(self, target)
+        return self._runtime.monitor(self, target)
 
     def demonitor(self, ref: Reference, flush: bool = False) -> bool:
         """Stop monitor ``ref``; ``flush`` also drops its DOWN if queued. True if it was active."""
-        return self.node.demonitor(self, ref, flush)
+        return self._runtime.demonitor(self, ref, flush)
 
     def register(self, name: str) -> None:
         """Register this process under ``name`` (`NameInUse` if taken)."""
-        self.node.register(name, self)
+        self._runtime.register(name, self)
 
     def unregister(self) -> bool:
         """Drop this process's registered name; False if it had none."""
         if self.name is None:
             return False
-        return self.node.unregister(self.name)
+        return self._runtime.unregister(self.name)
 
     def alias(self) -> Reference:
         """A new alias: messages sent to it (ALIAS_SEND) land in this mailbox until `unalias`."""
-        return self.node.alias(self)
+        return self._runtime.alias(self)
 
     def unalias(self, ref: Reference) -> bool:
         """Deactivate alias ``ref``; False if it was not an active alias of this process."""
-        return self.node.unalias(self, ref)
+        return self._runtime.unalias(self, ref)
 
     def spawn_request(
         self,
@@ -160,13 +203,13 @@ class Process:
         ``('spawn_reply', ReqId, 'error', Reason)``; with ``monitor`` the monitor's reference is
         ReqId, with ``link`` the new process is linked to this one.
         """
-        return self.node.spawn_request(
+        return self._runtime.spawn_request(
             self, node_name, module, function, args, monitor=monitor, link=link
         )
 
-    def close(self, reason: Any = _NORMAL) -> None:
+    def close(self, reason: Any = NORMAL) -> None:
         """End this process with ``reason`` now (links and monitors fire as for any exit)."""
-        self.node.terminate(self, reason)
+        self._runtime.terminate(self, reason)
 
     async def wait(self) -> Any:
         """Wait until the process has exited and return its exit reason."""

@@ -16,8 +16,8 @@ Theory of operation:
 - Counters for metrics are plain integer attributes (``delivered_remote``, ``delivered_local``,
   ``dropped``) bumped where a message lands or is dropped; nothing else runs per message.
 
-This runtime knows nothing about sockets; `beamlink.node.node.Node` extends it with a
-ConnectionManager, EPMD and the public node API.
+This runtime knows nothing about sockets; a `Node` owns one and wires it to a ConnectionManager,
+EPMD and the kernel services.
 """
 
 from __future__ import annotations
@@ -35,25 +35,27 @@ from beamlink.distribution import control as ctl
 from beamlink.distribution.control import NO_MESSAGE
 from beamlink.etf import Atom, Charlist, Pid, Reference
 from beamlink.logs import RateLimiter
+from beamlink.node.atoms import (
+    DOWN_TAG,
+    ERROR,
+    EXIT_TAG,
+    KILL,
+    KILLED,
+    NOCONNECTION,
+    NOPROC,
+    NORMAL,
+    OK,
+    PROCESS,
+    PYTHON_EXCEPTION,
+    SPAWN_REPLY_TAG,
+    UNDEF,
+)
 from beamlink.node.errors import ProcessExit, UnknownName
-from beamlink.node.process import Monitor, Process, Target, Watcher
-from beamlink.node.registry import Registry
+from beamlink.node.runtime.process import Monitor, Process, Target, Watcher
+from beamlink.node.runtime.registry import Registry
 
 log = logging.getLogger("beamlink.node")
 
-NORMAL: Final = Atom("normal")
-KILL: Final = Atom("kill")
-KILLED: Final = Atom("killed")
-NOPROC: Final = Atom("noproc")
-NOCONNECTION: Final = Atom("noconnection")
-EXIT_TAG: Final = Atom("EXIT")
-DOWN_TAG: Final = Atom("DOWN")
-PROCESS: Final = Atom("process")
-SPAWN_REPLY_TAG: Final = Atom("spawn_reply")
-OK: Final = Atom("ok")
-ERROR: Final = Atom("error")
-UNDEF: Final = Atom("undef")
-PYTHON_EXCEPTION: Final = Atom("python_exception")
 _LINK_OPT: Final = Atom("link")
 _MONITOR_OPT: Final = Atom("monitor")
 
@@ -97,19 +99,15 @@ def _as_atom(name: str) -> Atom:
     return name if type(name) is Atom else Atom(name)
 
 
-async def _undefined(proc: Process, *args: Any) -> None:
-    """Body of a process spawned for an MFA nobody registered: exits like BEAM's ``undef``."""
-    module, function, arg_term = proc.node.undefined_mfa.pop(proc.pid)
-    raise ProcessExit((UNDEF, [(module, function, arg_term, [])]))
-
-
 class ProcessRuntime:
     """Processes of one node and the signals between them and other nodes.
 
     ``name``/``creation`` mint the pids; ``send_remote``/``connect_peer`` reach other nodes
     (without them the runtime is local only and every remote target counts as unreachable).
     ``spawn_handlers[(module, function, arity)] = fn`` serves SPAWN_REQUESTs from other nodes:
-    ``fn(proc, *args)`` is a coroutine function run as the new process.
+    ``fn(proc, *args)`` is a coroutine function run as the new process. ``owner`` is what
+    `Process.node` gives user code (the `Node` that owns this runtime; the runtime itself when
+    it runs alone).
     """
 
     def __init__(
@@ -119,7 +117,9 @@ class ProcessRuntime:
         *,
         send_remote: SendRemote | None = None,
         connect_peer: ConnectPeer | None = None,
+        owner: object = None,
     ) -> None:
+        self.owner: Any = self if owner is None else owner
         self._name = _as_atom(name)
         self.registry = Registry(self._name, creation)
         self._pids = self.registry.pids
@@ -181,6 +181,11 @@ class ProcessRuntime:
     def creation(self) -> int:
         """The 32-bit creation in every pid and reference this node mints."""
         return self.registry.creation
+
+    def set_creation(self, creation: int) -> None:
+        """Take the creation EPMD (or the node) chose; pids minted from now on carry it."""
+        self.registry.creation = creation
+        self.system_pid = self.registry.new_pid()
 
     # ------------------------------------------------------------------ processes
 
@@ -607,9 +612,14 @@ class ProcessRuntime:
         handler = self.spawn_handlers.get((module, function, len(arg_list)))
         if handler is None:
             self.undefined_mfa[proc.pid] = (module, function, args)
-            handler = _undefined
+            handler = self._undefined
         self._start(proc, handler, arg_list)
         return proc
+
+    async def _undefined(self, proc: Process, *args: Any) -> None:
+        """Body of a process spawned for an MFA nobody registered: exits like BEAM's ``undef``."""
+        module, function, arg_term = self.undefined_mfa.pop(proc.pid)
+        raise ProcessExit((UNDEF, [(module, function, arg_term, [])]))
 
     # ------------------------------------------------------------------ incoming control messages
 
@@ -808,7 +818,7 @@ class ProcessRuntime:
                 if requester is not None:
                     requester.mailbox.put((SPAWN_REPLY_TAG, req_id, ERROR, NOCONNECTION))
 
-    async def _shutdown_processes(self) -> None:
+    async def shutdown(self) -> None:
         """Kill every local process (node stop) and wait for their tasks to finish."""
         tasks = []
         for proc in list(self._pids.values()):

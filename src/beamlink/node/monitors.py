@@ -1,11 +1,6 @@
-"""What OTP's net_kernel does for other nodes and for local subscribers.
-
-- The registered ``net_kernel`` process answers ``{'$gen_call', From, {is_auth, Node}}`` with
-  ``yes``, which is all ``net_adm:ping/1`` needs (MONITOR_P on ``net_kernel`` then REG_SEND of
-  the call, the reply going to the ``[alias|Ref]`` tag's alias or to the caller's pid).
-- `gen_reply` is gen:reply/2: how any gen_server-style call on this node is answered.
-- `NodeMonitors` is net_kernel:monitor_nodes/1: nodeup/nodedown events to callbacks and async
-  streams, with OTP's nodedown reasons.
+"""Node monitoring (``net_kernel:monitor_nodes/1``): nodeup/nodedown as `NodeEvent`s fanned out
+to callbacks and async streams, with OTP's nodedown reasons. The `Node` feeds it from the
+connection layer; users and kernel services subscribe through ``Node.monitor_nodes``.
 """
 
 from __future__ import annotations
@@ -14,7 +9,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import Final, Literal
 
 from beamlink.connection import (
     CLOSED,
@@ -25,19 +20,9 @@ from beamlink.connection import (
     TICK_TIMEOUT,
     DownReason,
 )
-from beamlink.etf import Atom, ImproperList, Pid, Reference
-
-if TYPE_CHECKING:
-    from beamlink.node.process import Process
-    from beamlink.node.runtime import ProcessRuntime
+from beamlink.etf import Atom
 
 log = logging.getLogger("beamlink.node")
-
-NET_KERNEL: Final = Atom("net_kernel")
-GEN_CALL: Final = Atom("$gen_call")
-IS_AUTH: Final = Atom("is_auth")
-YES: Final = Atom("yes")
-ALIAS: Final = Atom("alias")
 
 # OTP's nodedown_reason values (net_kernel:monitor_nodes/2) for each connection-layer reason.
 NODEDOWN_REASONS: Final = {
@@ -48,42 +33,6 @@ NODEDOWN_REASONS: Final = {
     REPLACED: Atom("connection_closed"),
     SHUTDOWN: Atom("net_kernel_terminated"),
 }
-
-
-def gen_reply(node: ProcessRuntime, sender: Pid, from_: tuple[Any, Any], reply: Any) -> None:
-    """Answer a ``$gen_call`` whose From is ``from_`` = ``(Pid, Tag)``, like gen:reply/2.
-
-    A ``[alias|Alias]`` tag (an `ImproperList`) is answered by sending ``{Tag, Reply}`` to the
-    alias (ALIAS_SEND), any other tag by sending it to the caller's pid.
-    """
-    caller, tag = from_
-    if type(tag) is ImproperList and tag.items == (ALIAS,) and type(tag.tail) is Reference:
-        node.send(tag.tail, (tag, reply), sender=sender)
-    else:
-        node.send(caller, (tag, reply), sender=sender)
-
-
-def _is_gen_call(message: Any) -> bool:
-    return (
-        type(message) is tuple
-        and len(message) == 3
-        and message[0] == GEN_CALL
-        and type(message[1]) is tuple
-        and len(message[1]) == 2
-    )
-
-
-async def net_kernel(proc: Process) -> None:
-    """Body of the ``net_kernel`` process: answers is_auth; other calls and messages are dropped."""
-    while True:
-        message = await proc.receive()
-        if not _is_gen_call(message):
-            continue
-        _, from_, request = message
-        if type(request) is tuple and len(request) == 2 and request[0] == IS_AUTH:
-            gen_reply(proc.node, proc.pid, from_, YES)
-        else:
-            log.debug("net_kernel ignored call %r", request)
 
 
 @dataclass(frozen=True)

@@ -36,9 +36,11 @@ from types import TracebackType
 from typing import Any
 
 from beamlink.etf import Atom, Charlist, Reference, encode
+from beamlink.node.atoms import BADRPC, ERROR, EXIT_TAG, GEN_CAST, UNDEF
 from beamlink.node.errors import ProcessExit
-from beamlink.node.genserver import GEN_CAST, parse_call, reply
-from beamlink.node.modules import ModuleResolver, NodeView, Undefined
+from beamlink.node.genserver import parse_call, reply
+from beamlink.node.kernel.host import KernelOptions, ServiceHost
+from beamlink.node.kernel.modules import ModuleResolver, NodeView, Undefined
 from beamlink.node.rpc import (
     ERPC,
     EXECUTE_CALL,
@@ -48,10 +50,9 @@ from beamlink.node.rpc import (
     THROW,
     ErlangException,
 )
-from beamlink.node.runtime import ERROR, EXIT_TAG, UNDEF, exception_reason
+from beamlink.node.runtime import exception_reason
 
 REX = Atom("rex")
-BADRPC = Atom("badrpc")
 FEATURES_REQUEST = Atom("features_request")
 FEATURES_REPLY = Atom("features_reply")
 FEATURES = [ERPC]
@@ -147,22 +148,33 @@ def rpc_reply(outcome: Outcome) -> Any:
 
 
 class RpcServer:
-    """The RPC services of one node: erpc spawn handlers and the ``rex`` process.
+    """The RPC kernel service of one node: erpc spawn handlers and the ``rex`` process.
 
-    ``allow``: module names RPC may reach (``None``: any; ``"pkg.*"`` covers submodules).
-    ``modules``: Erlang module name -> Python object served before importing anything
-    (``resolver.modules`` can be changed at any time).
+    ``options.rpc_allow``: module names RPC may reach (``None``: any; ``"pkg.*"`` covers
+    submodules). ``modules``: Erlang module name -> Python object served before importing
+    anything (``resolver.modules`` can be changed at any time; other services add theirs with
+    `serve_module`).
     """
 
+    name = str(REX)
+
     def __init__(
-        self,
-        node: Any,
-        allow: Iterable[str] | None = None,
-        modules: Mapping[str, object] | None = None,
+        self, options: KernelOptions, modules: Mapping[str, object] | None = None
     ) -> None:
-        self.node = node
-        self.resolver = ModuleResolver(allow, modules)
+        self._node: ServiceHost | None = None
+        self.resolver = ModuleResolver(options.rpc_allow, modules)
         self.served: dict[tuple[str, str], int] = {}
+
+    @property
+    def node(self) -> ServiceHost:
+        """The node this service runs on."""
+        assert self._node is not None, "RpcServer.install() has not run"
+        return self._node
+
+    def serve_module(self, name: str, target: object) -> None:
+        """Answer RPCs to Erlang module ``name`` with ``target``'s attributes (unless a module of
+        that name is already served)."""
+        self.resolver.modules.setdefault(name, target)
 
     async def _apply(self, kind: str, proc: Any, module: Any, function: Any, args: Any) -> Outcome:
         outcome = await apply(self.resolver, self.node, proc, module, function, args)
@@ -170,11 +182,15 @@ class RpcServer:
         self.served[key] = self.served.get(key, 0) + 1
         return outcome
 
-    def install(self) -> None:
+    def install(self, host: ServiceHost) -> None:
         """Register the erpc spawn services on the node and start ``rex``."""
-        self.node.spawn_handlers[(ERPC, EXECUTE_CALL, 4)] = self.execute_call
-        self.node.spawn_handlers[(ERPC, EXECUTE_CAST, 3)] = self.execute_cast
-        self.node.spawn(self.rex, name=REX)
+        self._node = host
+        host.spawn_handlers[(ERPC, EXECUTE_CALL, 4)] = self.execute_call
+        host.spawn_handlers[(ERPC, EXECUTE_CAST, 3)] = self.execute_cast
+        host.spawn(self.rex, name=REX)
+
+    def stop(self) -> None:
+        """Nothing to undo: the node ends ``rex`` with every other process."""
 
     async def execute_call(self, proc: Any, res: Any, module: Any, function: Any, args: Any) -> None:
         """The body of a process spawned for ``erpc:execute_call/4``: exits with the result."""
@@ -239,9 +255,9 @@ def _is_mfa_request(term: Any, tags: Sequence[Atom]) -> bool:
 
 
 def install(
-    node: Any, *, allow: Iterable[str] | None = None, modules: Mapping[str, object] | None = None
+    runtime: Any, *, allow: Iterable[str] | None = None, modules: Mapping[str, object] | None = None
 ) -> RpcServer:
-    """Serve RPC into Python on ``node`` (a runtime that is not a `Node`, which does it itself)."""
-    server = RpcServer(node, allow, modules)
-    server.install()
+    """Serve RPC into Python on a bare `ProcessRuntime` (a `Node` installs its own service)."""
+    server = RpcServer(KernelOptions(rpc_allow=allow), modules)
+    server.install(runtime)
     return server

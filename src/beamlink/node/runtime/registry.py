@@ -16,7 +16,7 @@ from beamlink.etf import Atom, Pid, Reference
 from beamlink.node.errors import NameInUse
 
 if TYPE_CHECKING:
-    from beamlink.node.process import Process
+    from beamlink.node.runtime.process import Process
 
 PID_ID_LIMIT = 1 << 28
 REF_WORD0_LIMIT = 1 << 18

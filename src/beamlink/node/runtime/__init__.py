@@ -1,0 +1,24 @@
+"""The process runtime, the bottom of the node layer: processes (`process.py`), their mailboxes
+(`mailbox.py`), the pid/name/alias table (`registry.py`) and the signals between processes and
+nodes (`runtime.py`). Nothing here knows about sockets, EPMD or the kernel services."""
+
+from beamlink.node.runtime.mailbox import Mailbox, Match
+from beamlink.node.runtime.process import Process, Signals, Target
+from beamlink.node.runtime.runtime import (
+    ProcessBody,
+    ProcessRuntime,
+    current_process,
+    exception_reason,
+)
+
+__all__ = [
+    "Mailbox",
+    "Match",
+    "Process",
+    "ProcessBody",
+    "ProcessRuntime",
+    "Signals",
+    "Target",
+    "current_process",
+    "exception_reason",
+]
