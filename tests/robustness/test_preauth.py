@@ -169,3 +169,26 @@ async def test_a_node_does_not_answer_its_own_challenge(target: Node) -> None:
         w.close()
     finally:
         squatter.close()
+
+
+async def test_embedded_epmd_caps_silent_sockets(caplog: pytest.LogCaptureFixture) -> None:
+    from beamlink.epmd import EmbeddedEpmd, names
+
+    epmd = EmbeddedEpmd(port=0, addresses=["127.0.0.1"], max_pending=64, max_pending_per_source=8)
+    await epmd.start()
+    held: list[asyncio.StreamWriter] = []
+    try:
+        with caplog.at_level(logging.DEBUG):
+            for source in range(2, 20):
+                for _ in range(12):
+                    if (w := await silent(epmd.port, f"127.0.0.{source}")) is not None:
+                        held.append(w)
+            await asyncio.sleep(0.1)
+            assert epmd.admission.total <= 64
+            assert epmd.admission.refused > 0 and epmd.admission.evicted > 0
+            assert await names("127.0.0.1", epmd_port=epmd.port) == []
+    finally:
+        for writer in held:
+            writer.close()
+        await epmd.close()
+    assert not any(r.exc_info for r in caplog.records), "a traceback was logged"
