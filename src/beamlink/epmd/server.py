@@ -227,7 +227,11 @@ class EmbeddedEpmd:
     def _accepted(self, sock: socket.socket, source: str, ticket: Ticket) -> None:
         loop = asyncio.get_running_loop()
         task = loop.create_task(self._attach(loop, sock, ticket))
-        ticket.on_evict = task.cancel
+
+        def evict() -> None:
+            task.cancel()
+
+        ticket.on_evict = evict
 
     async def _attach(
         self, loop: asyncio.AbstractEventLoop, sock: socket.socket, ticket: Ticket
