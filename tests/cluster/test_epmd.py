@@ -45,7 +45,7 @@ async def test_local_epmd_lists_real_nodes(private_epmd: int, peers: PeerFactory
     )
     registration = await register("pyside", 45678, hidden=False, host="127.0.0.1", epmd_port=private_epmd)
     try:
-        strategy = create_strategy(LocalEpmdConfig(epmd_port=private_epmd), context())
+        strategy = create_strategy(LocalEpmdConfig(epmd_port=private_epmd, allow=("erlpeer@*", "pyside@*")), context())
         nodes = (await strategy.discover()).nodes
     finally:
         await registration.close()
@@ -53,9 +53,9 @@ async def test_local_epmd_lists_real_nodes(private_epmd: int, peers: PeerFactory
 
 
 async def test_local_epmd_down_is_an_error(private_epmd: int) -> None:
-    strategy = create_strategy(LocalEpmdConfig(epmd_port=private_epmd + 0), context())
+    strategy = create_strategy(LocalEpmdConfig(epmd_port=private_epmd + 0, allow=("*@*",)), context())
     assert (await strategy.discover()).nodes == frozenset()
-    dead = create_strategy(LocalEpmdConfig(epmd_port=1), context())
+    dead = create_strategy(LocalEpmdConfig(epmd_port=1, allow=("*@*",)), context())
     try:
         await dead.discover()
     except DiscoveryError as exc:
@@ -71,7 +71,7 @@ async def test_erlang_hosts_keeps_last_names_of_a_failing_host(
     hosts_file.write_text("% hosts\n'127.0.0.1'.\n'127.0.0.1'.\n")
     registration = await register("one", 45679, hidden=False, host="127.0.0.1", epmd_port=private_epmd)
     try:
-        config = ErlangHostsConfig(hosts_file=str(hosts_file), epmd_port=private_epmd)
+        config = ErlangHostsConfig(hosts_file=str(hosts_file), epmd_port=private_epmd, allow=("one@*",))
         strategy = create_strategy(config, context())
         assert (await strategy.discover()).nodes == {"one@127.0.0.1"}
         hosts_file.write_text("'127.0.0.1'.\n'127.0.0.77'.\n")
@@ -90,7 +90,7 @@ async def test_erlang_hosts_keeps_last_names_of_a_failing_host(
 async def test_erlang_hosts_bad_file_is_an_error(tmp_path: Path) -> None:
     hosts_file = tmp_path / ".hosts.erlang"
     hosts_file.write_text("os:cmd(\"rm -rf /\").\n")
-    strategy = create_strategy(ErlangHostsConfig(hosts_file=str(hosts_file)), context())
+    strategy = create_strategy(ErlangHostsConfig(hosts_file=str(hosts_file), allow=("*@*",)), context())
     try:
         await strategy.discover()
     except DiscoveryError as exc:
@@ -103,7 +103,7 @@ async def test_erlang_hosts_bad_file_is_an_error(tmp_path: Path) -> None:
     "strategy",
     [
         lambda port: EpmdConfig(hosts=(ERL_PEER,), polling_interval=200),
-        lambda port: LocalEpmdConfig(epmd_port=port, polling_interval=200),
+        lambda port: LocalEpmdConfig(epmd_port=port, polling_interval=200, allow=(ERL_PEER,)),
     ],
     ids=["epmd", "local_epmd"],
 )

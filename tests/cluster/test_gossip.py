@@ -262,6 +262,7 @@ async def test_libcluster_compat_with_elixir(gossip_nodes: list[GossipNode], sec
     py_port, ex_port = free_udp_port(), free_udp_port()
     config = GossipConfig(
         libcluster_compat=True,
+        allow=("ex@127.0.0.1",),
         secret=secret,
         transport="unicast",
         if_addr="127.0.0.1",

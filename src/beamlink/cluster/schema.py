@@ -306,22 +306,26 @@ class EpmdConfig(TopologyConfig):
 
 @dataclass(frozen=True, kw_only=True)
 class LocalEpmdConfig(TopologyConfig):
-    """Every node registered in the EPMD of this node's own host."""
+    """Every node registered in the EPMD of this node's own host whose name matches ``allow``
+    (required: node names or shell-style patterns such as ``"app@*"``)."""
 
     strategy: ClassVar[str] = "local_epmd"
     implementation: ClassVar[str] = "beamlink.cluster.strategies.epmd:LocalEpmdStrategy"
     default_prune: ClassVar[bool] = False
 
     epmd_port: int | None = None
+    allow: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _require(self.epmd_port is None or 0 < self.epmd_port < 65536, "epmd_port", "1..65535")
+        _check_allow(self.allow, "any local user can register a name in EPMD")
 
 
 @dataclass(frozen=True, kw_only=True)
 class ErlangHostsConfig(TopologyConfig):
-    """Hosts from ``.hosts.erlang`` (``hosts_file``, else ./ then ~/), then each host's EPMD names."""
+    """Hosts from ``.hosts.erlang`` (``hosts_file``, else ./ then ~/), then each host's EPMD names
+    that match ``allow`` (required, as for ``local_epmd``)."""
 
     strategy: ClassVar[str] = "erlang_hosts"
     implementation: ClassVar[str] = "beamlink.cluster.strategies.epmd:ErlangHostsStrategy"
@@ -329,10 +333,12 @@ class ErlangHostsConfig(TopologyConfig):
 
     hosts_file: str | None = None
     epmd_port: int | None = None
+    allow: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         super().__post_init__()
         _require(self.epmd_port is None or 0 < self.epmd_port < 65536, "epmd_port", "1..65535")
+        _check_allow(self.allow, "any user of a listed host can register a name in its EPMD")
 
 
 GOSSIP_PORT = 45892
@@ -346,6 +352,11 @@ class GossipConfig(TopologyConfig):
     Heartbeats are sealed with ChaCha20-Poly1305 under a key derived from ``secret``; with
     ``libcluster_compat`` they use libcluster's own format instead (plain, or AES-256-CBC when
     a secret is set). A node heard within ``node_ttl`` ms counts as discovered.
+
+    ``allow`` (node names or patterns such as ``"app@*"``) limits the names dialled; it is
+    required with ``libcluster_compat``, whose heartbeats anyone can forge. At most ``max_nodes``
+    names are held, at most ``max_new_per_round`` new ones are handed out per round, and each
+    sender address may deliver ``sender_rate`` heartbeats per second (the rest are dropped).
     """
 
     strategy: ClassVar[str] = "gossip"
@@ -366,6 +377,10 @@ class GossipConfig(TopologyConfig):
     heartbeat_max: int = 5000
     node_ttl: int = 30000
     max_clock_skew: int = 30000
+    allow: tuple[str, ...] = ()
+    max_nodes: int = 1024
+    max_new_per_round: int = 16
+    sender_rate: float = 10.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -376,6 +391,13 @@ class GossipConfig(TopologyConfig):
         )
         _require(self.node_ttl > 0, "node_ttl", "must be > 0 (milliseconds)")
         _require(self.max_clock_skew > 0, "max_clock_skew", "must be > 0 (milliseconds)")
+        _require(self.max_nodes > 0, "max_nodes", "must be > 0")
+        _require(self.max_new_per_round > 0, "max_new_per_round", "must be > 0")
+        _require(self.sender_rate > 0, "sender_rate", "must be > 0 (heartbeats per second)")
+        if self.libcluster_compat:
+            _check_allow(self.allow, "libcluster heartbeats are not authenticated")
+        else:
+            _check_allow(self.allow, None)
         _require(
             self.libcluster_compat or bool(self.secret),
             "secret",
@@ -417,6 +439,24 @@ class ClusterConfig:
                     f"expected a strategy config such as DnsPollConfig, got {topology!r}",
                     topology=name,
                 )
+
+
+def _check_allow(patterns: tuple[str, ...], unauthenticated: str | None) -> None:
+    """``allow``: node names or shell-style patterns (``"app@*"``); required (non-empty) when the
+    strategy learns names from an ``unauthenticated`` source, which the message explains."""
+    if unauthenticated is not None and not patterns:
+        raise ConfigError(
+            f"required: this strategy learns node names from a source anyone can write to "
+            f"({unauthenticated}), and dialling a name an attacker chose lets them relay our "
+            'cookie challenge; list the nodes it may dial, e.g. allow = ["app@*"]',
+            key="allow",
+        )
+    for pattern in patterns:
+        _require(
+            bool(pattern) and "@" in pattern and all(c.isprintable() and not c.isspace() for c in pattern),
+            "allow",
+            f"{pattern!r} is not a node name or pattern such as \"app@*\"",
+        )
 
 
 def _valid_basename(value: str) -> bool:

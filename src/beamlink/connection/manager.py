@@ -2,10 +2,18 @@
 
 Simultaneous connects are settled as net_kernel does (``accept_pending``): when a peer dials us
 while our own dial to it is pending, the node whose name is greater keeps its own attempt. If
-ours is greater we answer ``nok``; otherwise we drop our attempt and answer ``ok_simultaneous``.
-A peer dialling while we believe it is connected gets ``alive``; if it confirms (``strue``) the
-new connection replaces the old one. `connect` returns True in every case that ends with one
-connection up, including a lost race.
+ours is greater we answer ``nok``; otherwise we answer ``ok_simultaneous`` and drop our attempt
+once the incoming one has proved the cookie. A peer dialling while we believe it is connected
+gets ``alive``; if it confirms (``strue``) and proves the cookie, the new connection replaces the
+old one. `connect` returns True in every case that ends with one connection up, including a lost
+race.
+
+The name a peer claims is not trusted before its digest is verified (issue 12): a claim never
+ends or blocks another attempt of the same name (several incoming attempts may be pending for
+one name; the first to prove the cookie wins), so someone repeating ``b@host`` without the
+cookie cannot lock ``b`` out. Incoming sockets are admitted by `beamlink.listener` (caps on
+pending handshakes in total and per source address, descriptor-limit pause); refusals are logged
+rate-limited by source address, not by the claimed name.
 
 `ConnectionStats` counts what operators watch (attempts, handshake failures by reason,
 nodeup/nodedown, node-wide traffic); the metrics collector reads it at scrape time.
@@ -16,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,8 +43,24 @@ from beamlink.connection.protocol import DistConnection, TrafficCounters
 from beamlink.distribution import flags as dflags
 from beamlink.distribution.control import NO_MESSAGE
 from beamlink.distribution.frames import DEFAULT_MAX_FRAME_SIZE
-from beamlink.distribution.handshake import Acceptor, HandshakeError, Initiator, PeerName, Status
+from beamlink.distribution.handshake import (
+    Acceptor,
+    HandshakeError,
+    Initiator,
+    PeerName,
+    RecentChallenges,
+    Status,
+)
 from beamlink.etf import Atom
+from beamlink.listener import (
+    DEFAULT_MAX_PENDING,
+    DEFAULT_MAX_PENDING_PER_SOURCE,
+    Admission,
+    GuardedServer,
+    Ticket,
+    listening_socket,
+    raise_fd_limit,
+)
 from beamlink.logs import RateLimiter
 from beamlink.settings import DEFAULT_NET_TICKTIME
 
@@ -135,6 +160,8 @@ class ConnectionManager:
         required_flags: int = dflags.MANDATORY,
         allow: Callable[[Atom], bool] | None = None,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        max_pending_per_source: int = DEFAULT_MAX_PENDING_PER_SOURCE,
     ) -> None:
         self.local_name = Atom(local_name)
         self.cookie = cookie
@@ -151,8 +178,12 @@ class ConnectionManager:
         self.max_frame_size = max_frame_size
         self._up: dict[Atom, DistConnection] = {}
         self._dials: dict[Atom, _Dial] = {}
-        self._accepting: dict[Atom, DistConnection] = {}
-        self._servers: list[asyncio.AbstractServer] = []
+        self._accepting: dict[Atom, set[DistConnection]] = {}
+        self._servers: list[GuardedServer] = []
+        self._admission = Admission(max_pending, max_pending_per_source)
+        self._tickets: dict[DistConnection, Ticket] = {}
+        self._issued_challenges = RecentChallenges()
+        self._attaching: set[asyncio.Task[None]] = set()
         self._handshaking: set[DistConnection] = set()
         self._up_waiters: dict[Atom, list[asyncio.Future[bool]]] = {}
         self._refusals = RateLimiter(interval=60.0)
@@ -162,10 +193,16 @@ class ConnectionManager:
     # -- public API ---------------------------------------------------------------------------
 
     async def listen(self, host: str, port: int = 0) -> int:
-        """Accept peers on ``host:port`` (0: any free port); returns the bound port."""
-        server = await asyncio.get_running_loop().create_server(self._accepted, host, port)
+        """Accept peers on ``host:port`` (0: any free port); returns the bound port.
+
+        Raises the soft descriptor limit to the hard one first (see `beamlink.listener`)."""
+        raise_fd_limit()
+        server = GuardedServer(
+            listening_socket(host, port), self._accepted, self._admission, what="distribution"
+        )
+        server.start()
         self._servers.append(server)
-        return int(server.sockets[0].getsockname()[1])
+        return server.port
 
     async def connect(self, peer: str) -> bool:
         """Connect to `peer` unless connected; True when a connection to it is up."""
@@ -176,8 +213,7 @@ class ConnectionManager:
             return False
         dial = self._dials.get(name)
         if dial is None:
-            if name in self._accepting:
-                return await self._wait_up(name)
+            # Dial even when an incoming attempt claims this name: the claim is unproven.
             dial = self._dials[name] = _Dial(name)
             asyncio.get_running_loop().create_task(self._dial(dial))
         return await asyncio.shield(dial.result)
@@ -221,7 +257,7 @@ class ConnectionManager:
         """Stop listening and close every connection (nodedown with reason `shutdown`)."""
         self._closing = True
         for server in self._servers:
-            server.close()
+            await server.close()
         for dial in list(self._dials.values()):
             dial.superseded = True
             if dial.conn is not None:
@@ -233,8 +269,6 @@ class ConnectionManager:
             await asyncio.wait(
                 [asyncio.ensure_future(c.closed) for c in conns], timeout=self.handshake_timeout
             )
-        for server in self._servers:
-            await server.wait_closed()
         self._servers.clear()
 
     # -- dialling -------------------------------------------------------------------------------
@@ -251,17 +285,38 @@ class ConnectionManager:
         self._handshaking.add(conn)
         return conn
 
-    def _accepted(self) -> DistConnection:
+    def _accepted(self, sock: socket.socket, source: str, ticket: Ticket) -> None:
         self.stats.attempts[INCOMING] += 1
-        return self._new_connection(
+        conn = self._new_connection(
             Acceptor(
                 self.local_name,
                 self.cookie,
                 flags=self.flags,
                 creation=self.creation,
                 required_flags=self.required_flags,
+                issued_challenges=self._issued_challenges,
             )
         )
+        self._tickets[conn] = ticket
+        ticket.on_evict = lambda: conn.abort(DownReason(SHUTDOWN, "evicted: too many pending"))
+        loop = asyncio.get_running_loop()
+        attach = loop.create_task(self._attach(loop, conn, sock))
+        self._attaching.add(attach)
+        attach.add_done_callback(self._attaching.discard)
+
+    async def _attach(
+        self, loop: asyncio.AbstractEventLoop, conn: DistConnection, sock: socket.socket
+    ) -> None:
+        try:
+            await loop.connect_accepted_socket(lambda: conn, sock)
+        except OSError as exc:
+            sock.close()
+            conn.abort(DownReason(SHUTDOWN, f"cannot attach the socket: {exc}"))
+
+    def _release(self, conn: DistConnection) -> None:
+        ticket = self._tickets.pop(conn, None)
+        if ticket is not None:
+            ticket.release()
 
     async def _dial(self, dial: _Dial) -> None:
         ok = False
@@ -293,6 +348,7 @@ class ConnectionManager:
                     creation=self.creation,
                     version=self.handshake_version,
                     required_flags=self.required_flags,
+                    issued_challenges=self._issued_challenges,
                 )
             )
             dial.conn = conn
@@ -308,6 +364,10 @@ class ConnectionManager:
             if dial.superseded:
                 return await self._wait_up(peer)
             self._log_failure(peer, None, exc, outgoing=True)
+            if peer in self._accepting:
+                # An incoming attempt claims this name; it may yet prove the cookie.
+                dial.superseded = True
+                return await self._wait_up(peer)
             return False
         return await self._wait_up(peer, dial)
 
@@ -343,6 +403,8 @@ class ConnectionManager:
     # -- ConnectionOwner ----------------------------------------------------------------------
 
     def decide(self, conn: DistConnection, peer: PeerName) -> Status:
+        """The answer to a claimed name. Nothing here ends or blocks another attempt: the claim
+        is unproven until the digest is verified (`handshake_done`)."""
         name = Atom(peer.name)
         if self._closing:
             return Status.NOT_ALLOWED
@@ -351,39 +413,49 @@ class ConnectionManager:
             self._refusals.log(
                 log,
                 logging.WARNING,
-                (INCOMING, name, "not_allowed"),
-                "refused connection from %s: not in the allowed nodes",
+                (INCOMING, _source(conn), "not_allowed"),
+                "refused connection from %s (%s): not in the allowed nodes",
                 name,
+                _where(conn),
             )
             return Status.NOT_ALLOWED
         if name in self._up:
-            return Status.ALIVE
-        if name in self._accepting:
-            return Status.NOK
-        dial = self._dials.get(name)
-        if dial is not None and not dial.superseded:
-            if self.local_name > name:
+            status = Status.ALIVE
+        else:
+            dial = self._dials.get(name)
+            if dial is not None and not dial.superseded and self.local_name > name:
                 return Status.NOK
-            dial.superseded = True
-            if dial.conn is not None:
-                dial.conn.abort(DownReason(REPLACED, "lost a simultaneous connect"))
-            self._accepting[name] = conn
-            return Status.OK_SIMULTANEOUS
-        self._accepting[name] = conn
-        return Status.OK
+            status = Status.OK if dial is None or dial.superseded else Status.OK_SIMULTANEOUS
+        self._accepting.setdefault(name, set()).add(conn)
+        return status
 
     def answer_alive(self, conn: DistConnection) -> bool:
         return True
 
+    def _forget_accepting(self, peer: Atom, conn: DistConnection) -> bool:
+        """Drop `conn` from the pending attempts of `peer`; True if it was one."""
+        pending = self._accepting.get(peer)
+        if pending is None or conn not in pending:
+            return False
+        pending.discard(conn)
+        if not pending:
+            del self._accepting[peer]
+        return True
+
     def handshake_done(self, conn: DistConnection, info: PeerInfo) -> bool:
         self._handshaking.discard(conn)
+        self._release(conn)
         peer = info.name
-        if self._accepting.get(peer) is conn:
-            del self._accepting[peer]
+        self._forget_accepting(peer, conn)
         dial = self._dials.get(peer)
         if self._closing or (conn.initiated and (dial is None or dial.superseded)):
             conn.close(DownReason(SHUTDOWN if self._closing else REPLACED))
             return False
+        if not conn.initiated and dial is not None and not dial.superseded:
+            # The incoming attempt proved the cookie first: it wins over our pending dial.
+            dial.superseded = True
+            if dial.conn is not None:
+                dial.conn.abort(DownReason(REPLACED, "lost a simultaneous connect"))
         old = self._up.get(peer)
         if old is not None:
             old.close(DownReason(REPLACED, "the peer reconnected"))
@@ -397,16 +469,16 @@ class ConnectionManager:
             "dialled" if info.initiated else "accepted",
         )
         self.handler.on_nodeup(peer, info)
-        if dial is not None and dial.conn is conn and not dial.result.done():
+        if dial is not None and not dial.result.done():
             dial.result.set_result(True)
         self._settle_waiters(peer, True)
         return True
 
     def handshake_failed(self, conn: DistConnection, error: Exception) -> None:
         self._handshaking.discard(conn)
+        self._release(conn)
         peer = conn.peer
-        if peer is not None and self._accepting.get(peer) is conn:
-            del self._accepting[peer]
+        if peer is not None and self._forget_accepting(peer, conn) and peer not in self._accepting:
             dial = self._dials.get(peer)
             if dial is None or dial.superseded:
                 self._settle_waiters(peer, False)
@@ -471,8 +543,7 @@ class ConnectionManager:
             return
         self._count_failure(OUTGOING if outgoing else INCOMING, code)
         who = peer or "unknown node"
-        where = conn.peer_address if conn is not None else None
-        address = f" ({where[0]}:{where[1]})" if where else ""
+        address = f" ({_where(conn)})" if conn is not None and conn.peer_address else ""
         if outgoing:
             self._refusals.log(
                 log,
@@ -484,15 +555,26 @@ class ConnectionManager:
                 _explain(error),
             )
         else:
+            # Keyed on the source address: a new claimed name must not buy a new log line.
             self._refusals.log(
                 log,
                 logging.WARNING,
-                (INCOMING, who, code),
+                (INCOMING, _source(conn), code),
                 "refused connection from %s%s: %s",
                 who,
                 address,
                 _explain(error),
             )
+
+
+def _source(conn: DistConnection | None) -> str:
+    where = conn.peer_address if conn is not None else None
+    return str(where[0]) if where else "unknown"
+
+
+def _where(conn: DistConnection | None) -> str:
+    where = conn.peer_address if conn is not None else None
+    return f"{where[0]}:{where[1]}" if where else "unknown address"
 
 
 def _explain(error: Exception) -> str:

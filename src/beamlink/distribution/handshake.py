@@ -24,11 +24,29 @@ Steps (dist_util.erl, erl_dist_protocol "Distribution Handshake"):
   (v5 only) send_complement 'c' FlagsHigh:32 Creation:32
   send_challenge_reply 'r' Challenge:32 Digest:16
                                              send_challenge_ack 'a' Digest:16
+
+Challenge reflection (issue 12): the digest MD5(cookie ++ challenge) names neither side, so an
+endpoint we dial can hand us a challenge that some acceptor issued to it and replay our digest
+there. OTP has no defence against this (dist_util:handshake_we_started computes the digest of
+whatever challenge arrives). Here a node's acceptors remember every challenge they issued in the
+last `REFLECTION_WINDOW` seconds (a `RecentChallenges` shared through ``issued_challenges``), and
+the node's initiators refuse to answer one of them (code ``reflected``). This only catches
+reflection back into the same node;
+a challenge relayed from another node cannot be recognised, which is why names learnt from
+unauthenticated sources must match an allow list, and why TLS distribution is the answer on
+networks with untrusted hosts (see docs/robustness.md).
+
+Names from the wire are checked before anything else uses them: UTF-8, at most 255 bytes,
+exactly one ``@`` with non-empty parts, and no control or whitespace characters (they would
+forge log lines).
 """
 
 from __future__ import annotations
 
+import hmac
 import struct
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from enum import Enum
 
@@ -37,6 +55,7 @@ from beamlink.distribution.cookie import digest, new_challenge
 from beamlink.errors import RemoteProtocolError
 
 MAX_HANDSHAKE_MESSAGE = 2048
+REFLECTION_WINDOW = 60.0  # seconds an issued challenge is remembered
 MAX_NAME_BYTES = 255
 DIGEST_SIZE = 16
 
@@ -71,7 +90,7 @@ class HandshakeError(RemoteProtocolError):
 
     Codes: ``malformed``, ``oversized``, ``unexpected``, ``bad_name``, ``name_mismatch``,
     ``missing_flags``, ``bad_cookie``, ``refused`` (peer answered `status`), ``sfalse``,
-    ``old_peer``.
+    ``old_peer``, ``reflected`` (the peer sent a challenge one of our acceptors issued).
     """
 
     def __init__(self, state: str, code: str, reason: str, *, status: Status | None = None) -> None:
@@ -111,6 +130,36 @@ class HandshakeComplete:
 
 
 Event = PeerName | AliveQuery | HandshakeComplete
+
+
+class RecentChallenges:
+    """Challenges issued by acceptors within `window` seconds (at most `limit` of them)."""
+
+    def __init__(self, window: float = REFLECTION_WINDOW, limit: int = 65536) -> None:
+        self.window = window
+        self.limit = limit
+        self._issued: OrderedDict[int, float] = OrderedDict()
+
+    def add(self, challenge: int) -> None:
+        self._expire()
+        self._issued.pop(challenge, None)
+        self._issued[challenge] = time.monotonic()
+        while len(self._issued) > self.limit:
+            self._issued.popitem(last=False)
+
+    def __contains__(self, challenge: object) -> bool:
+        self._expire()
+        return challenge in self._issued
+
+    def _expire(self) -> None:
+        horizon = time.monotonic() - self.window
+        issued = self._issued
+        while issued:
+            oldest = next(iter(issued))
+            if issued[oldest] >= horizon:
+                return
+            del issued[oldest]
+
 
 
 class _Handshake:
@@ -217,8 +266,10 @@ class Initiator(_Handshake):
         creation: int,
         version: int = 6,
         required_flags: int = dflags.MANDATORY,
+        issued_challenges: RecentChallenges | None = None,
     ) -> None:
         super().__init__(local_name, cookie, flags, creation)
+        self.issued_challenges = issued_challenges
         if version not in (5, 6):
             raise ValueError(f"handshake version {version} (5 or 6)")
         self.peer_name = str(peer_name)
@@ -291,6 +342,12 @@ class Initiator(_Handshake):
             self._fail("name_mismatch", f"dialled {self.peer_name!r} but {name!r} answered")
         peer_flags = dflags.expand(peer_flags)
         self._check_flags(peer_flags, self.required_flags)
+        if self.issued_challenges is not None and challenge in self.issued_challenges:
+            self._fail(
+                "reflected",
+                f"{self.peer_name} sent a challenge one of our acceptors issued: someone is "
+                "relaying a handshake (challenge reflection); not answering it",
+            )
         self._peer_flags = peer_flags
         self._peer_creation = creation
         if self.version == 5:
@@ -301,7 +358,7 @@ class Initiator(_Handshake):
     def _on_ack(self, message: bytes) -> Event:
         if message[0] != TAG_ACK or len(message) != 1 + DIGEST_SIZE:
             self._fail("malformed", f"bad challenge ack {message[:1]!r} of {len(message)} bytes")
-        if message[1:] != digest(self.cookie, self._my_challenge):
+        if not hmac.compare_digest(message[1:], digest(self.cookie, self._my_challenge)):
             self._fail(
                 "bad_cookie", f"wrong cookie: {self.peer_name}'s challenge ack does not match"
             )
@@ -326,9 +383,11 @@ class Acceptor(_Handshake):
         flags: int,
         creation: int,
         required_flags: int = dflags.MANDATORY,
+        issued_challenges: RecentChallenges | None = None,
     ) -> None:
         super().__init__(local_name, cookie, flags, creation)
         self.required_flags = required_flags
+        self.issued_challenges = issued_challenges
         self.peer_name = ""
         self.version = 6
         self._peer_flags = 0
@@ -352,6 +411,8 @@ class Acceptor(_Handshake):
             self._send_challenge()
 
     def _send_challenge(self) -> None:
+        if self.issued_challenges is not None:
+            self.issued_challenges.add(self._my_challenge)
         self._send(
             _CHALLENGE_V6.pack(
                 TAG_NAME_V6, self.flags, self._my_challenge, self.creation, len(self._name_bytes)
@@ -432,7 +493,7 @@ class Acceptor(_Handshake):
         if message[0] != TAG_REPLY or len(message) != _REPLY.size + DIGEST_SIZE:
             self._fail("malformed", f"bad challenge reply {message[:1]!r} of {len(message)} bytes")
         _, peer_challenge = _REPLY.unpack_from(message)
-        if message[_REPLY.size :] != digest(self.cookie, self._my_challenge):
+        if not hmac.compare_digest(message[_REPLY.size :], digest(self.cookie, self._my_challenge)):
             self._fail(
                 "bad_cookie", f"wrong cookie: {self.peer_name}'s challenge reply does not match"
             )
@@ -455,7 +516,8 @@ def _name_to_bytes(name: str, state: str) -> bytes:
 
 
 def _bytes_to_name(raw: bytes, state: str) -> str:
-    """A node name from the wire: utf-8, exactly one '@' with non-empty parts (is_name_ok)."""
+    """A node name from the wire: utf-8, exactly one '@' with non-empty parts (is_name_ok), no
+    control or whitespace characters."""
     try:
         name = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -463,4 +525,8 @@ def _bytes_to_name(raw: bytes, state: str) -> str:
     left, sep, right = name.partition("@")
     if len(raw) > MAX_NAME_BYTES or not left or not sep or not right or "@" in right:
         raise HandshakeError(state, "bad_name", f"invalid node name {name[:80]!r}")
+    if not name.isprintable() or any(c.isspace() for c in name):
+        raise HandshakeError(
+            state, "bad_name", f"node name {name[:80]!r} has control or whitespace characters"
+        )
     return name

@@ -11,7 +11,10 @@ process. It behaves like OTP's ``epmd_srv.c`` for ALIVE2, PORT_PLEASE2 and NAMES
   every new registration of the same name (a v5-only node gets ``counter % 3 + 1`` in
   ALIVE2_RESP, as epmd_srv.c does);
 * any other request code, malformed or oversized input, or a request not complete within
-  ``request_timeout`` closes that one connection with a rate-limited log line; serving goes on.
+  ``request_timeout`` closes that one connection with a rate-limited log line; serving goes on;
+* connections still waiting for their request are capped in total and per source address
+  (`beamlink.listener`: the oldest of the busiest source is dropped when the total is reached),
+  and accepting pauses near the descriptor limit; EMFILE is one rate-limited line.
 
 Requests other than ALIVE2, PORT_PLEASE2 and NAMES (KILL, STOP, DUMP) are not implemented:
 ``epmd -kill`` does not stop an embedded EPMD. When the process that runs it exits, every
@@ -26,6 +29,7 @@ import errno
 import ipaddress
 import logging
 import secrets
+import socket
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -51,6 +55,13 @@ from beamlink.epmd.protocol import (
     encode_response,
 )
 from beamlink.errors import EpmdError
+from beamlink.listener import (
+    Admission,
+    GuardedServer,
+    Ticket,
+    listening_socket,
+    raise_fd_limit,
+)
 
 __all__ = ["EmbeddedEpmd", "RegisteredNode", "ensure_epmd"]
 
@@ -62,6 +73,10 @@ _CREATION_MOD = 1 << 32
 # Names whose last creation is remembered after they unregister (epmd_srv.c: MAX_UNREG_COUNT).
 _REMEMBERED_NAMES = 1000
 _READ_CHUNK = 4096
+# Every local node talks to EPMD from loopback, often many at once (a host starting up), and a
+# request takes milliseconds: caps higher than the distribution listener's.
+MAX_PENDING = 1024
+MAX_PENDING_PER_SOURCE = 256
 
 
 @dataclass(frozen=True)
@@ -122,13 +137,17 @@ class EmbeddedEpmd:
         port: int | None = None,
         addresses: Sequence[str] | None = None,
         request_timeout: float = 10.0,
+        max_pending: int = MAX_PENDING,
+        max_pending_per_source: int = MAX_PENDING_PER_SOURCE,
     ) -> None:
         self._requested_port = default_epmd_port() if port is None else port
         if self._requested_port == 0 and (addresses is None or len(addresses) != 1):
             raise ValueError("port 0 (any free port) needs exactly one address to listen on")
         self._addresses = None if addresses is None else list(addresses)
         self._request_timeout = request_timeout
-        self._server: asyncio.Server | None = None
+        self._servers: list[GuardedServer] = []
+        self._started = False
+        self.admission = Admission(max_pending, max_pending_per_source)
         self._bound_port: int | None = None
         self._nodes: dict[str, tuple[RegisteredNode, asyncio.StreamWriter]] = {}
         self._counters: OrderedDict[str, int] = OrderedDict()
@@ -145,7 +164,7 @@ class EmbeddedEpmd:
     @property
     def serving(self) -> bool:
         """True between ``start()`` and ``close()``."""
-        return self._server is not None
+        return self._started
 
     def registered(self) -> list[RegisteredNode]:
         """The nodes registered right now."""
@@ -153,12 +172,27 @@ class EmbeddedEpmd:
 
     async def start(self) -> None:
         """Bind and listen; raises ``OSError`` (``EADDRINUSE``) when the port is taken."""
-        if self._server is not None:
+        if self._started:
             raise RuntimeError("EmbeddedEpmd is already started")
-        self._server = await asyncio.start_server(
-            self._handle, self._addresses, self._requested_port, reuse_address=True
-        )
-        self._bound_port = self._server.sockets[0].getsockname()[1]
+        raise_fd_limit()
+        port = self._requested_port
+        sockets = []
+        try:
+            for address in self._addresses or [""]:
+                sockets.append(listening_socket(address, port))
+                port = sockets[0].getsockname()[1]
+        except OSError:
+            for sock in sockets:
+                sock.close()
+            raise
+        self._servers = [
+            GuardedServer(sock, self._accepted, self.admission, what="embedded EPMD")
+            for sock in sockets
+        ]
+        for server in self._servers:
+            server.start()
+        self._started = True
+        self._bound_port = port
         log.info(
             "embedded EPMD listening on %s port %d",
             ", ".join(self._addresses) if self._addresses else "all interfaces",
@@ -167,14 +201,15 @@ class EmbeddedEpmd:
 
     async def close(self) -> None:
         """Stop listening and drop every connection, and with them every registration."""
-        server, self._server = self._server, None
-        if server is None:
+        if not self._started:
             return
-        server.close()
+        self._started = False
+        for server in self._servers:
+            await server.close()
+        self._servers = []
         for writer in self._handlers.values():
             writer.close()
         await asyncio.gather(*self._handlers, return_exceptions=True)
-        await server.wait_closed()
         log.info("embedded EPMD on port %s stopped", self._bound_port)
 
     async def __aenter__(self) -> EmbeddedEpmd:
@@ -189,13 +224,44 @@ class EmbeddedEpmd:
     ) -> None:
         await self.close()
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def _accepted(self, sock: socket.socket, source: str, ticket: Ticket) -> None:
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(self._attach(loop, sock, ticket))
+
+        def evict() -> None:
+            task.cancel()
+
+        ticket.on_evict = evict
+
+    async def _attach(
+        self, loop: asyncio.AbstractEventLoop, sock: socket.socket, ticket: Ticket
+    ) -> None:
+        reader = asyncio.StreamReader(limit=_READ_CHUNK * 4)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        try:
+            transport, _ = await loop.connect_accepted_socket(lambda: protocol, sock)
+        except OSError:
+            sock.close()
+            ticket.release()
+            return
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        try:
+            await self._handle(reader, writer, ticket)
+        except asyncio.CancelledError:
+            writer.close()
+
+    async def _handle(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, ticket: Ticket
+    ) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._handlers[task] = writer
         peer = writer.get_extra_info("peername")
         try:
-            request = await asyncio.wait_for(self._read_request(reader), self._request_timeout)
+            try:
+                request = await asyncio.wait_for(self._read_request(reader), self._request_timeout)
+            finally:
+                ticket.release()
             if request is None:
                 return
             if isinstance(request, Alive2Request):

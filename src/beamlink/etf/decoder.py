@@ -369,21 +369,39 @@ def _nil(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
 
 
 def _with_tail(items: list[Any], data: bytes, pos: int, depth: int, start: int) -> tuple[Any, int]:
-    """Finish a LIST_EXT: read its tail, folding list tails into the items (non-canonical)."""
-    if pos >= len(data):
-        raise _truncated(T.LIST_EXT, start)
-    if data[pos] == T.NIL_EXT:
-        return items, pos + 1
+    """Finish a LIST_EXT: read its tail, folding list tails into the items (non-canonical).
+
+    Chained LIST_EXT tails are read in a loop and appended to ``items`` in place, so a chain
+    costs time linear in its bytes and no stack (issue 12: joining them was quadratic).
+    """
+    size = len(data)
+    while True:
+        if pos >= size:
+            raise _truncated(T.LIST_EXT, start)
+        tag = data[pos]
+        if tag == T.NIL_EXT:
+            return items, pos + 1
+        if tag != T.LIST_EXT:
+            break
+        try:
+            count = _u32(data, pos + 1)[0]
+        except _STRUCT_ERRORS:
+            raise _truncated(tag, pos) from None
+        if count > size - pos - 5:
+            raise _fail(tag, pos, f"declares {count} terms but only {size - pos - 5} bytes remain")
+        pos += 5
+        try:
+            for _ in range(count):
+                value, pos = _DISPATCH[data[pos]](data, pos, depth)
+                items.append(value)
+        except _STRUCT_ERRORS:
+            raise _fail(tag, start, f"input ends inside the element at byte {pos} (truncated)") from None
     tail, end = _DISPATCH[data[pos]](data, pos, depth)
-    kind = type(tail)
-    if kind is list:
-        return items + tail, end
-    if kind is Charlist:
-        return items + tail.codes, end
+    if type(tail) is Charlist:
+        items.extend(tail.codes)
+        return items, end
     if not items:
         return tail, end
-    if kind is ImproperList:
-        return ImproperList(items + list(tail.items), tail.tail), end
     return ImproperList(items, tail), end
 
 

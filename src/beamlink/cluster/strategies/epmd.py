@@ -1,7 +1,8 @@
 """EPMD-based strategies: ``epmd`` (static names), ``local_epmd`` and ``erlang_hosts``.
 
 ``local_epmd`` and ``erlang_hosts`` ask EPMD servers for their registered names (NAMES) and turn
-them into ``name@host``. An unreachable EPMD is an error for that host only: its last good list
+them into ``name@host``. Anyone who can register in such an EPMD chooses those names, so only the
+names matching the topology's ``allow`` list are returned (see ``allow``). An unreachable EPMD is an error for that host only: its last good list
 stays in force, and only when no host answers does the round fail as a whole.
 """
 
@@ -12,6 +13,7 @@ import logging
 
 from beamlink.cluster.hosts_erlang import HostsFileError, find_hosts_file, parse_hosts_erlang
 from beamlink.cluster.schema import EpmdConfig, ErlangHostsConfig, LocalEpmdConfig
+from beamlink.cluster.strategies.allow import AllowList
 from beamlink.cluster.strategies.base import Discovery, DiscoveryError, Strategy, StrategyContext
 from beamlink.epmd import EpmdError, names
 
@@ -36,12 +38,17 @@ async def _names_on(host: str, epmd_port: int | None) -> list[str]:
 
 
 class LocalEpmdStrategy(Strategy[LocalEpmdConfig]):
-    """libcluster's LocalEpmd: nodes registered in the EPMD of this host, named ``x@<own host>``."""
+    """libcluster's LocalEpmd: nodes registered in the EPMD of this host, named ``x@<own host>``,
+    that match ``allow``."""
+
+    def __init__(self, config: LocalEpmdConfig, context: StrategyContext) -> None:
+        super().__init__(config, context)
+        self.allow = AllowList(context.topology, config.allow)
 
     async def discover(self) -> Discovery:
         host = self.context.self_host
         registered = await _names_on(LOCAL_EPMD_HOST, self.config.epmd_port)
-        return Discovery(frozenset(f"{n.partition('@')[0]}@{host}" for n in registered))
+        return Discovery(self.allow.filter(f"{n.partition('@')[0]}@{host}" for n in registered))
 
 
 class ErlangHostsStrategy(Strategy[ErlangHostsConfig]):
@@ -49,6 +56,7 @@ class ErlangHostsStrategy(Strategy[ErlangHostsConfig]):
 
     def __init__(self, config: ErlangHostsConfig, context: StrategyContext) -> None:
         super().__init__(config, context)
+        self.allow = AllowList(context.topology, config.allow)
         self._last_good: dict[str, frozenset[str]] = {}
 
     def _hosts(self) -> list[str]:
@@ -72,7 +80,7 @@ class ErlangHostsStrategy(Strategy[ErlangHostsConfig]):
             elif isinstance(result, BaseException):
                 raise result
             else:
-                self._last_good[host] = frozenset(result)
+                self._last_good[host] = self.allow.filter(result)
         if hosts and len(errors) == len(hosts):
             raise DiscoveryError("; ".join(errors))
         for error in errors:

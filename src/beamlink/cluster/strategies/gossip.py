@@ -6,6 +6,12 @@ heard recently wakes the reconcile loop, which connects at once; ``discover()`` 
 heard within ``node_ttl``. Datagrams are parsed by ``beamlink.cluster.heartbeat`` (sans-I/O);
 rejected ones are counted in ``dropped`` by reason and reported as ``DatagramDropped``.
 
+Bounds (a forged heartbeat costs the sender one datagram; it must not cost us a dial): each
+sender address may deliver ``sender_rate`` heartbeats per second (burst of twice that), at most
+``max_nodes`` names are held, names outside ``allow`` are never held, and each ``discover()``
+hands out at most ``max_new_per_round`` names not handed out before (the rest follow in the
+next rounds). Drops for these reasons (``rate``, ``full``, ``not-allowed``) are only counted.
+
 Socket trouble never ends the strategy: send and receive errors are logged, the socket is
 closed and reopened on the next heartbeat (the same goes for a socket that failed to open).
 IPv4 and IPv6 both work; the family follows ``if_addr``/``multicast_addr``/the peers.
@@ -32,9 +38,12 @@ from beamlink.cluster.heartbeat import (
     SealedHeartbeats,
 )
 from beamlink.cluster.schema import GossipConfig, split_host_port
+from beamlink.cluster.strategies.allow import AllowList
 from beamlink.cluster.strategies.base import Discovery, Strategy, StrategyContext
 
 log = logging.getLogger("beamlink.cluster")
+
+_MAX_SENDERS = 4096  # sender addresses whose rate is tracked (oldest forgotten first)
 
 
 class _Receiver(asyncio.DatagramProtocol):
@@ -63,6 +72,9 @@ class GossipStrategy(Strategy[GossipConfig]):
             else SealedHeartbeats(config.secret or "", max_skew_ms=config.max_clock_skew)
         )
         self.heard: dict[str, float] = {}
+        self.allow = AllowList(context.topology, config.allow) if config.allow else None
+        self._handed_out: set[str] = set()
+        self._buckets: dict[str, tuple[float, float]] = {}
         self.dropped: Counter[str] = Counter()
         self.socket_errors = 0
         self._transport: asyncio.DatagramTransport | None = None
@@ -90,6 +102,13 @@ class GossipStrategy(Strategy[GossipConfig]):
         return (sockname[0], sockname[1]) if sockname else None
 
     async def start(self) -> None:
+        if self.config.libcluster_compat:
+            log.warning(
+                "[%s] gossip in libcluster_compat mode: heartbeats are not authenticated, anyone "
+                "on the network can announce names; only names in allow = %s are dialled",
+                self.context.topology,
+                list(self.config.allow),
+            )
         await self._open()
         self._sender = asyncio.create_task(self._heartbeat_loop(), name="beamlink-gossip-sender")
 
@@ -104,9 +123,21 @@ class GossipStrategy(Strategy[GossipConfig]):
     async def discover(self) -> Discovery:
         horizon = time.monotonic() - self.config.node_ttl / 1000
         self.heard = {node: seen for node, seen in self.heard.items() if seen >= horizon}
-        return Discovery(frozenset(self.heard))
+        self._handed_out &= self.heard.keys()
+        budget = self.config.max_new_per_round
+        for node in self.heard:
+            if budget <= 0:
+                self.context.wakeup.set()  # more to hand out: next round at once
+                break
+            if node not in self._handed_out:
+                self._handed_out.add(node)
+                budget -= 1
+        return Discovery(frozenset(self._handed_out))
 
     def received(self, data: bytes, sender: str) -> None:
+        if not self._within_rate(sender.rpartition(":")[0] or sender):
+            self.dropped["rate"] += 1
+            return
         try:
             node = self.codec.open(data)
         except HeartbeatRejected as exc:
@@ -115,9 +146,30 @@ class GossipStrategy(Strategy[GossipConfig]):
         if node == self.context.self_name:
             return
         fresh = node not in self.heard
+        if fresh:
+            if self.allow is not None and not self.allow.filter((node,)):
+                self.dropped["not-allowed"] += 1
+                return
+            if len(self.heard) >= self.config.max_nodes:
+                self.dropped["full"] += 1
+                return
         self.heard[node] = time.monotonic()
         if fresh:
             self.context.wakeup.set()
+
+    def _within_rate(self, address: str) -> bool:
+        """Token bucket per sender address: ``sender_rate``/s, bursts of twice that."""
+        rate = self.config.sender_rate
+        now = time.monotonic()
+        tokens, last = self._buckets.pop(address, (2 * rate, now))
+        tokens = min(2 * rate, tokens + (now - last) * rate)
+        if len(self._buckets) >= _MAX_SENDERS:
+            del self._buckets[next(iter(self._buckets))]
+        if tokens < 1:
+            self._buckets[address] = (tokens, now)
+            return False
+        self._buckets[address] = (tokens - 1, now)
+        return True
 
     def _drop(self, reason: str, sender: str) -> None:
         self.dropped[reason] += 1
