@@ -17,7 +17,7 @@ from beamlink.etf import Atom, Pid, encode
 from beamlink.node import Node, Process
 from beamlink.node.globalname import pid_order
 from tests.node.interop import COOKIE, start_erl, term
-from tests.support.erlang import ErlPeer, ErlRuntime, free_port, runtime, start_peer
+from tests.support.erlang import ErlPeer, ErlRuntime, free_port, host_runtime, start_peer
 from tests.support.fixtures import PeerFactory, _epmd_hygiene, erl_runtime, peers
 
 pytestmark = pytest.mark.interop
@@ -258,7 +258,7 @@ _PIDS = st.lists(
 
 @pytest.fixture(scope="module")
 def sorter(request: pytest.FixtureRequest) -> ErlPeer:
-    peer = start_peer(runtime("otp25"), "pidsort@127.0.0.1", COOKIE)
+    peer = start_peer(host_runtime(), "pidsort@127.0.0.1", COOKIE)
     request.addfinalizer(peer.stop)
     return peer
 
