@@ -4,9 +4,9 @@ with Elixir 1.18 in a trixie chroot, OTP 29 with Elixir 1.20 in a sid chroot) an
 
 A runtime is named by its release (``otp25``, ``otp27``, ``otp29``). The host's ``erl`` provides the
 one of its own release (so inside the sid chroot ``otp29`` is the host's ``erl``); the chroots provide
-the others. ``BEAMLINK_TEST_RUNTIMES`` (comma-separated labels, default all) names the runtimes the
-suites are parametrized over: scripts/test-python-matrix sets it to ``otp29`` inside the sid chroot,
-where the trixie chroot is out of reach.
+the others. ``BEAMLINK_TEST_RUNTIMES`` (comma-separated labels, default all; ``host`` = the host's
+own) names the runtimes the suites are parametrized over: scripts/test-python-matrix sets ``host``,
+as inside the sid chroot the other chroots are out of reach.
 
 A peer runs a small driver loop: each line written to its stdin is one Erlang (or Elixir)
 expression sequence; the result comes back as one protocol line holding the hex of
@@ -97,15 +97,15 @@ CHROOT_OF_RELEASE = {27: TRIXIE, 29: SID}
 def _runtime_labels() -> tuple[str, ...]:
     value = os.environ.get("BEAMLINK_TEST_RUNTIMES", "")
     labels = tuple(part.strip() for part in value.split(",") if part.strip()) or tuple(RELEASES)
+    if "host" in labels:
+        own = f"otp{host_release()}"
+        labels = tuple(own if label == "host" else label for label in labels)
     unknown = [label for label in labels if label not in RELEASES]
     if unknown:
         raise ValueError(
             f"BEAMLINK_TEST_RUNTIMES names unknown runtimes {unknown}; known: {', '.join(RELEASES)}"
         )
     return labels
-
-
-RUNTIME_LABELS = _runtime_labels()
 
 
 @functools.cache
@@ -118,6 +118,9 @@ def host_release() -> int | None:
         capture_output=True, text=True, timeout=60, check=False,
     )
     return int(proc.stdout.strip()) if proc.stdout.strip().isdigit() else None
+
+
+RUNTIME_LABELS = _runtime_labels()
 
 
 def host_runtime() -> ErlRuntime:
