@@ -1,4 +1,4 @@
-"""Erlang's ``global`` with beamlink nodes among real OTP 25/27 (and Elixir) nodes:
+"""Erlang's ``global`` with beamlink nodes among real OTP 25/27/29 (and Elixir) nodes:
 ``global:sync()`` returns, names registered on either side are seen on the other, names go when their process dies
 or their node leaves, clashes are resolved, and a cluster of two Erlang nodes and a Python node
 syncs again after a disconnect and reconnect (with OTP's prevent_overlapping_partitions)."""
