@@ -12,7 +12,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.cli.support import StartedNode, beamlink, cli_env, started
-from tests.support.erlang import free_port, runtime, start_peer
+from tests.support.erlang import free_port, host_runtime, start_peer
 from tests.support.wait import eventually_blocking
 
 pytestmark = pytest.mark.timeout(90)
@@ -39,7 +39,7 @@ def value(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: s
 
 
 def test_start_serves_metrics_that_follow_beamlink_and_erlang_peers(tmp_path: Path) -> None:
-    rt = runtime("otp25")
+    rt = host_runtime()
     port = free_port()
     env = cli_env(tmp_path)
     a = StartedNode(A, env, tmp_path / "a.log", "start", "--name", A,

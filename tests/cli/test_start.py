@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.support import StartedNode, beamlink, cli_env, started
-from tests.support.erlang import epmd_running, runtime, start_peer
+from tests.support.erlang import epmd_running, host_runtime, start_peer
 from tests.support.wait import eventually_blocking
 
 pytestmark = pytest.mark.timeout(90)
@@ -102,7 +102,7 @@ def test_release_distribution_sname(tmp_path: Path) -> None:
 
 
 def test_elixir_calls_a_genserver_hosted_by_start_app(tmp_path: Path) -> None:
-    rt = runtime("otp25")
+    rt = host_runtime()
     env = cli_env(tmp_path)
     node = StartedNode(APP, env, tmp_path / "app.log", "start", "--name", APP,
                        "--app", "tests.cli.apps:greeter")

@@ -1,4 +1,4 @@
-"""ConnectionManager against real Erlang nodes (OTP 25 host erl, OTP 27 chroot), without EPMD.
+"""ConnectionManager against real Erlang nodes (OTP 25 host erl, OTP 27 and 29 chroots), without EPMD.
 
 Erlang runs with ``-start_epmd false -erl_epmd_port P``: it listens on P on 127.0.0.2 and dials
 every peer on port P, so our manager listens on 127.0.0.1:P and resolves peers to

@@ -1,4 +1,4 @@
-"""The embedded EPMD as real Erlang tools see it: ``erl -name`` registers with it (OTP 25 and 27),
+"""The embedded EPMD as real Erlang tools see it: ``erl -name`` registers with it (OTP 25, 27 and 29),
 ``net_adm:names/0`` and ``erl_epmd:port_please/2`` read it, ``epmd -names`` lists it."""
 
 from __future__ import annotations

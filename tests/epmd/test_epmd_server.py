@@ -149,7 +149,10 @@ async def test_concurrent_ensure_epmd_starts_exactly_one() -> None:
 
 async def test_ensure_epmd_refuses_a_port_held_by_something_else() -> None:
     async def http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Like a real HTTP server: read the request, answer 400, close.
+        await reader.read(64)
         writer.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+        await writer.drain()
         writer.close()
 
     squatter = await asyncio.start_server(http, "127.0.0.1", 0)

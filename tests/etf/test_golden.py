@@ -1,4 +1,4 @@
-"""Golden tests against real Erlang (OTP 25 on the host, OTP 27 in the trixie chroot).
+"""Golden tests against real Erlang (OTP 25 on the host, OTP 27 and 29 in the trixie and sid chroots).
 
 Direction 1: ``etf_golden:generate/1`` writes ``term_to_binary`` of a few thousand terms; beamlink
 decodes and re-encodes each (identical bytes for canonical encodings) and ``erl`` checks with

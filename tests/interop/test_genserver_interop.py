@@ -1,4 +1,4 @@
-"""GenServer interop with real OTP 25 / OTP 27 and Elixir nodes: Erlang ``gen_server:call`` and
+"""GenServer interop with real OTP 25 / 27 / 29 and Elixir nodes: Erlang ``gen_server:call`` and
 Elixir ``GenServer.call`` into a Python server, Python calls into an Erlang gen_server and an
 Elixir GenServer, casts and plain messages both ways, and calls that must fail at once."""
 

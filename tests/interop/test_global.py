@@ -1,4 +1,4 @@
-"""Erlang's ``global`` with beamlink nodes among real OTP 25/27 (and Elixir) nodes:
+"""Erlang's ``global`` with beamlink nodes among real OTP 25/27/29 (and Elixir) nodes:
 ``global:sync()`` returns, names registered on either side are seen on the other, names go when their process dies
 or their node leaves, clashes are resolved, and a cluster of two Erlang nodes and a Python node
 syncs again after a disconnect and reconnect (with OTP's prevent_overlapping_partitions)."""
@@ -18,7 +18,7 @@ from beamlink.node import Node, Process
 from beamlink.node.kernel.globalname.vocabulary import pid_order
 from tests.node.interop import COOKIE, start_erl, term
 from tests.support import wait
-from tests.support.erlang import ErlPeer, ErlRuntime, free_port, runtime, start_peer
+from tests.support.erlang import ErlPeer, ErlRuntime, free_port, host_runtime, start_peer
 from tests.support.fixtures import PeerFactory, _epmd_hygiene, erl_runtime, peers
 
 pytestmark = pytest.mark.interop
@@ -258,7 +258,7 @@ _PIDS = st.lists(
 
 @pytest.fixture(scope="module")
 def sorter(request: pytest.FixtureRequest) -> ErlPeer:
-    peer = start_peer(runtime("otp25"), "pidsort@127.0.0.1", COOKIE)
+    peer = start_peer(host_runtime(), "pidsort@127.0.0.1", COOKIE)
     request.addfinalizer(peer.stop)
     return peer
 

@@ -1,4 +1,4 @@
-"""A beamlink Node among real OTP 25/27 and Elixir nodes: ping both ways, node lists, nodedown on
+"""A beamlink Node among real OTP 25/27/29 and Elixir nodes: ping both ways, node lists, nodedown on
 both sides, embedded and real EPMD, fixed-port mode, wrong cookie, a SIGSTOPped peer."""
 
 from __future__ import annotations

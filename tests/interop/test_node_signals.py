@@ -1,5 +1,5 @@
 """Links, monitors, exit signals, aliases and spawn requests between beamlink processes and real
-OTP 25/27 processes: both directions, various reasons, trap_exit, noconnection, UNLINK_ID."""
+OTP 25/27/29 processes: both directions, various reasons, trap_exit, noconnection, UNLINK_ID."""
 
 from __future__ import annotations
 

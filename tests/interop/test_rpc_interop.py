@@ -1,4 +1,4 @@
-"""RPC both ways between a Python node and real OTP 25 / OTP 27 nodes (and another Python node):
+"""RPC both ways between a Python node and real OTP 25 / 27 / 29 nodes (and another Python node):
 exact round trip of thousands of terms, exceptions, timeouts, lost connections, casts, rex, and a
 10 MB binary each way."""
 

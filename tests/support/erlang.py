@@ -1,5 +1,12 @@
-"""Real Erlang/Elixir peers for tests: OTP runtimes (host OTP 25, OTP 27 in a trixie chroot) and
-distributed ``erl``/``elixir`` nodes driven by evaluating expressions over their stdin.
+"""Real Erlang/Elixir peers for tests: the OTP runtimes (OTP 25 with Elixir 1.14 on the host, OTP 27
+with Elixir 1.18 in a trixie chroot, OTP 29 with Elixir 1.20 in a sid chroot) and distributed
+``erl``/``elixir`` nodes driven by evaluating expressions over their stdin.
+
+A runtime is named by its release (``otp25``, ``otp27``, ``otp29``). The host's ``erl`` provides the
+one of its own release (so inside the sid chroot ``otp29`` is the host's ``erl``); the chroots provide
+the others. ``BEAMLINK_TEST_RUNTIMES`` (comma-separated labels, default all; ``host`` = the host's
+own) names the runtimes the suites are parametrized over: scripts/test-python-matrix sets ``host``,
+as inside the sid chroot the other chroots are out of reach.
 
 A peer runs a small driver loop: each line written to its stdin is one Erlang (or Elixir)
 expression sequence; the result comes back as one protocol line holding the hex of
@@ -11,10 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
+import functools
 import os
 import queue
-import re
 import shutil
 import socket
 import subprocess
@@ -25,10 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.support.chroot import SID, TRIXIE, ensure_root
 from tests.support.require import missing, require_tool
 
-CACHE_DIR = Path(os.environ.get("BEAMLINK_TEST_CACHE", "/var/cache/beamlink-test"))
-OTP27_ROOT = CACHE_DIR / "otp27"
 PROTO_PREFIX = "\x01BLR "
 DEFAULT_TIMEOUT = 30.0
 
@@ -38,44 +43,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
-
-
-def _debian_mirror() -> str:
-    for path in Path("/etc/apt/sources.list.d").glob("*.sources"):
-        m = re.search(r"^URIs:\s*(\S+)", path.read_text(), re.M)
-        if m:
-            return m.group(1)
-    sources = Path("/etc/apt/sources.list")
-    if sources.exists():
-        m = re.search(r"^deb\s+(?:\[[^]]*\]\s+)?(\S+)", sources.read_text(), re.M)
-        if m:
-            return m.group(1)
-    return "http://deb.debian.org/debian"
-
-
-def ensure_otp27_root() -> Path:
-    """Build (once, cached, under a file lock) a Debian trixie chroot with OTP 27 and Elixir."""
-    if (OTP27_ROOT / "usr/bin/erl").exists():
-        return OTP27_ROOT
-    if os.geteuid() != 0:
-        missing("building the OTP 27 chroot needs root")
-    require_tool("debootstrap")
-    CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    with open(CACHE_DIR / "otp27.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if (OTP27_ROOT / "usr/bin/erl").exists():
-            return OTP27_ROOT
-        tmp = CACHE_DIR / "otp27.tmp"
-        shutil.rmtree(tmp, ignore_errors=True)
-        proc = subprocess.run(
-            ["debootstrap", "--variant=minbase", "--include=erlang-base,elixir", "trixie",
-             str(tmp), _debian_mirror()],
-            capture_output=True, text=True, timeout=900, check=False,
-        )
-        if proc.returncode != 0:
-            missing(f"debootstrap of the OTP 27 chroot failed: {proc.stderr[-2000:]}")
-        tmp.rename(OTP27_ROOT)
-    return OTP27_ROOT
 
 
 @dataclass(frozen=True)
@@ -123,18 +90,62 @@ class ErlRuntime:
         )
 
 
+RELEASES = {"otp25": 25, "otp27": 27, "otp29": 29}
+CHROOT_OF_RELEASE = {27: TRIXIE, 29: SID}
+
+
+def _runtime_labels() -> tuple[str, ...]:
+    value = os.environ.get("BEAMLINK_TEST_RUNTIMES", "")
+    labels = tuple(part.strip() for part in value.split(",") if part.strip()) or tuple(RELEASES)
+    if "host" in labels:
+        own = f"otp{host_release()}"
+        labels = tuple(own if label == "host" else label for label in labels)
+    unknown = [label for label in labels if label not in RELEASES]
+    if unknown:
+        raise ValueError(
+            f"BEAMLINK_TEST_RUNTIMES names unknown runtimes {unknown}; known: {', '.join(RELEASES)}"
+        )
+    return labels
+
+
+@functools.cache
+def host_release() -> int | None:
+    """The OTP release of the host's ``erl`` (None when there is no ``erl``)."""
+    if shutil.which("erl") is None:
+        return None
+    proc = subprocess.run(
+        ["erl", "-noshell", "-eval", "io:put_chars(erlang:system_info(otp_release)), halt()."],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    return int(proc.stdout.strip()) if proc.stdout.strip().isdigit() else None
+
+
+RUNTIME_LABELS = _runtime_labels()
+
+
+def host_runtime() -> ErlRuntime:
+    """The host's ``erl`` (and ``elixir``), whatever its release; skips/fails if missing."""
+    require_tool("erl")
+    release = host_release()
+    if release is None:
+        missing("the host's erl does not report its OTP release")
+    assert release is not None
+    return ErlRuntime(f"otp{release}", release)
+
+
 def runtime(label: str) -> ErlRuntime:
-    """The runtime named ``otp25`` (host erl) or ``otp27`` (trixie chroot); skips/fails if missing."""
-    if label == "otp25":
-        require_tool("erl")
-        return ErlRuntime("otp25", 25)
-    if label == "otp27":
-        require_tool("chroot")
-        return ErlRuntime("otp27", 27, ensure_otp27_root())
-    raise ValueError(f"unknown runtime {label!r}")
-
-
-RUNTIME_LABELS = ("otp25", "otp27")
+    """The runtime ``otp25``, ``otp27`` or ``otp29``: the host's ``erl`` when it is that release,
+    else the Debian chroot that has it (built on first use); skips/fails if neither is there."""
+    if label not in RELEASES:
+        raise ValueError(f"unknown runtime {label!r}; known: {', '.join(RELEASES)}")
+    release = RELEASES[label]
+    if host_release() == release:
+        return ErlRuntime(label, release)
+    spec = CHROOT_OF_RELEASE.get(release)
+    if spec is None:
+        missing(f"OTP {release} is not the host's erl (OTP {host_release()}) and no chroot has it")
+        raise AssertionError("unreachable")
+    return ErlRuntime(label, release, ensure_root(spec))
 
 _ERL_DRIVER = (
     "Drv = fun Loop(B) -> case io:get_line('') of eof -> halt(); {error, _} -> halt(); Line -> "

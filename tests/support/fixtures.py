@@ -29,7 +29,7 @@ def _epmd_hygiene() -> Iterator[None]:
 
 @pytest.fixture(params=RUNTIME_LABELS)
 def erl_runtime(request: pytest.FixtureRequest) -> ErlRuntime:
-    """Each OTP runtime in turn: OTP 25 (host) and OTP 27 (trixie chroot)."""
+    """Each OTP runtime of ``RUNTIME_LABELS`` in turn: OTP 25 (host), 27 (trixie), 29 (sid chroot)."""
     return runtime(request.param)
 
 

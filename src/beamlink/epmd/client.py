@@ -112,7 +112,9 @@ async def _exchange(
     except (OSError, EpmdError) as exc:
         writer.close()
         if isinstance(exc, EpmdError):
-            raise type(exc)(f"{where}: {exc}") from exc
+            error = type(exc)(f"{where}: {exc}")
+            error.__dict__.update(exc.__dict__)
+            raise error from exc
         raise EpmdUnavailable(f"{where}: connection failed ({exc})") from exc
     return response, reader, writer
 

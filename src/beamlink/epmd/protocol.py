@@ -66,7 +66,13 @@ _CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 class EpmdProtocolError(RemoteProtocolError, EpmdError, ValueError):
-    """Bytes that do not follow the EPMD protocol."""
+    """Bytes that do not follow the EPMD protocol.
+
+    ``empty`` is True when the peer closed the connection before sending a single byte (an EPMD
+    half-way through starting does that; anything that answered with bytes is not EPMD).
+    """
+
+    empty: bool = False
 
 
 @dataclass(frozen=True)
@@ -376,7 +382,11 @@ class ResponseReader(_Reader["Response"]):
             response = self._parse_alive2()
         if response is None:
             if self._eof:
-                raise EpmdProtocolError(f"connection closed in the middle of a response ({len(buf)} bytes)")
+                error = EpmdProtocolError(
+                    f"connection closed in the middle of a response ({len(buf)} bytes)"
+                )
+                error.empty = not buf
+                raise error
             return NEED_DATA
         self._done = True
         return response

@@ -357,6 +357,8 @@ async def _epmd_answers(host: str, epmd_port: int, timeout: float) -> bool:
     except EpmdUnavailable:
         return False
     except EpmdProtocolError as exc:
+        if exc.empty:
+            raise
         raise EpmdError(
             f"something that is not EPMD listens on {host}:{epmd_port} ({exc}); "
             "free that port or set ERL_EPMD_PORT"
@@ -385,7 +387,7 @@ async def ensure_epmd(
         try:
             if await _epmd_answers(host, epmd_port, timeout):
                 return None
-        except EpmdError:
+        except EpmdProtocolError:
             # Another process may be half-way through starting its embedded EPMD (a connection
             # closed with no answer): retry until the deadline before calling the port foreign.
             if time.monotonic() >= deadline:
@@ -403,6 +405,8 @@ async def ensure_epmd(
             return server
         if time.monotonic() >= deadline:
             raise EpmdError(
-                f"port {epmd_port} is in use but no EPMD answered on {host} within {timeout} s"
+                f"port {epmd_port} is in use but no EPMD answered on {host} within {timeout} s: "
+                "it is held by something that is not EPMD (or an EPMD that does not answer); "
+                "free that port or set ERL_EPMD_PORT"
             )
         await asyncio.sleep(0.05)
