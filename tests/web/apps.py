@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 #: A registered name that is markup: the page must show it as text and run nothing.

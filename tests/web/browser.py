@@ -50,13 +50,13 @@ def browser(window: str = "1400,900") -> Iterator[Any]:
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def screenshot(url: str, path: str, window: str = "1400,900", budget_ms: int = 4000) -> None:
-    """``chromium --screenshot`` of ``url`` after ``budget_ms`` of virtual time."""
+def screenshot(url: str, path: str, window: str = "1400,900", wait_ms: int = 6000) -> None:
+    """``chromium --screenshot`` of ``url`` once it has shown live data for ``wait_ms``."""
     profile = tempfile.mkdtemp(prefix="beamlink-chromium-")
     try:
         subprocess.run(
             [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={path}",
-             f"--window-size={window}", "--hide-scrollbars", f"--virtual-time-budget={budget_ms}",
+             f"--window-size={window}", "--hide-scrollbars", f"--timeout={wait_ms}",
              url],
             check=True, capture_output=True, timeout=120,
         )

@@ -19,7 +19,7 @@ from tests.cli.support import beamlink
 from tests.support.wait import eventually_blocking
 from tests.web.apps import HOSTILE_NAME
 from tests.web.browser import browser
-from tests.web.cluster import A, B, C, ERL, GHOST, HOSTILE_TOPOLOGY, live_cluster
+from tests.web.cluster import ERL, GHOST, HOSTILE_TOPOLOGY, A, B, C, live_cluster
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.interop]
 

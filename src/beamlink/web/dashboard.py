@@ -126,6 +126,10 @@ async def _events(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def _no_icon(request: web.Request) -> web.Response:
+    return web.Response(status=204)
+
+
 def make_app(observer: ClusterObserver) -> web.Application:
     """The aiohttp application serving ``observer``'s picture."""
     app = web.Application(middlewares=[_guard])
@@ -134,6 +138,7 @@ def make_app(observer: ClusterObserver) -> web.Application:
     app.router.add_get("/static/{name}", _asset)
     app.router.add_get("/state", _state)
     app.router.add_get("/events", _events)
+    app.router.add_get("/favicon.ico", _no_icon)
     return app
 
 

@@ -213,20 +213,21 @@
     card.dataset.node = name;
     const title = el("h3", "name", name);
     const sub = el("div", "sub");
-    const dl = el("dl");
+    const figures = el("dl");
+    const links = el("dl");
     const parts = {
       card, title, sub,
-      uptime: field(dl, "uptime", "f-uptime"),
-      processes: field(dl, "processes", "f-processes"),
-      memory: field(dl, "memory", "f-memory"),
-      lag: field(dl, "loop lag", "f-lag"),
-      registered: field(dl, "registered", "f-registered"),
-      peers: field(dl, "connections", "f-peers"),
-      downs: field(dl, "last nodedowns", "f-downs"),
+      uptime: field(figures, "uptime", "f-uptime"),
+      processes: field(figures, "processes", "f-processes"),
+      memory: field(figures, "memory", "f-memory"),
+      lag: field(figures, "loop lag", "f-lag"),
       msgs: chart("messages/s in / out:"),
       bytes: chart("bytes/s in / out:"),
+      peers: field(links, "connections", "f-peers"),
+      downs: field(links, "last nodedowns", "f-downs"),
+      registered: field(links, "registered", "f-registered"),
     };
-    card.append(title, sub, dl, parts.msgs.box, parts.bytes.box);
+    card.append(title, sub, figures, parts.msgs.box, parts.bytes.box, links);
     return parts;
   }
 
@@ -274,8 +275,9 @@
         ? `${(node.loop_lag.last * 1000).toFixed(1)} ms (max ${(node.loop_lag.max * 1000).toFixed(1)} ms)`
         : "n/a";
       const names = node.registered || [];
+      parts.registered.title = names.join(", ");
       parts.registered.textContent = names.length
-        ? `${names.length}: ${names.slice(0, 40).join(", ")}${names.length > 40 ? ", \u2026" : ""}`
+        ? `${names.length}: ${names.slice(0, 12).join(", ")}${names.length > 12 ? ", \u2026" : ""}`
         : (node.kind === "hidden" ? "n/a" : "none");
       const peers = (node.peers || []).map((p) =>
         `${p.name} ${p.state || "up"}${p.hidden ? " (hidden)" : ""}`);
