@@ -283,6 +283,9 @@ class ClusterObserver:
             if view["state"] == "down" and now - view.get("down_since", now) > FORGET_AFTER:
                 del self.views[name]
                 self.history.pop(name, None)
+        edges = {(a, b) for a, b in edges
+                 if "down" not in (self.views.get(a, {}).get("state"),
+                                   self.views.get(b, {}).get("state"))}
         for a, b in sorted(edges - self._edges):
             if self._edges or len(self.views) > 1:
                 self._event("connect", a, f"{a} \u2194 {b} connected")
