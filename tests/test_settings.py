@@ -18,6 +18,7 @@ PORT_SETTINGS = [
     (settings.DIST_PORT, "ERL_DIST_PORT", 1),
     (settings.EPMD_PORT, "ERL_EPMD_PORT", 1),
     (settings.METRICS_PORT, "BEAMLINK_METRICS_PORT", 0),
+    (settings.DASHBOARD_PORT, "BEAMLINK_DASHBOARD_PORT", 0),
 ]
 TEXT_SETTINGS = [
     (settings.COOKIE, ("BEAMLINK_COOKIE", "RELEASE_COOKIE")),
@@ -25,6 +26,7 @@ TEXT_SETTINGS = [
     (settings.CONFIG, ("BEAMLINK_CONFIG",)),
     (settings.APP, ("BEAMLINK_APP",)),
     (settings.METRICS_HOST, ("BEAMLINK_METRICS_HOST",)),
+    (settings.DASHBOARD_HOST, ("BEAMLINK_DASHBOARD_HOST",)),
 ]
 
 

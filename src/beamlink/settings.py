@@ -163,6 +163,7 @@ def _port(low: int) -> Callable[[Any], int]:
 DEFAULT_EPMD_PORT = 4369
 DEFAULT_NET_TICKTIME = 60.0
 DEFAULT_METRICS_HOST = "0.0.0.0"
+DEFAULT_DASHBOARD_HOST = "127.0.0.1"
 DISTRIBUTIONS = ("name", "sname", "none")
 
 COOKIE: EnvSetting[str] = EnvSetting(
@@ -198,4 +199,12 @@ METRICS_PORT: EnvSetting[int] = EnvSetting(
 METRICS_HOST: EnvSetting[str] = EnvSetting(
     "metrics host", ("BEAMLINK_METRICS_HOST",), _text, "an address to listen on",
     default=DEFAULT_METRICS_HOST,
+)
+DASHBOARD_PORT: EnvSetting[int] = EnvSetting(
+    "dashboard port", ("BEAMLINK_DASHBOARD_PORT",), _port(0),
+    f"a port number 0..{MAX_PORT} (0 picks a free one)",
+)
+DASHBOARD_HOST: EnvSetting[str] = EnvSetting(
+    "dashboard host", ("BEAMLINK_DASHBOARD_HOST",), _text, "an address to listen on",
+    default=DEFAULT_DASHBOARD_HOST,
 )

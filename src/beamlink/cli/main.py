@@ -1,7 +1,7 @@
 """Entry point of the ``beamlink`` console script: the click command group and its commands.
 
 Commands mirror a release script: ``start`` runs a node (and an app) in the foreground;
-``ping``, ``rpc``, ``nodes``, ``pid``, ``stop`` and ``remote`` act on a live node through a hidden,
+``ping``, ``rpc``, ``nodes``, ``pid``, ``stop``, ``remote`` and ``dashboard`` act on a live node through a hidden,
 randomly named control node with the same cookie; ``eval`` runs locally; ``config`` shows the
 effective settings; ``demo`` starts a local demo cluster.
 """
@@ -78,6 +78,14 @@ def _metrics_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                                                          "Env: BEAMLINK_METRICS_PORT.")(fn)
 
 
+def _dashboard_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--dashboard-host", help="Address the dashboard listens on (default "
+                                               "127.0.0.1). Env: BEAMLINK_DASHBOARD_HOST.")(fn)
+    return click.option("--dashboard-port", type=int, help="Serve the live cluster dashboard at "
+                                                           "http://HOST:PORT/ (off by default). "
+                                                           "Env: BEAMLINK_DASHBOARD_PORT.")(fn)
+
+
 def _settings(**options: Any) -> dict[str, Any]:
     try:
         return node_settings(options)
@@ -91,6 +99,7 @@ def _settings(**options: Any) -> dict[str, Any]:
                                                                "Env: BEAMLINK_CONFIG.")
 @click.option("--app", help="package.module:attr to run on the node. Env: BEAMLINK_APP.")
 @_metrics_options
+@_dashboard_options
 def start(**options: Any) -> None:
     """Run a node in the foreground until SIGINT/SIGTERM, then leave cleanly and exit 0."""
     from beamlink.cli.runner import run_node
@@ -167,6 +176,20 @@ def pid(node: str, cookie: str | None, timeout: float) -> None:
 
 @cli.command()
 @_with_target
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
+              help="Port to serve the page on (0 picks a free one).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on (the page shows the whole cluster to whoever reaches "
+                   "it; keep it on localhost or behind a proxy that authenticates).")
+def dashboard(node: str, cookie: str | None, timeout: float, port: int, host: str) -> None:
+    """Watch NODE's cluster live in the browser until Ctrl-C (read-only; joins as a hidden node)."""
+    from beamlink.cli.dashboard import run_dashboard
+
+    _control(run_dashboard(node, cookie, timeout, host, port))
+
+
+@cli.command()
+@_with_target
 def stop(node: str, cookie: str | None, timeout: float) -> None:
     """Stop NODE gracefully (it leaves its cluster and exits 0)."""
     from beamlink.cli.control import stop_target
@@ -205,6 +228,7 @@ def eval_(expr: str) -> None:
 @click.option("--config", type=click.Path(dir_okay=False), help="Cluster topologies (TOML).")
 @click.option("--app", help="package.module:attr.")
 @_metrics_options
+@_dashboard_options
 def config(**options: Any) -> None:
     """Print the effective configuration and where each value came from."""
     settings = _settings(**options)

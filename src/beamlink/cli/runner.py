@@ -14,6 +14,11 @@ With ``--metrics-port`` (or ``BEAMLINK_METRICS_PORT``) the node serves Prometheu
 cluster topologies' metrics, the process/platform/GC collectors, and whatever the app registers.
 The server starts once the node is up and stops after it.
 
+With ``--dashboard-port`` (or ``BEAMLINK_DASHBOARD_PORT``) the node also serves the live cluster
+dashboard (``beamlink.web.dashboard``, on ``--dashboard-host``, default 127.0.0.1). It watches
+through a hidden, client-only node started in this process just before the node itself (so that
+``current_node()`` outside a process still means the node), which joins the node once it is up.
+
 ``RELEASE_DISTRIBUTION=none`` runs the app on a local-only node named ``nonode@nohost``: processes,
 GenServers and local calls work, but it neither listens nor registers with EPMD and no topology
 runs, so no other node (nor ``beamlink stop``) can reach it; SIGTERM stops it.
@@ -164,6 +169,45 @@ def _start_metrics(node: Any, settings: Mapping[str, Setting]) -> Any:
     return server
 
 
+class _Dashboard:
+    """The dashboard of ``beamlink start``: its hidden observing node, then its server."""
+
+    def __init__(self, settings: Mapping[str, Setting]) -> None:
+        self.host = str(settings["dashboard_host"].value)
+        self.port = int(settings["dashboard_port"].value)
+        self.cookie = settings["cookie"].value
+        self.observer: Any = None
+        self.server: Any = None
+
+    async def prepare(self, name: str) -> None:
+        """Start the observing node (before the node ``name`` starts)."""
+        from beamlink.cli.control import ControlError, start_control_node
+
+        try:
+            self.observer = await start_control_node(name, self.cookie)
+        except ControlError as exc:
+            raise StartError(f"dashboard: {exc}") from None
+
+    async def serve(self, node: Any) -> None:
+        """Join ``node`` and serve the page."""
+        from beamlink.web.dashboard import DashboardServer
+
+        if not await self.observer.connect(str(node.name)):
+            raise StartError(f"dashboard: its observing node cannot reach {node.name}")
+        try:
+            self.server = await DashboardServer.start(self.observer, [str(node.name)],
+                                                      host=self.host, port=self.port)
+        except OSError as exc:
+            raise StartError(f"dashboard on {self.host}:{self.port}: {exc}") from None
+        log.info("dashboard at %s", self.server.url)
+
+    async def close(self) -> None:
+        if self.server is not None:
+            await self.server.close()
+        if self.observer is not None:
+            await self.observer.stop()
+
+
 def _load_config(settings: Mapping[str, Setting]) -> Any:
     if "config" not in settings:
         return None
@@ -207,6 +251,12 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
         config = None
     name = await resolve_auto(node_name(settings), config)
     dist_port = settings.get("dist_port")
+    dashboard = None
+    if "dashboard_port" in settings:
+        if local_only:
+            raise StartError("RELEASE_DISTRIBUTION=none: a dashboard needs distribution")
+        dashboard = _Dashboard(settings)
+        await dashboard.prepare(name)
     try:
         node = await Node.start(
             name,
@@ -218,18 +268,25 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
             listen=not local_only,
         )
     except (BeamlinkError, OSError) as exc:
+        if dashboard is not None:
+            await dashboard.close()
         raise StartError(f"node {name}: {exc}") from None
     withdraw_stop = register_stop_event(str(node.name), stop)
     cluster = None
     metrics = None
+    forget_cluster = None
     status = 0
     try:
         if "metrics_port" in settings:
             metrics = _start_metrics(node, settings)
+        if dashboard is not None:
+            await dashboard.serve(node)
         if config is not None:
             from beamlink.cluster.topology import Cluster
+            from beamlink.web.probe import record_cluster
 
             cluster = Cluster(node, config)
+            forget_cluster = record_cluster(node, cluster)
             if metrics is not None:
                 from beamlink.cluster.metrics import ClusterMetrics
 
@@ -243,11 +300,15 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
         withdraw_stop()
         log.info("node %s stopping", node.name)
         try:
+            if dashboard is not None:
+                await asyncio.wait_for(dashboard.close(), SHUTDOWN_TIMEOUT)
             await asyncio.wait_for(_shutdown(app, cluster, node), SHUTDOWN_TIMEOUT)
         except asyncio.TimeoutError:
             log.error("shutdown took longer than %.0f s; exiting anyway", SHUTDOWN_TIMEOUT)
         if metrics is not None:
             metrics.close()
+        if forget_cluster is not None:
+            forget_cluster()
     return status
 
 

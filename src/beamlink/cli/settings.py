@@ -31,7 +31,8 @@ def node_settings(options: Mapping[str, Any], env: Mapping[str, str] | None = No
 
     ``options`` holds the command-line values (None when not given) under the keys ``name``,
     ``sname``, ``cookie``, ``dist_port``, ``net_ticktime``, ``config``, ``app``, ``hidden``,
-    ``metrics_port``, ``metrics_host``. ``metrics_host`` is only set when ``metrics_port`` is.
+    ``metrics_port``, ``metrics_host``, ``dashboard_port``, ``dashboard_host``. A host is only set
+    when its port is.
     Raises `SettingsError` for a bad or conflicting value.
     """
     env = os.environ if env is None else env
@@ -67,6 +68,12 @@ def node_settings(options: Mapping[str, Any], env: Mapping[str, str] | None = No
         out["metrics_port"] = metrics_port
         out["metrics_host"] = defs.METRICS_HOST.require(
             options.get("metrics_host"), env=env, source="--metrics-host"
+        )
+    dashboard_port = _from(defs.DASHBOARD_PORT, options, "dashboard_port", env)
+    if dashboard_port is not None:
+        out["dashboard_port"] = dashboard_port
+        out["dashboard_host"] = defs.DASHBOARD_HOST.require(
+            options.get("dashboard_host"), env=env, source="--dashboard-host"
         )
     return out
 
