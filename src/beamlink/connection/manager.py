@@ -7,6 +7,10 @@ A peer dialling while we believe it is connected gets ``alive``; if it confirms 
 new connection replaces the old one. `connect` returns True in every case that ends with one
 connection up, including a lost race.
 
+With a `TlsConfig` (``tls=``), every connection speaks TLS from its first byte, as OTP's
+``inet_tls_dist`` does: accepted ones with the server context, dialled ones with the client
+context, checked against the host of the peer's node name.
+
 `ConnectionStats` counts what operators watch (attempts, handshake failures by reason,
 nodeup/nodedown, node-wide traffic); the metrics collector reads it at scrape time.
 """
@@ -31,6 +35,7 @@ from beamlink.connection.events import (
     PeerInfo,
 )
 from beamlink.connection.protocol import DistConnection, TrafficCounters
+from beamlink.connection.tls import TlsConfig, TlsError, TlsSession
 from beamlink.distribution import flags as dflags
 from beamlink.distribution.control import NO_MESSAGE
 from beamlink.distribution.frames import DEFAULT_MAX_FRAME_SIZE
@@ -83,12 +88,15 @@ def failure_reason(error: Exception) -> str:
     """A short, bounded name for why a connection attempt failed.
 
     A `HandshakeError`'s code (``bad_cookie``, ``malformed``, ``refused``...; ``not_allowed``
-    when the peer answered that), ``timeout``, ``connection_refused``, ``closed`` (the peer hung
+    when the peer answered that), ``tls`` (a TLS failure: certificates, versions, a peer without
+    TLS), ``timeout``, ``connection_refused``, ``closed`` (the peer hung
     up), ``socket_error`` or ``other``. A failed address lookup (EPMD) is ``unresolved``; that
     one is decided by the caller, which knows the lookup failed.
     """
     if isinstance(error, HandshakeError):
         return "not_allowed" if error.status is Status.NOT_ALLOWED else error.code
+    if isinstance(error, TlsError):
+        return "tls"
     if isinstance(error, (TimeoutError, asyncio.TimeoutError)):
         return "timeout"
     if isinstance(error, ConnectionRefusedError):
@@ -135,6 +143,7 @@ class ConnectionManager:
         required_flags: int = dflags.MANDATORY,
         allow: Callable[[Atom], bool] | None = None,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        tls: TlsConfig | None = None,
     ) -> None:
         self.local_name = Atom(local_name)
         self.cookie = cookie
@@ -149,6 +158,9 @@ class ConnectionManager:
         self.required_flags = required_flags
         self.allow = allow
         self.max_frame_size = max_frame_size
+        self.tls = tls
+        # OTP's inet_tls_dist runs the handshake with 4-byte length headers.
+        self._header = 2 if tls is None else 4
         self._up: dict[Atom, DistConnection] = {}
         self._dials: dict[Atom, _Dial] = {}
         self._accepting: dict[Atom, DistConnection] = {}
@@ -239,7 +251,9 @@ class ConnectionManager:
 
     # -- dialling -------------------------------------------------------------------------------
 
-    def _new_connection(self, handshake: Initiator | Acceptor) -> DistConnection:
+    def _new_connection(
+        self, handshake: Initiator | Acceptor, tls: TlsSession | None
+    ) -> DistConnection:
         conn = DistConnection(
             self,
             handshake,
@@ -247,6 +261,7 @@ class ConnectionManager:
             handshake_timeout=self.handshake_timeout,
             max_frame_size=self.max_frame_size,
             totals=self.stats.traffic,
+            tls=tls,
         )
         self._handshaking.add(conn)
         return conn
@@ -260,7 +275,9 @@ class ConnectionManager:
                 flags=self.flags,
                 creation=self.creation,
                 required_flags=self.required_flags,
-            )
+                header=self._header,
+            ),
+            None if self.tls is None else self.tls.server_session(),
         )
 
     async def _dial(self, dial: _Dial) -> None:
@@ -293,7 +310,9 @@ class ConnectionManager:
                     creation=self.creation,
                     version=self.handshake_version,
                     required_flags=self.required_flags,
-                )
+                    header=self._header,
+                ),
+                None if self.tls is None else self.tls.client_session(_host_of(peer)),
             )
             dial.conn = conn
             transport, _ = await asyncio.wait_for(
@@ -499,3 +518,8 @@ def _explain(error: Exception) -> str:
     if isinstance(error, HandshakeError):
         return error.reason
     return str(error) or type(error).__name__
+
+
+def _host_of(peer: Atom) -> str:
+    """The host part of a node name (what OTP checks the server certificate against)."""
+    return str(peer).partition("@")[2]
