@@ -91,8 +91,10 @@ def tls_config(term: Any, *, where: str = "ssl_dist_optfile") -> TlsConfig:
                 f"{where}: no {{{side}, [...]}} entry; a node both accepts and dials, so the file "
                 "needs both"
             )
-    server, server_depth, _ = _context(sides["server"], server_side=True, where=where)
-    client, client_depth, server_name = _context(sides["client"], server_side=False, where=where)
+    server_options = _options(sides["server"], server_side=True, where=where)
+    client_options = _options(sides["client"], server_side=False, where=where)
+    server, server_depth, _ = _context(server_options, server_side=True, where=where)
+    client, client_depth, server_name = _context(client_options, server_side=False, where=where)
     if (server_depth is not None or client_depth is not None) and not DEPTH_ENFORCED:
         log.warning("%s: depth is only enforced on Python 3.13 and later; this Python accepts "
                     "any chain OpenSSL accepts", where)
@@ -110,9 +112,8 @@ def _text(value: Any) -> str | None:
     return None
 
 
-def _context(
-    options: list[Any], *, server_side: bool, where: str
-) -> tuple[ssl.SSLContext, int | None, bool | str]:
+def _options(options: list[Any], *, server_side: bool, where: str) -> dict[str, Any]:
+    """The options of one side, each checked and converted; unknown ones raise."""
     side = "server" if server_side else "client"
     seen: dict[str, Any] = {}
     for option in options:
@@ -136,7 +137,13 @@ def _context(
             seen[name] = _OPTIONS[name](value)
         except (TypeError, ValueError) as exc:
             raise OptfileError(f"{where}: {side} option {name!r}: {exc}") from None
+    return seen
 
+
+def _context(
+    seen: dict[str, Any], *, server_side: bool, where: str
+) -> tuple[ssl.SSLContext, int | None, bool | str]:
+    side = "server" if server_side else "client"
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER if server_side else ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     versions = seen.get("versions")
@@ -247,7 +254,7 @@ def _versions(value: Any) -> list[ssl.TLSVersion]:
     out = []
     for item in value:
         if not isinstance(item, Atom) or str(item) not in _VERSIONS:
-            raise ValueError(f"{item!r} is not supported (use 'tlsv1.3' and/or 'tlsv1.2')")
+            raise ValueError(f"'{item}' is not supported (use 'tlsv1.3' and/or 'tlsv1.2')")
         out.append(_VERSIONS[str(item)])
     return out
 

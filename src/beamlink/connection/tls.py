@@ -127,7 +127,8 @@ class TlsSession:
                 break
             except ssl.SSLError as exc:
                 raise TlsError(explain_ssl_error(exc, server_side=self.server_side)) from exc
-            if not chunk:
+            if not chunk:  # the peer's close_notify (ssl returns b"" for it)
+                self.peer_closed = True
                 break
             chunks.append(chunk)
         if len(chunks) == 1:

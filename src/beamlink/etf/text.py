@@ -19,18 +19,22 @@ from .terms import Atom, Charlist, ImproperList
 __all__ = ["MAX_DEPTH", "TermSyntaxError", "parse_term"]
 
 MAX_DEPTH = 200
-_ATOM_START = frozenset("abcdefghijklmnopqrstuvwxyz")
-_NAME_REST = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@")
+# As erl_scan: latin-1 lowercase letters start an unquoted atom, latin-1 letters continue it.
+_LOWER = "abcdefghijklmnopqrstuvwxyz" + "".join(chr(c) for c in range(0xDF, 0x100) if c != 0xF7)
+_UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ" + "".join(chr(c) for c in range(0xC0, 0xDF) if c != 0xD7)
+_ATOM_START = frozenset(_LOWER)
+_NAME_REST = frozenset(_LOWER + _UPPER + "0123456789_@")
 _ESCAPES = {
     "n": "\n", "r": "\r", "t": "\t", "s": " ", "b": "\b", "f": "\f", "v": "\v", "e": "\x1b",
     "d": "\x7f", "\\": "\\", "'": "'", '"': '"',
 }
 _OCTAL = frozenset("01234567")
 _HEX = frozenset("0123456789abcdefABCDEF")
-# Words that are operators or keywords in Erlang, never atoms without quotes.
+# Words that are operators or keywords in Erlang, never atoms without quotes (``maybe`` and
+# ``else`` only are with the maybe_expr feature; file:consult of OTP 25 and 26 reads them as atoms).
 _RESERVED = frozenset(
     "after and andalso band begin bnot bor bsl bsr bxor case catch cond div end fun if let not "
-    "of or orelse receive rem try when xor maybe else".split()
+    "of or orelse receive rem try when xor".split()
 )
 
 
