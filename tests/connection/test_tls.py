@@ -72,7 +72,7 @@ async def test_messages_and_fragments_over_tls(
 async def test_ticks_over_tls(cluster: Cluster, certs: TlsFiles) -> None:
     tls = load_optfile(certs.optfile)
     a, rec_a = await cluster.node("a@127.0.0.1", tls=tls, net_ticktime=1.0)
-    b, _ = await cluster.node("b@127.0.0.1", tls=tls, net_ticktime=1.0)
+    await cluster.node("b@127.0.0.1", tls=tls, net_ticktime=1.0)
     assert await a.connect("b@127.0.0.1")
     await asyncio.sleep(2.5)
     assert a.connected_nodes() == [Atom("b@127.0.0.1")]
@@ -148,7 +148,7 @@ async def test_bad_server_certificate_is_refused_saying_why(
 ) -> None:
     bad = load_optfile(_bad_optfile(certs, tmp_path, problem))
     text = await _refused(cluster, caplog, load_optfile(certs.optfile), bad)
-    assert f"connection to b@127.0.0.1 (127.0.0.1:" in text and words in text
+    assert "connection to b@127.0.0.1 (127.0.0.1:" in text and words in text
     # The server hears why from the client's alert.
     assert "refused connection from unknown node" in text and "TLS: the peer" in text
 
@@ -239,7 +239,7 @@ def test_wrong_password_says_so(tmp_path: Path, certs: TlsFiles) -> None:
                                     serialization.BestAvailableEncryption(b"right")))
     bad = path.read_text().replace(str(certs.key), str(key))
     path.write_text(bad)
-    with pytest.raises(OptfileError, match="'certfile'.*'keyfile'.*wrong password"):
+    with pytest.raises(OptfileError, match=r"'certfile'.*'keyfile'.*wrong password"):
         load_optfile(path)
 
 

@@ -193,6 +193,7 @@ async def run_node(settings: Mapping[str, Setting]) -> int:
 
 
 async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
+    from beamlink.connection import load_optfile
     from beamlink.node import Node
 
     config = _load_config(settings)
@@ -207,7 +208,9 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
         config = None
     name = await resolve_auto(node_name(settings), config)
     dist_port = settings.get("dist_port")
+    optfile = settings.get("ssl_dist_optfile")
     try:
+        tls = None if optfile is None else load_optfile(str(optfile.value))
         node = await Node.start(
             name,
             settings["cookie"].value,
@@ -216,6 +219,7 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
             dist_port=None if dist_port is None or local_only else int(dist_port.value),
             epmd_port=int(settings["epmd_port"].value),
             listen=not local_only,
+            tls=tls,
         )
     except (BeamlinkError, OSError) as exc:
         raise StartError(f"node {name}: {exc}") from None

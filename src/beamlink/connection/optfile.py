@@ -245,7 +245,7 @@ def _verify(value: Any) -> str:
 def _boolean(value: Any) -> bool:
     if value not in (Atom("true"), Atom("false")):
         raise ValueError(f"expected true or false, got {value!r}")
-    return value == Atom("true")
+    return bool(value == Atom("true"))
 
 
 def _versions(value: Any) -> list[ssl.TLSVersion]:

@@ -31,7 +31,6 @@ import logging
 import threading
 from typing import Any, Protocol
 
-from beamlink.connection.tls import TlsError, TlsSession, looks_like_tls
 from beamlink.connection.events import (
     CLOSED,
     PROTOCOL_ERROR,
@@ -39,6 +38,7 @@ from beamlink.connection.events import (
     DownReason,
     PeerInfo,
 )
+from beamlink.connection.tls import TlsError, TlsSession, looks_like_tls
 from beamlink.distribution.control import NO_MESSAGE
 from beamlink.distribution.frames import TICK, FrameError, FrameReader, FrameWriter
 from beamlink.distribution.handshake import (

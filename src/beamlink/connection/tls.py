@@ -21,6 +21,7 @@ certificate, no common TLS version.
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from dataclasses import dataclass
 
@@ -171,10 +172,8 @@ class TlsSession:
     def close_notify(self) -> bytes:
         """The close_notify alert to send before closing the socket (b"" if not established)."""
         if self.established:
-            try:
+            with contextlib.suppress(ssl.SSLError):  # wants the peer's close_notify: not waited
                 self._obj.unwrap()
-            except ssl.SSLError:
-                pass
         return self._out.read()
 
     @property
@@ -241,7 +240,7 @@ def explain_ssl_error(exc: ssl.SSLError, *, server_side: bool) -> str:
             hint = f"the {who}'s certificate did not verify"
         return f"TLS: {hint} ({detail})"
     reason = exc.reason or ""
-    hint = _REASONS.get(reason)
-    if hint is None:
+    known = _REASONS.get(reason)
+    if known is None:
         return f"TLS: {exc}"
-    return f"TLS: {hint} ({reason})"
+    return f"TLS: {known} ({reason})"

@@ -33,8 +33,7 @@ _HEX = frozenset("0123456789abcdefABCDEF")
 # Words that are operators or keywords in Erlang, never atoms without quotes (``maybe`` and
 # ``else`` only are with the maybe_expr feature; file:consult of OTP 25 and 26 reads them as atoms).
 _RESERVED = frozenset(
-    "after and andalso band begin bnot bor bsl bsr bxor case catch cond div end fun if let not "
-    "of or orelse receive rem try when xor".split()
+    ["after", "and", "andalso", "band", "begin", "bnot", "bor", "bsl", "bsr", "bxor", "case", "catch", "cond", "div", "end", "fun", "if", "let", "not", "of", "or", "orelse", "receive", "rem", "try", "when", "xor"]
 )
 
 

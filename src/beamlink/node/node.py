@@ -22,13 +22,13 @@ from types import TracebackType
 from typing import Any, TypeVar, overload
 
 from beamlink.connection import (
-    TlsConfig,
-    load_optfile,
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_NET_TICKTIME,
     ConnectionManager,
     DownReason,
     PeerInfo,
+    TlsConfig,
+    load_optfile,
 )
 from beamlink.distribution.cookie import resolve_cookie
 from beamlink.distribution.names import NodeName, NodeNameError
