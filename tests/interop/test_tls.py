@@ -22,16 +22,13 @@ from beamlink.connection import load_optfile
 from beamlink.etf import Atom
 from beamlink.node import Node
 from tests.node.interop import COOKIE, start_erl, term
-from tests.support.erlang import ErlRuntime, free_port, runtime
+from tests.support.erlang import RUNTIME_LABELS, ErlRuntime, free_port, runtime
 from tests.support.fixtures import PeerFactory, _epmd_hygiene, peers
 
 pytestmark = pytest.mark.interop
 __all__ = ["_epmd_hygiene", "peers"]
 
-TLS_RUNTIMES = ("otp25", "otp27", "otp29")
-
-
-@pytest.fixture(params=TLS_RUNTIMES)
+@pytest.fixture(params=RUNTIME_LABELS)
 def tls_runtime(request: pytest.FixtureRequest) -> ErlRuntime:
     return runtime(request.param)
 

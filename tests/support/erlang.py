@@ -29,8 +29,6 @@ from tests.support.require import missing, require_tool
 
 CACHE_DIR = Path(os.environ.get("BEAMLINK_TEST_CACHE", "/var/cache/beamlink-test"))
 OTP27_ROOT = CACHE_DIR / "otp27"
-# Debian sid with OTP 29 (erlang-ssl included), built by the test-infra tooling; used when present.
-SID_ROOT = CACHE_DIR / "sid"
 PROTO_PREFIX = "\x01BLR "
 DEFAULT_TIMEOUT = 30.0
 
@@ -70,7 +68,7 @@ def ensure_otp27_root() -> Path:
         tmp = CACHE_DIR / "otp27.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
         proc = subprocess.run(
-            ["debootstrap", "--variant=minbase", "--include=erlang-base,erlang-ssl,elixir", "trixie",
+            ["debootstrap", "--variant=minbase", "--include=erlang-base,elixir", "trixie",
              str(tmp), _debian_mirror()],
             capture_output=True, text=True, timeout=900, check=False,
         )
@@ -126,19 +124,13 @@ class ErlRuntime:
 
 
 def runtime(label: str) -> ErlRuntime:
-    """The runtime named ``otp25`` (host erl), ``otp27`` (trixie chroot) or ``otp29`` (sid chroot,
-    when cached); skips/fails if missing."""
+    """The runtime named ``otp25`` (host erl) or ``otp27`` (trixie chroot); skips/fails if missing."""
     if label == "otp25":
         require_tool("erl")
         return ErlRuntime("otp25", 25)
     if label == "otp27":
         require_tool("chroot")
         return ErlRuntime("otp27", 27, ensure_otp27_root())
-    if label == "otp29":
-        require_tool("chroot")
-        if not (SID_ROOT / "usr/bin/erl").exists():
-            missing(f"no OTP 29 chroot at {SID_ROOT}")
-        return ErlRuntime("otp29", 29, SID_ROOT)
     raise ValueError(f"unknown runtime {label!r}")
 
 
