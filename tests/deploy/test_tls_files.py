@@ -40,7 +40,7 @@ def test_swarm_optfile_loads_with_real_certificates(tmp_path: Path) -> None:
 
 
 def test_kubernetes_patch_points_at_the_mounted_secret() -> None:
-    patch = yaml.safe_load((DEPLOY / "kubernetes" / "tls.yaml").read_text())
+    patch = yaml.safe_load((DEPLOY / "kubernetes" / "tls" / "deployment-patch.yaml").read_text())
     spec = patch["spec"]["template"]["spec"]
     container = spec["containers"][0]
     env = {e["name"]: e["value"] for e in container["env"]}
