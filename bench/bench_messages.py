@@ -14,8 +14,12 @@ Erlang->Erlang reference of the same run and kind.
 Everything runs ``--rounds`` times (default 3), interleaved, and the table keeps each row's best
 (the machine is shared and noisy; Erlang and Python rows see the same conditions).
 
+``--tls``: every node (Erlang ones with ``-proto_dist inet_tls``) runs TLS distribution with one
+ssl_dist_optfile made by ``beamlink tls init`` (TLS 1.3, mutual verification), so the reference
+is Erlang TLS-to-TLS in the same run (target: Python directions >= 0.5x of it).
+
 Run from the repository root:
-``python3 bench/bench_messages.py [--count N] [--calls N] [--rounds N]``.
+``python3 bench/bench_messages.py [--count N] [--calls N] [--rounds N] [--tls]``.
 ``--profile`` then profiles the Python receiver and sender in separate runs (cProfile, top
 functions by own time).
 Needs ``erl``/``erlc`` (OTP 25+) on PATH.
@@ -27,6 +31,7 @@ import argparse
 import asyncio
 import cProfile
 import io
+import os
 import pstats
 import subprocess
 import sys
@@ -39,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-from tests.support.erlang import ErlPeer, runtime, start_peer  # noqa: E402
+from tests.support.erlang import ErlPeer, free_port, runtime, start_peer  # noqa: E402
 
 from beamlink import GenServer, Node  # noqa: E402
 from beamlink.etf import Atom  # noqa: E402
@@ -190,9 +195,11 @@ class Bench:
         self.rounds: int = args.rounds
         self.best: dict[tuple[str, str], float] = {}  # (direction, unit) -> best rate
         self.peers: list[ErlPeer] = []
+        self.erl_args: tuple[str, ...] = ()
 
     def erl(self, name: str, code_dir: str) -> ErlPeer:
-        peer = start_peer(runtime("otp25"), f"{name}@{HOST}", COOKIE, extra_args=("-pa", code_dir))
+        peer = start_peer(runtime("otp25"), f"{name}@{HOST}", COOKIE,
+                          extra_args=("-pa", code_dir, *self.erl_args))
         self.peers.append(peer)
         return peer
 
@@ -301,6 +308,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds of everything; best kept")
     parser.add_argument("--profile", action="store_true", help="then profile the Python side")
     parser.add_argument("--profile-count", type=int, default=200_000, help="messages when profiling")
+    parser.add_argument("--tls", action="store_true",
+                        help="TLS distribution on every node (Erlang: -proto_dist inet_tls)")
     parser.add_argument("--serve-rx", help=argparse.SUPPRESS)
     parser.add_argument("--tx", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -312,6 +321,16 @@ def main() -> None:
         source = Path(code_dir) / "bl_bench.erl"
         source.write_text(ERLANG_SOURCE)
         subprocess.run(["erlc", "-o", code_dir, str(source)], check=True)
+        if args.tls:
+            from beamlink.cli.tls import tls_init
+
+            files = tls_init(Path(code_dir) / "tls", [f"bench@{HOST}"])
+            # Node.start (here and in the Python->Python child) reads the optfile from the env.
+            os.environ["BEAMLINK_SSL_DIST_OPTFILE"] = str(files.optfile)
+            # A private EPMD: plain bench runs of others on this host may hold the same names.
+            os.environ["ERL_EPMD_PORT"] = str(free_port())
+            bench.erl_args = ("-proto_dist", "inet_tls", "-ssl_dist_optfile", str(files.optfile))
+            print(f"TLS distribution on every node ({files.optfile})")
         try:
             asyncio.run(bench.run(code_dir))
         finally:

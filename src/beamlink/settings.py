@@ -191,6 +191,10 @@ NET_TICKTIME: EnvSetting[float] = EnvSetting(
 CONFIG: EnvSetting[str] = EnvSetting(
     "cluster config file", ("BEAMLINK_CONFIG",), _text, "a file path"
 )
+SSL_DIST_OPTFILE: EnvSetting[str] = EnvSetting(
+    "ssl_dist_optfile", ("BEAMLINK_SSL_DIST_OPTFILE",), _text,
+    "the path of an OTP ssl_dist_optfile ([{server, [...]}, {client, [...]}].)",
+)
 APP: EnvSetting[str] = EnvSetting("app", ("BEAMLINK_APP",), _text, "package.module:attr")
 METRICS_PORT: EnvSetting[int] = EnvSetting(
     "metrics port", ("BEAMLINK_METRICS_PORT",), _port(0),

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from beamlink.cli.control import AGENT, ControlError, _call, control_node
+from beamlink.connection import TlsConfig
 
 T = TypeVar("T")
 HISTORY = Path.home() / ".beamlink_history"
@@ -60,10 +61,12 @@ def _setup_readline() -> None:
     atexit.register(save)
 
 
-def run_console(target: str, cookie: str | None, timeout: float) -> None:
+def run_console(
+    target: str, cookie: str | None, timeout: float, tls: TlsConfig | None = None
+) -> None:
     """Run the interactive console against ``target`` until Ctrl-D."""
     runner = _LoopThread()
-    ctx = control_node(target, cookie, timeout)
+    ctx = control_node(target, cookie, timeout, tls)
     try:
         node = runner.run(ctx.__aenter__(), timeout + 5)
         session = runner.run(_call(node, target, AGENT, "open_session", [node.name], timeout))

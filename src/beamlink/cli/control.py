@@ -16,6 +16,7 @@ import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
+from beamlink.connection import TlsConfig
 from beamlink.errors import BeamlinkError, NodeError
 
 AGENT = "beamlink.cli.agent"
@@ -56,27 +57,33 @@ def control_name(target: str) -> str:
     return f"{label}@{local}" if ":" not in local else f"{label}@{socket.getfqdn()}"
 
 
-async def start_control_node(target: str, cookie: str | None) -> Any:
-    """A started hidden, client-only node named for ``target``; the caller stops it."""
+async def start_control_node(target: str, cookie: str | None, tls: TlsConfig | None = None) -> Any:
+    """A started hidden, client-only node named for ``target``; the caller stops it. ``tls``:
+    TLS distribution (default: $BEAMLINK_SSL_DIST_OPTFILE, else plain TCP)."""
     from beamlink.node import Node
 
     try:
-        return await Node.start(control_name(target), cookie, hidden=True, listen=False)
+        return await Node.start(control_name(target), cookie, hidden=True, listen=False, tls=tls)
     except BeamlinkError as exc:
         raise ControlError(f"cannot start a control node: {exc}") from None
 
 
 @contextlib.asynccontextmanager
-async def control_node(target: str, cookie: str | None, timeout: float) -> AsyncIterator[Any]:
+async def control_node(
+    target: str, cookie: str | None, timeout: float, tls: TlsConfig | None = None
+) -> AsyncIterator[Any]:
     """A hidden node connected to ``target`` within ``timeout`` seconds; stopped on exit."""
-    node = await start_control_node(target, cookie)
+    node = await start_control_node(target, cookie, tls)
     try:
         try:
             connected = await asyncio.wait_for(node.connect(target), timeout)
         except asyncio.TimeoutError:
             connected = False
         if not connected:
-            raise ControlError(f"cannot connect to {target} (is it running? same cookie?)")
+            raise ControlError(
+                f"cannot connect to {target} (is it running? same cookie? TLS on both sides or "
+                "neither: --ssl-dist-optfile?)"
+            )
         yield node
     finally:
         await node.stop()
@@ -92,41 +99,51 @@ async def _call(node: Any, target: str, module: str, function: str, args: list[A
         raise ControlError(str(exc)) from exc
 
 
-async def ping_target(target: str, cookie: str | None, timeout: float) -> bool:
+async def ping_target(
+    target: str, cookie: str | None, timeout: float, tls: TlsConfig | None = None
+) -> bool:
     """``net_adm:ping/1`` from a hidden node: True for pong."""
-    node = await start_control_node(target, cookie)
+    node = await start_control_node(target, cookie, tls)
     try:
         return bool(await node.ping(target, timeout))
     finally:
         await node.stop()
 
 
-async def rpc_eval(target: str, cookie: str | None, timeout: float, expr: str) -> tuple[bool, str]:
+async def rpc_eval(
+    target: str, cookie: str | None, timeout: float, expr: str, tls: TlsConfig | None = None
+) -> tuple[bool, str]:
     """Evaluate Python ``expr`` on a beamlink target: ``(ok, what a REPL would print)``."""
-    async with control_node(target, cookie, timeout) as node:
+    async with control_node(target, cookie, timeout, tls) as node:
         ok, out = await _call(node, target, AGENT, "evaluate", [expr.encode()], timeout)
     return bool(ok), bytes(out).decode()
 
 
-async def target_nodes(target: str, cookie: str | None, timeout: float) -> list[str]:
+async def target_nodes(
+    target: str, cookie: str | None, timeout: float, tls: TlsConfig | None = None
+) -> list[str]:
     """The target's visible node list (works on BEAM and beamlink nodes)."""
-    async with control_node(target, cookie, timeout) as node:
+    async with control_node(target, cookie, timeout, tls) as node:
         names = await _call(node, target, "erlang", "nodes", [], timeout)
     return [str(n) for n in names]
 
 
-async def target_pid(target: str, cookie: str | None, timeout: float) -> str:
+async def target_pid(
+    target: str, cookie: str | None, timeout: float, tls: TlsConfig | None = None
+) -> str:
     """The target's OS pid (``os:getpid()`` on BEAM nodes, ``os.getpid()`` on beamlink ones)."""
-    async with control_node(target, cookie, timeout) as node:
+    async with control_node(target, cookie, timeout, tls) as node:
         result = await _call(node, target, "os", "getpid", [], timeout)
     return str(result)
 
 
-async def stop_target(target: str, cookie: str | None, timeout: float) -> None:
+async def stop_target(
+    target: str, cookie: str | None, timeout: float, tls: TlsConfig | None = None
+) -> None:
     """Stop the target gracefully: beamlink's agent, or ``init:stop()`` on a BEAM node."""
     from beamlink.node.rpc import RemoteException
 
-    async with control_node(target, cookie, timeout) as node:
+    async with control_node(target, cookie, timeout, tls) as node:
         try:
             await node.rpc(target, AGENT, "stop", [], timeout=timeout)
         except RemoteException:

@@ -10,10 +10,11 @@ import asyncio
 import signal
 
 from beamlink.cli.control import ControlError, control_node
+from beamlink.connection import TlsConfig
 
 
 async def run_dashboard(target: str, cookie: str | None, timeout: float, host: str,
-                        port: int) -> None:
+                        port: int, tls: TlsConfig | None = None) -> None:
     """Serve the dashboard of ``target``'s cluster on ``host:port`` until told to stop."""
     from beamlink.web.dashboard import DashboardServer
 
@@ -22,7 +23,7 @@ async def run_dashboard(target: str, cookie: str | None, timeout: float, host: s
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with control_node(target, cookie, timeout) as node:
+        async with control_node(target, cookie, timeout, tls) as node:
             try:
                 server = await DashboardServer.start(node, [target], host=host, port=port)
             except OSError as exc:

@@ -54,6 +54,26 @@ def cli(ctx: click.Context, log_level: str | None, log_format: str) -> None:
     configure(log_level, log_format)
 
 
+_TLS_OPTION = click.option(
+    "--ssl-dist-optfile", type=click.Path(dir_okay=False),
+    help="TLS distribution configured by OTP's ssl_dist_optfile ([{server, [...]}, {client, "
+         "[...]}].), the same file erl -proto_dist inet_tls reads. Env: "
+         "BEAMLINK_SSL_DIST_OPTFILE.",
+)
+
+
+def _tls(path: str | None) -> Any:
+    """The TlsConfig of --ssl-dist-optfile or $BEAMLINK_SSL_DIST_OPTFILE (None: plain TCP)."""
+    from beamlink.connection import OptfileError, load_optfile
+    from beamlink.settings import SSL_DIST_OPTFILE
+
+    try:
+        found = SSL_DIST_OPTFILE.lookup(path, source="--ssl-dist-optfile")
+        return None if found is None else load_optfile(found.value)
+    except (OptfileError, SettingsError) as exc:
+        raise click.UsageError(str(exc)) from None
+
+
 def _node_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed([
         click.option("--name", help="Long node name NAME@HOST (HOST may be 'auto'). "
@@ -65,6 +85,7 @@ def _node_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                                                    "(env ERL_DIST_PORT)."),
         click.option("--net-ticktime", type=float, help="Seconds (default 60, like OTP)."),
         click.option("--hidden", is_flag=True, help="Start as a hidden node."),
+        _TLS_OPTION,
     ]):
         fn = option(fn)
     return fn
@@ -112,6 +133,7 @@ _target_options = [
     click.option("--cookie", help="Cookie of the target (env BEAMLINK_COOKIE, RELEASE_COOKIE; "
                                   "else ~/.erlang.cookie)."),
     click.option("--timeout", type=float, default=15.0, show_default=True, help="Seconds."),
+    _TLS_OPTION,
 ]
 
 
@@ -134,11 +156,11 @@ def _control(coro: Awaitable[T]) -> T:
 
 @cli.command()
 @_with_target
-def ping(node: str, cookie: str | None, timeout: float) -> None:
+def ping(node: str, cookie: str | None, timeout: float, ssl_dist_optfile: str | None) -> None:
     """Ping NODE: print pong (exit 0) or pang (exit 1)."""
     from beamlink.cli.control import ping_target
 
-    ok = _control(ping_target(node, cookie, timeout))
+    ok = _control(ping_target(node, cookie, timeout, _tls(ssl_dist_optfile)))
     click.echo("pong" if ok else "pang")
     sys.exit(0 if ok else 1)
 
@@ -146,32 +168,33 @@ def ping(node: str, cookie: str | None, timeout: float) -> None:
 @cli.command()
 @_with_target
 @click.argument("expr")
-def rpc(node: str, cookie: str | None, timeout: float, expr: str) -> None:
+def rpc(node: str, cookie: str | None, timeout: float, ssl_dist_optfile: str | None,
+        expr: str) -> None:
     """Evaluate the Python EXPR on the live NODE and print the result (exit 1 if it raised)."""
     from beamlink.cli.control import rpc_eval
 
-    ok, output = _control(rpc_eval(node, cookie, timeout, expr))
+    ok, output = _control(rpc_eval(node, cookie, timeout, expr, _tls(ssl_dist_optfile)))
     click.echo(output, nl=False, err=not ok)
     sys.exit(0 if ok else 1)
 
 
 @cli.command()
 @_with_target
-def nodes(node: str, cookie: str | None, timeout: float) -> None:
+def nodes(node: str, cookie: str | None, timeout: float, ssl_dist_optfile: str | None) -> None:
     """Print NODE's visible node list, one per line."""
     from beamlink.cli.control import target_nodes
 
-    for name in _control(target_nodes(node, cookie, timeout)):
+    for name in _control(target_nodes(node, cookie, timeout, _tls(ssl_dist_optfile))):
         click.echo(name)
 
 
 @cli.command()
 @_with_target
-def pid(node: str, cookie: str | None, timeout: float) -> None:
+def pid(node: str, cookie: str | None, timeout: float, ssl_dist_optfile: str | None) -> None:
     """Print the OS process id of NODE."""
     from beamlink.cli.control import target_pid
 
-    click.echo(_control(target_pid(node, cookie, timeout)))
+    click.echo(_control(target_pid(node, cookie, timeout, _tls(ssl_dist_optfile))))
 
 
 @cli.command()
@@ -181,32 +204,33 @@ def pid(node: str, cookie: str | None, timeout: float) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on (the page shows the whole cluster to whoever reaches "
                    "it; keep it on localhost or behind a proxy that authenticates).")
-def dashboard(node: str, cookie: str | None, timeout: float, port: int, host: str) -> None:
+def dashboard(node: str, cookie: str | None, timeout: float, ssl_dist_optfile: str | None,
+              port: int, host: str) -> None:
     """Watch NODE's cluster live in the browser until Ctrl-C (read-only; joins as a hidden node)."""
     from beamlink.cli.dashboard import run_dashboard
 
-    _control(run_dashboard(node, cookie, timeout, host, port))
+    _control(run_dashboard(node, cookie, timeout, host, port, _tls(ssl_dist_optfile)))
 
 
 @cli.command()
 @_with_target
-def stop(node: str, cookie: str | None, timeout: float) -> None:
+def stop(node: str, cookie: str | None, timeout: float, ssl_dist_optfile: str | None) -> None:
     """Stop NODE gracefully (it leaves its cluster and exits 0)."""
     from beamlink.cli.control import stop_target
 
-    _control(stop_target(node, cookie, timeout))
+    _control(stop_target(node, cookie, timeout, _tls(ssl_dist_optfile)))
     click.echo("ok")
 
 
 @cli.command()
 @_with_target
-def remote(node: str, cookie: str | None, timeout: float) -> None:
+def remote(node: str, cookie: str | None, timeout: float, ssl_dist_optfile: str | None) -> None:
     """Open an interactive Python console whose code runs on the live NODE (Ctrl-D leaves)."""
     from beamlink.cli.console import run_console
     from beamlink.cli.control import ControlError
 
     try:
-        run_console(node, cookie, timeout)
+        run_console(node, cookie, timeout, _tls(ssl_dist_optfile))
     except ControlError as exc:
         click.echo(f"beamlink: {exc}", err=True)
         sys.exit(1)
@@ -258,6 +282,35 @@ def demo(count: int, duration: float | None, no_erlang: bool) -> None:
     from beamlink.cli.demo import run_demo
 
     sys.exit(_run(run_demo(count, duration, with_erlang=not no_erlang)))
+
+
+@cli.group()
+def tls() -> None:
+    """TLS distribution helpers (docs/tls.md)."""
+
+
+@tls.command(name="init")
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--nodes", required=True,
+              help="Comma-separated node names NAME@HOST the certificates are for.")
+@click.option("--days", type=click.IntRange(1, 3650), default=825, show_default=True,
+              help="Validity of the certificates.")
+def tls_init_command(directory: str, nodes: str, days: int) -> None:
+    """Write a CA, node certificates and a ready ssl_dist_optfile into DIRECTORY (for tests and
+    trying TLS out; keep ca-key.pem away from the nodes)."""
+    from pathlib import Path
+
+    from beamlink.cli.tls import tls_init
+
+    names = [n.strip() for n in nodes.split(",") if n.strip()]
+    if not names or any("@" not in n for n in names):
+        raise click.UsageError(f"--nodes takes NAME@HOST names separated by commas, got {nodes!r}")
+    files = tls_init(Path(directory), names, days=days)
+    click.echo(f"CA:       {files.ca}")
+    click.echo(f"cluster:  {files.cert} (+ {files.key.name}), for {', '.join(names)}")
+    click.echo(f"optfile:  {files.optfile}")
+    click.echo(f"use:      beamlink start --ssl-dist-optfile {files.optfile} ...")
+    click.echo(f"          erl -proto_dist inet_tls -ssl_dist_optfile {files.optfile} ...")
 
 
 @cli.command()

@@ -179,12 +179,12 @@ class _Dashboard:
         self.observer: Any = None
         self.server: Any = None
 
-    async def prepare(self, name: str) -> None:
-        """Start the observing node (before the node ``name`` starts)."""
+    async def prepare(self, name: str, tls: Any = None) -> None:
+        """Start the observing node (before the node ``name`` starts), with the node's TLS."""
         from beamlink.cli.control import ControlError, start_control_node
 
         try:
-            self.observer = await start_control_node(name, self.cookie)
+            self.observer = await start_control_node(name, self.cookie, tls)
         except ControlError as exc:
             raise StartError(f"dashboard: {exc}") from None
 
@@ -237,6 +237,7 @@ async def run_node(settings: Mapping[str, Setting]) -> int:
 
 
 async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
+    from beamlink.connection import load_optfile
     from beamlink.node import Node
 
     config = _load_config(settings)
@@ -251,12 +252,17 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
         config = None
     name = await resolve_auto(node_name(settings), config)
     dist_port = settings.get("dist_port")
+    optfile = settings.get("ssl_dist_optfile")
+    try:
+        tls = None if optfile is None else load_optfile(str(optfile.value))
+    except BeamlinkError as exc:
+        raise StartError(str(exc)) from None
     dashboard = None
     if "dashboard_port" in settings:
         if local_only:
             raise StartError("RELEASE_DISTRIBUTION=none: a dashboard needs distribution")
         dashboard = _Dashboard(settings)
-        await dashboard.prepare(name)
+        await dashboard.prepare(name, tls)
     try:
         node = await Node.start(
             name,
@@ -266,6 +272,7 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
             dist_port=None if dist_port is None or local_only else int(dist_port.value),
             epmd_port=int(settings["epmd_port"].value),
             listen=not local_only,
+            tls=tls,
         )
     except (BeamlinkError, OSError) as exc:
         if dashboard is not None:

@@ -17,7 +17,9 @@ from beamlink.connection.events import (
     PeerInfo,
 )
 from beamlink.connection.manager import DEFAULT_HANDSHAKE_TIMEOUT, ConnectionManager
+from beamlink.connection.optfile import OptfileError, load_optfile
 from beamlink.connection.protocol import DistConnection
+from beamlink.connection.tls import TlsConfig, TlsError
 from beamlink.settings import DEFAULT_NET_TICKTIME
 
 __all__ = [
@@ -34,5 +36,9 @@ __all__ = [
     "ConnectionManager",
     "DistConnection",
     "DownReason",
+    "OptfileError",
     "PeerInfo",
+    "TlsConfig",
+    "TlsError",
+    "load_optfile",
 ]

@@ -15,6 +15,10 @@ cookie cannot lock ``b`` out. Incoming sockets are admitted by `beamlink.listene
 pending handshakes in total and per source address, descriptor-limit pause); refusals are logged
 rate-limited by source address, not by the claimed name.
 
+With a `TlsConfig` (``tls=``), every connection speaks TLS from its first byte, as OTP's
+``inet_tls_dist`` does: accepted ones with the server context, dialled ones with the client
+context, checked against the host of the peer's node name.
+
 `ConnectionStats` counts what operators watch (attempts, handshake failures by reason,
 nodeup/nodedown, node-wide traffic); the metrics collector reads it at scrape time.
 """
@@ -40,6 +44,7 @@ from beamlink.connection.events import (
     PeerInfo,
 )
 from beamlink.connection.protocol import DistConnection, TrafficCounters
+from beamlink.connection.tls import TlsConfig, TlsError, TlsSession
 from beamlink.distribution import flags as dflags
 from beamlink.distribution.control import NO_MESSAGE
 from beamlink.distribution.frames import DEFAULT_MAX_FRAME_SIZE
@@ -108,12 +113,15 @@ def failure_reason(error: Exception) -> str:
     """A short, bounded name for why a connection attempt failed.
 
     A `HandshakeError`'s code (``bad_cookie``, ``malformed``, ``refused``...; ``not_allowed``
-    when the peer answered that), ``timeout``, ``connection_refused``, ``closed`` (the peer hung
+    when the peer answered that), ``tls`` (a TLS failure: certificates, versions, a peer without
+    TLS), ``timeout``, ``connection_refused``, ``closed`` (the peer hung
     up), ``socket_error`` or ``other``. A failed address lookup (EPMD) is ``unresolved``; that
     one is decided by the caller, which knows the lookup failed.
     """
     if isinstance(error, HandshakeError):
         return "not_allowed" if error.status is Status.NOT_ALLOWED else error.code
+    if isinstance(error, TlsError):
+        return "tls"
     if isinstance(error, (TimeoutError, asyncio.TimeoutError)):
         return "timeout"
     if isinstance(error, ConnectionRefusedError):
@@ -162,6 +170,7 @@ class ConnectionManager:
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         max_pending: int = DEFAULT_MAX_PENDING,
         max_pending_per_source: int = DEFAULT_MAX_PENDING_PER_SOURCE,
+        tls: TlsConfig | None = None,
     ) -> None:
         self.local_name = Atom(local_name)
         self.cookie = cookie
@@ -176,6 +185,9 @@ class ConnectionManager:
         self.required_flags = required_flags
         self.allow = allow
         self.max_frame_size = max_frame_size
+        self.tls = tls
+        # OTP's inet_tls_dist runs the handshake with 4-byte length headers.
+        self._header = 2 if tls is None else 4
         self._up: dict[Atom, DistConnection] = {}
         self._dials: dict[Atom, _Dial] = {}
         self._accepting: dict[Atom, set[DistConnection]] = {}
@@ -273,7 +285,9 @@ class ConnectionManager:
 
     # -- dialling -------------------------------------------------------------------------------
 
-    def _new_connection(self, handshake: Initiator | Acceptor) -> DistConnection:
+    def _new_connection(
+        self, handshake: Initiator | Acceptor, tls: TlsSession | None
+    ) -> DistConnection:
         conn = DistConnection(
             self,
             handshake,
@@ -281,6 +295,7 @@ class ConnectionManager:
             handshake_timeout=self.handshake_timeout,
             max_frame_size=self.max_frame_size,
             totals=self.stats.traffic,
+            tls=tls,
         )
         self._handshaking.add(conn)
         return conn
@@ -295,7 +310,9 @@ class ConnectionManager:
                 creation=self.creation,
                 required_flags=self.required_flags,
                 issued_challenges=self._issued_challenges,
-            )
+                header=self._header,
+            ),
+            None if self.tls is None else self.tls.server_session(),
         )
         self._tickets[conn] = ticket
         ticket.on_evict = lambda: conn.abort(DownReason(SHUTDOWN, "evicted: too many pending"))
@@ -349,7 +366,9 @@ class ConnectionManager:
                     version=self.handshake_version,
                     required_flags=self.required_flags,
                     issued_challenges=self._issued_challenges,
-                )
+                    header=self._header,
+                ),
+                None if self.tls is None else self.tls.client_session(_host_of(peer)),
             )
             dial.conn = conn
             transport, _ = await asyncio.wait_for(
@@ -581,3 +600,8 @@ def _explain(error: Exception) -> str:
     if isinstance(error, HandshakeError):
         return error.reason
     return str(error) or type(error).__name__
+
+
+def _host_of(peer: Atom) -> str:
+    """The host part of a node name (what OTP checks the server certificate against)."""
+    return str(peer).partition("@")[2]

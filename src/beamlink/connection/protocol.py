@@ -12,6 +12,13 @@ checks in a row, the peer is down (`TICK_TIMEOUT`). A silent peer is therefore d
 Writes: `send` encodes at once and queues the frame; one callback per loop iteration joins
 everything queued and calls `transport.write` once.
 
+TLS (`beamlink.connection.tls`): with a `TlsSession`, the socket speaks TLS from its first byte;
+the distribution handshake starts once the TLS handshake is done (the handshake timeout covers
+both), and every write (`_write`, the one primitive) seals plaintext into whole TLS records under
+the connection's `threading.Lock`, which the reads' decryption also holds: another thread (the loop
+watchdog's ticks) can write through the same primitive. Without TLS, a peer whose first bytes are a
+TLS record is refused at once, saying so.
+
 Traffic is counted per read and per write (never per message): bytes (handshake and ticks
 included) and frames (distribution messages, ticks excluded), in the connection's own
 `TrafficCounters` and in the owner's node-wide ones.
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import Any, Protocol
 
 from beamlink.connection.events import (
@@ -30,6 +38,7 @@ from beamlink.connection.events import (
     DownReason,
     PeerInfo,
 )
+from beamlink.connection.tls import TlsError, TlsSession, looks_like_tls
 from beamlink.distribution.control import NO_MESSAGE
 from beamlink.distribution.frames import TICK, FrameError, FrameReader, FrameWriter
 from beamlink.distribution.handshake import (
@@ -94,8 +103,11 @@ class DistConnection(asyncio.Protocol):
         handshake_timeout: float,
         max_frame_size: int,
         totals: TrafficCounters | None = None,
+        tls: TlsSession | None = None,
     ) -> None:
         self.owner = owner
+        self.tls = tls
+        self._lock = threading.Lock()
         self.traffic = TrafficCounters()
         self._totals = TrafficCounters() if totals is None else totals
         self.handshake: Initiator | Acceptor | None = handshake
@@ -135,19 +147,62 @@ class DistConnection(asyncio.Protocol):
         self.peer_address = transport.get_extra_info("peername")
         self._timer = self._loop.call_later(self.handshake_timeout, self._handshake_timed_out)
         assert self.handshake is not None
-        self._write_handshake(self.handshake)
+        if self.tls is None:
+            self._write_handshake(self.handshake)
+            return
+        try:
+            hello = self.tls.start()
+        except TlsError as exc:
+            self._fail_handshake(exc)
+            return
+        self._write_wire(hello)
 
     def data_received(self, data: bytes) -> None:
         if self._finished:
             return
         size = len(data)
+        first = self.traffic.bytes_in == 0
         self.traffic.bytes_in += size
         self._totals.bytes_in += size
+        if self.tls is not None:
+            data = self._tls_received(self.tls, data)
+            if not data:
+                return
+        elif first and self._reader is None and looks_like_tls(data):
+            self._fail_handshake(TlsError(
+                "the peer speaks TLS but this node runs plain TCP distribution: give every node "
+                "the same ssl_dist_optfile (beamlink --ssl-dist-optfile FILE, Node.start(tls=...))"
+            ))
+            return
         reader = self._reader
         if reader is None:
             self._handshake_data(data)
         else:
             self._frames_received(reader, data)
+
+    def _tls_received(self, tls: TlsSession, data: bytes) -> bytes:
+        """Decrypt; answer what TLS wants answered; start the distribution handshake once TLS is
+        up. Returns the plaintext (b"" when there is none or the connection failed)."""
+        established = tls.established
+        try:
+            with self._lock:
+                try:
+                    data = tls.receive(data)
+                finally:
+                    self._write_wire_locked(tls.data_to_send())
+        except TlsError as exc:
+            if self.info is None:
+                self._fail_handshake(exc)
+            else:
+                self.close(DownReason(PROTOCOL_ERROR, str(exc)))
+            return b""
+        if tls.peer_closed and self.transport is not None:
+            self.transport.close()
+        if not established and tls.established:
+            log.debug("TLS up with %s: %s %s", self.peer_address, tls.version, tls.cipher)
+            assert self.handshake is not None
+            self._write_handshake(self.handshake)
+        return data
 
     def _frames_received(self, reader: FrameReader, data: bytes) -> None:
         self._read_count += 1
@@ -167,13 +222,20 @@ class DistConnection(asyncio.Protocol):
         detail = f"socket error: {exc}" if exc else "peer closed the connection"
         error: Exception = ConnectionError(detail)
         hs = self.handshake
-        if isinstance(hs, Initiator) and hs.state == "await_ack":
+        tls = self.tls
+        if tls is not None and not tls.established:
+            error = ConnectionError(
+                f"{detail} during the TLS handshake: a plain TCP distribution node, or one that "
+                "rejected our TLS hello (see its log)"
+            )
+        elif isinstance(hs, Initiator) and hs.state == "await_ack":
             # Erlang closes without a word when our digest is wrong.
             error = HandshakeError(
                 hs.state, "bad_cookie", f"{detail} after our challenge reply: a wrong cookie?"
             )
         elif hs is not None:
-            error = ConnectionError(f"{detail} during the handshake (state {hs.state})")
+            hint = " (over TLS: did it reject our certificate? see its log)" if tls else ""
+            error = ConnectionError(f"{detail} during the handshake (state {hs.state}){hint}")
         self._finish(DownReason(CLOSED, detail), error)
         if not self.closed.done():
             self.closed.set_result(None)
@@ -208,10 +270,30 @@ class DistConnection(asyncio.Protocol):
             )
 
     def _write_handshake(self, hs: Initiator | Acceptor) -> None:
+        if self.tls is not None and not self.tls.established:
+            return  # sent once TLS is up
         out = hs.data_to_send()
-        if out and self.transport is not None:
-            self._count_written(len(out))
-            self.transport.write(out)
+        if out:
+            self._write(out)
+
+    def _write(self, data: bytes) -> None:
+        """The one way plaintext reaches the socket: sealed into TLS records under the lock
+        when TLS is on, as is otherwise."""
+        tls = self.tls
+        if tls is None:
+            self._write_wire(data)
+            return
+        with self._lock:
+            self._write_wire_locked(tls.seal(data))
+
+    def _write_wire(self, data: bytes) -> None:
+        with self._lock:
+            self._write_wire_locked(data)
+
+    def _write_wire_locked(self, data: bytes) -> None:
+        if data and self.transport is not None:
+            self._count_written(len(data))
+            self.transport.write(data)
 
     def _count_written(self, size: int) -> None:
         self.traffic.bytes_out += size
@@ -268,8 +350,7 @@ class DistConnection(asyncio.Protocol):
             count = len(out)
             self.traffic.frames_out += count
             self._totals.frames_out += count
-            self._count_written(len(data))
-            self.transport.write(data)
+            self._write(data)
             self._write_count += 1
         out.clear()
 
@@ -285,8 +366,7 @@ class DistConnection(asyncio.Protocol):
             self._silent_checks = 0
             self._seen_read = self._read_count
         if self._write_count == self._seen_write and not self._out and self.transport is not None:
-            self._count_written(len(TICK))
-            self.transport.write(TICK)
+            self._write(TICK)
             self._write_count += 1
         self._seen_write = self._write_count
         self._timer = self._loop.call_later(self.net_ticktime / TICKS_PER_TICKTIME, self._tick)
@@ -296,6 +376,9 @@ class DistConnection(asyncio.Protocol):
         if self._finished:
             return
         self._flush()
+        if self.tls is not None and self.transport is not None:
+            with self._lock:
+                self._write_wire_locked(self.tls.close_notify())
         if self.transport is not None:
             self.transport.close()
         self._finish(reason, ConnectionError(str(reason)))

@@ -2,7 +2,8 @@
 
 Theory of operation (the h11 way): a handshake object never touches a socket. The caller feeds
 received bytes with `receive_data`, which returns the events they produced, and writes whatever
-`data_to_send` returns. Messages use 2-byte length framing; each is bounded by
+`data_to_send` returns. Messages use 2-byte length framing (4-byte over TLS: OTP's
+``inet_tls_dist`` runs the handshake on a ``{packet, 4}`` socket; ``header=4``); each is bounded by
 `MAX_HANDSHAKE_MESSAGE`. Bytes after the last handshake message belong to the connection and are
 kept in `trailing_data`.
 
@@ -72,7 +73,7 @@ _NAME_V5 = struct.Struct(">BHI")  # 'n', Version, Flags
 _CHALLENGE_V6 = struct.Struct(">BQIIH")  # 'N', Flags, Challenge, Creation, Nlen
 _COMPLEMENT = struct.Struct(">BII")  # 'c', FlagsHigh, Creation
 _REPLY = struct.Struct(">BI")  # 'r', Challenge (then Digest)
-_LENGTH = struct.Struct(">H")
+_LENGTHS = {2: struct.Struct(">H"), 4: struct.Struct(">I")}
 
 
 class Status(str, Enum):
@@ -163,9 +164,14 @@ class RecentChallenges:
 
 
 class _Handshake:
-    """Shared buffering, 2-byte framing and output of both roles."""
+    """Shared buffering, length framing and output of both roles."""
 
-    def __init__(self, local_name: str, cookie: str, flags: int, creation: int) -> None:
+    def __init__(
+        self, local_name: str, cookie: str, flags: int, creation: int, header: int = 2
+    ) -> None:
+        if header not in _LENGTHS:
+            raise ValueError(f"handshake length header of {header} bytes (2, or 4 over TLS)")
+        self._length = _LENGTHS[header]
         self.local_name = str(local_name)
         self._name_bytes = _name_to_bytes(self.local_name, "init")
         self.cookie = cookie
@@ -216,24 +222,25 @@ class _Handshake:
         return False
 
     def _next_message(self) -> bytes | None:
-        if len(self._inbuf) < 2:
+        size = self._length.size
+        if len(self._inbuf) < size:
             return None
-        (length,) = _LENGTH.unpack_from(self._inbuf)
+        (length,) = self._length.unpack_from(self._inbuf)
         if length == 0:
             self._fail("malformed", "empty handshake message")
         if length > MAX_HANDSHAKE_MESSAGE:
             self._fail("oversized", f"message of {length} bytes (max {MAX_HANDSHAKE_MESSAGE})")
-        if len(self._inbuf) < 2 + length:
+        if len(self._inbuf) < size + length:
             return None
-        message = bytes(self._inbuf[2 : 2 + length])
-        del self._inbuf[: 2 + length]
+        message = bytes(self._inbuf[size : size + length])
+        del self._inbuf[: size + length]
         return message
 
     def _handle(self, message: bytes) -> Event | None:
         raise NotImplementedError
 
     def _send(self, message: bytes) -> None:
-        self._outbuf += _LENGTH.pack(len(message))
+        self._outbuf += self._length.pack(len(message))
         self._outbuf += message
 
     def _send_status(self, status: str) -> None:
@@ -267,8 +274,9 @@ class Initiator(_Handshake):
         version: int = 6,
         required_flags: int = dflags.MANDATORY,
         issued_challenges: RecentChallenges | None = None,
+        header: int = 2,
     ) -> None:
-        super().__init__(local_name, cookie, flags, creation)
+        super().__init__(local_name, cookie, flags, creation, header)
         self.issued_challenges = issued_challenges
         if version not in (5, 6):
             raise ValueError(f"handshake version {version} (5 or 6)")
@@ -384,8 +392,9 @@ class Acceptor(_Handshake):
         creation: int,
         required_flags: int = dflags.MANDATORY,
         issued_challenges: RecentChallenges | None = None,
+        header: int = 2,
     ) -> None:
-        super().__init__(local_name, cookie, flags, creation)
+        super().__init__(local_name, cookie, flags, creation, header)
         self.required_flags = required_flags
         self.issued_challenges = issued_challenges
         self.peer_name = ""

@@ -27,6 +27,8 @@ from beamlink.connection import (
     ConnectionManager,
     DownReason,
     PeerInfo,
+    TlsConfig,
+    load_optfile,
 )
 from beamlink.distribution.cookie import resolve_cookie
 from beamlink.distribution.names import NodeName, NodeNameError
@@ -47,7 +49,7 @@ from beamlink.node.runtime import (
     Target,
     current_process,
 )
-from beamlink.settings import DIST_PORT, NODE_NAME
+from beamlink.settings import DIST_PORT, NODE_NAME, SSL_DIST_OPTFILE
 
 log = logging.getLogger("beamlink.node")
 
@@ -97,6 +99,15 @@ def resolve_dist_port(dist_port: int | None = None) -> int | None:
     return DIST_PORT.get(dist_port)
 
 
+def resolve_tls(tls: TlsConfig | None = None) -> TlsConfig | None:
+    """``tls``, else the ssl_dist_optfile named by $BEAMLINK_SSL_DIST_OPTFILE, else None (plain
+    TCP). A bad file raises `OptfileError`."""
+    if tls is not None:
+        return tls
+    path = SSL_DIST_OPTFILE.get()
+    return None if path is None else load_optfile(path)
+
+
 async def _host_address(host: str) -> str:
     try:
         return str(ipaddress.ip_address(host))
@@ -131,6 +142,7 @@ class Node:
         dist_port: int | None = None,
         epmd_port: int | None = None,
         rpc_allow: Iterable[str] | None = None,
+        tls: TlsConfig | None = None,
     ) -> None:
         """Prefer `Node.start`, which also listens and registers."""
         self.node_name = name
@@ -146,6 +158,7 @@ class Node:
             hidden=hidden,
             net_ticktime=net_ticktime,
             handshake_timeout=handshake_timeout,
+            tls=tls,
         )
         self.runtime = ProcessRuntime(
             name.full, 0, send_remote=self.manager.send, connect_peer=self.connect, owner=self
@@ -176,6 +189,7 @@ class Node:
         handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
         rpc_allow: Iterable[str] | None = None,
         listen: bool = True,
+        tls: TlsConfig | None = None,
     ) -> _NodeStart:
         """Start a node: ``await Node.start(...)`` or ``async with Node.start(...) as node``.
 
@@ -190,6 +204,10 @@ class Node:
         cookie holder is trusted in Erlang; see docs/rpc.md).
         ``listen=False``: a client-only node (control commands): it only dials, never listens
         and never registers with EPMD, so it leaves no trace on the host.
+        ``tls``: TLS distribution, as OTP's ``-proto_dist inet_tls``: a `TlsConfig` holding the
+        ``ssl.SSLContext`` of each side (``TlsConfig(server=..., client=...)``), or one read from
+        an OTP ssl_dist_optfile with `load_optfile`. Default: the optfile named by
+        $BEAMLINK_SSL_DIST_OPTFILE, else plain TCP (docs/tls.md).
         """
         return _NodeStart(
             cls._boot(
@@ -203,6 +221,7 @@ class Node:
                 handshake_timeout=handshake_timeout,
                 rpc_allow=rpc_allow,
                 listen=listen,
+                tls=tls,
             )
         )
 
@@ -220,6 +239,7 @@ class Node:
         handshake_timeout: float,
         rpc_allow: Iterable[str] | None,
         listen: bool,
+        tls: TlsConfig | None,
     ) -> Node:
         node = cls(
             resolve_node_name(name),
@@ -230,6 +250,7 @@ class Node:
             dist_port=resolve_dist_port(dist_port),
             epmd_port=epmd_port,
             rpc_allow=rpc_allow,
+            tls=resolve_tls(tls),
         )
         try:
             await node._start_distribution(listen_host, listen)
