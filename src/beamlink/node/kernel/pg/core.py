@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from beamlink.etf import Atom, Pid
+from beamlink.etf import Atom, Pid, freeze
 from beamlink.node.atoms import GEN_CAST
 
 DISCOVER: Final = Atom("discover")
@@ -94,6 +94,12 @@ def pid_list(pid_or_pids: Any) -> list[Pid]:
     if isinstance(pid_or_pids, list | tuple) and all(type(p) is Pid for p in pid_or_pids):
         return list(pid_or_pids)
     raise TypeError(f"not a pid or a list of pids: {pid_or_pids!r}")
+
+
+def _peer(value: Any) -> Pid:
+    if type(value) is not Pid:
+        raise TypeError(f"peer scope is not a pid: {value!r}")
+    return value
 
 
 class ScopeState:
@@ -167,22 +173,23 @@ class ScopeState:
         return effects
 
     def leave_local(self, group: Any, pids: list[Pid]) -> tuple[bool, list[Effect]]:
-        """``pg:leave/3``: ``(False, [])`` (not_joined) when no pid had joined ``group``."""
+        """``pg:leave/3``: one membership of each pid that had joined ``group`` ends;
+        ``(False, [])`` (not_joined) when none had."""
         effects: list[Effect] = []
-        changed = False
+        left: list[Pid] = []
         for pid in pids:
             joined = self.local.get(pid)
             if joined is None or group not in joined:
                 continue
-            changed = True
+            left.append(pid)
             joined.remove(group)
             if not joined:
                 del self.local[pid]
                 effects.append(Demonitor(pid))
-        if not changed:
+        if not left:
             return False, []
-        effects.extend(self._drop_local(group, pids))
-        payload: Any = pids[0] if len(pids) == 1 else pids
+        effects.extend(self._drop_local(group, left))
+        payload: Any = left[0] if len(left) == 1 else left
         effects.extend(Send(peer, (LEAVE, self.me, payload, [group])) for peer in self.remote)
         return True, effects
 
@@ -197,6 +204,30 @@ class ScopeState:
         return [Notify(LEAVE, group, tuple(pids))]
 
     # ------------------------------------------------------------------ peers
+
+    def receive(self, msg: Any) -> list[Effect]:
+        """A message to the scope process from a peer: ``{discover, Peer[, Version]}``, the
+        cast ``{sync, Peer, Groups}``, ``{join, ...}`` or ``{leave, ...}``. Anything else (and
+        any malformed part) raises ValueError or TypeError; the scope logs and drops it."""
+        if type(msg) is not tuple or not msg:
+            raise ValueError("not a tuple")
+        tag, size = msg[0], len(msg)
+        if tag == JOIN and size == 4:
+            return self.join_remote(_peer(msg[1]), freeze(msg[2]), msg[3])
+        if tag == LEAVE and size == 4:
+            if not isinstance(msg[3], list):
+                raise TypeError("leave groups are not a list")
+            return self.leave_remote(_peer(msg[1]), msg[2], [freeze(g) for g in msg[3]])
+        if tag == DISCOVER and size in (2, 3):  # OTP 29 adds its protocol version
+            return self.discover(_peer(msg[1]))
+        if tag == GEN_CAST and size == 2:
+            cast = msg[1]
+            if type(cast) is tuple and len(cast) == 3 and cast[0] == SYNC:
+                if not isinstance(cast[2], list):
+                    raise TypeError("sync groups are not a list")
+                groups = [(freeze(group), pid_list(pids)) for group, pids in cast[2]]
+                return self.sync(_peer(cast[1]), groups)
+        raise ValueError("not a pg message")
 
     def discover(self, peer: Pid) -> list[Effect]:
         """``{discover, Peer}``: send it our local members; discover it back if it is new."""
@@ -250,21 +281,25 @@ class ScopeState:
         return self._add_remote(group, pids)
 
     def leave_remote(self, peer: Pid, pid_or_pids: Any, groups: list[Any]) -> list[Effect]:
-        """``{leave, Peer, PidOrPids, Groups}`` (ignored from a peer we do not know)."""
+        """``{leave, Peer, PidOrPids, Groups}`` (ignored from a peer we do not know; only pids
+        the peer had reported in a group leave it)."""
         known = self.remote.get(peer)
         if known is None:
             return []
         pids = pid_list(pid_or_pids)
         effects: list[Effect] = []
         for group in groups:
-            if group not in known:
+            before = known.get(group)
+            if before is None:
                 continue
-            remaining = _remove_each(known[group], pids)
+            remaining = _remove_each(before, pids)
             if remaining:
                 known[group] = remaining
             else:
                 del known[group]
-            effects.extend(self._drop_remote(group, pids))
+            left = _remove_each(before, remaining)
+            if left:
+                effects.extend(self._drop_remote(group, left))
         return effects
 
     def _add_remote(self, group: Any, pids: list[Pid]) -> list[Effect]:

@@ -19,20 +19,16 @@ from typing import Any, Literal
 
 from beamlink.etf import Atom, Pid, Reference, decode, encode, freeze
 from beamlink.node.atoms import DOWN_TAG
-from beamlink.node.genserver import parse_call, parse_cast
+from beamlink.node.genserver import parse_call
 from beamlink.node.kernel.host import ServiceHost
 from beamlink.node.kernel.pg.core import (
-    DISCOVER,
     JOIN,
-    LEAVE,
-    SYNC,
     Demonitor,
     Effect,
     Monitor,
     Notify,
     ScopeState,
     Send,
-    pid_list,
 )
 from beamlink.node.monitors import NodeEvent
 from beamlink.node.runtime import Process
@@ -221,25 +217,7 @@ class PgScope:
                 log.warning("pg scope %s dropped malformed message %r: %s", self.name, msg, exc)
 
     def _handle(self, msg: Any) -> None:
-        is_cast, payload = parse_cast(msg)
-        if is_cast:
-            if type(payload) is tuple and len(payload) == 3 and payload[0] == SYNC:
-                peer, groups = _peer(payload[1]), payload[2]
-                synced = [(freeze(group), pid_list(pids)) for group, pids in groups]
-                self._apply(self.state.sync(peer, synced))
-                return
-            raise ValueError("unknown cast")
-        if type(msg) is not tuple or not msg:
-            raise ValueError("not a tuple")
-        tag, size = msg[0], len(msg)
-        if tag == JOIN and size == 4:
-            self._apply(self.state.join_remote(_peer(msg[1]), freeze(msg[2]), msg[3]))
-        elif tag == LEAVE and size == 4:
-            groups = [freeze(group) for group in msg[3]]
-            self._apply(self.state.leave_remote(_peer(msg[1]), msg[2], groups))
-        elif tag == DISCOVER and size in (2, 3):  # {discover, Peer[, Version]} (OTP 29)
-            self._apply(self.state.discover(_peer(msg[1])))
-        elif tag == DOWN_TAG and size == 5:
+        if type(msg) is tuple and len(msg) == 5 and msg[0] == DOWN_TAG:
             ref, pid = msg[1], msg[3]
             if self._refs.get(pid) == ref:
                 del self._refs[pid]
@@ -247,7 +225,7 @@ class PgScope:
         elif parse_call(msg) is not None:
             raise ValueError("pg scopes take calls only from their own node")
         else:
-            raise ValueError("unknown message")
+            self._apply(self.state.receive(msg))
 
     def _on_node_event(self, event: NodeEvent) -> None:
         if event.kind == "nodeup" and not event.hidden and self._proc.is_alive:
@@ -304,9 +282,3 @@ def _pid(item: PidLike) -> Pid:
     if type(item) is Pid:
         return item
     raise TypeError(f"not a pid or a Process: {item!r}")
-
-
-def _peer(value: Any) -> Pid:
-    if type(value) is not Pid:
-        raise TypeError(f"peer scope is not a pid: {value!r}")
-    return value
