@@ -97,7 +97,10 @@ class PgMonitor:
         return await asyncio.wait_for(self.__anext__(), timeout)
 
     def close(self) -> None:
-        """Stop receiving events (``pg:demonitor``); a pending iteration ends."""
+        """Stop receiving events (``pg:demonitor``, which also flushes what is queued); a
+        pending iteration ends."""
+        while not self._queue.empty():
+            self._queue.get_nowait()
         self._push(None)
         self._closed = True
         self._scope._forget(self)
