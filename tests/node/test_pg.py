@@ -151,6 +151,7 @@ async def test_scope_survives_garbage() -> None:
         p = node.spawn(idle)
         node.pg.join(JOBS, p)
         me = node.new_process()
+        junk: Any
         for junk in [
             "x",
             (Atom("join"), "notapid", JOBS, []),

@@ -71,7 +71,9 @@ def test_join_leave_and_down_messages() -> None:
     assert Send(peer, (LEAVE, me, worker, [GROUPS[0]])) in effects
     assert state.which_groups() == []
     # OTP 29's {discover, Peer, Version} is a discover; unknown messages are refused
-    assert state.receive((DISCOVER, pid(NODES[2], 1), 1))[0].dest == pid(NODES[2], 1)
+    answer = state.receive((DISCOVER, pid(NODES[2], 1), 1))[0]
+    assert isinstance(answer, Send) and answer.dest == pid(NODES[2], 1)
+    bad: Any
     for bad in [(Atom("x"),), "x", (JOIN, "notapid", GROUPS[0], [])]:
         try:
             state.receive(bad)
