@@ -37,6 +37,7 @@ from beamlink.node.errors import (
     UnknownName,
 )
 from beamlink.node.genserver import NOREPLY, CallError, CallTimeout, From, GenServer, gen_reply
+from beamlink.node.kernel.pg import PgEvent, PgMonitor, PgScope
 from beamlink.node.monitors import NodeEvent, NodeEventStream
 from beamlink.node.node import Node, current_node
 from beamlink.node.rpc import (
@@ -73,6 +74,9 @@ __all__ = [
     "NodeEvent",
     "NodeEventStream",
     "NodeStartError",
+    "PgEvent",
+    "PgMonitor",
+    "PgScope",
     "Pid",
     "Port",
     "Process",

@@ -1,5 +1,5 @@
 """The node layer: `Node` (a distributed Erlang node) composed of the process runtime
-(`runtime/`) and the kernel services (`kernel/`: net_kernel, rex, global), plus the gen_server
+(`runtime/`) and the kernel services (`kernel/`: net_kernel, rex, global, pg), plus the gen_server
 and RPC clients. See docs/node.md and docs/architecture.md.
 
 Users import from `beamlink` (``from beamlink import Node, Process, GenServer``); the names

@@ -5,7 +5,7 @@ when none answers, and registering again if the embedded one goes away) or, in f
 listens on its own address and port without EPMD. The node then is the connection layer's
 handler: connections come and go through `ConnectionManager`, control messages go straight to the
 process runtime it owns (``node.runtime``, a `ProcessRuntime`), nodeup/nodedown go to
-`NodeMonitors`. The kernel services (`beamlink.node.kernel.SERVICES`: net_kernel, rex, global)
+`NodeMonitors`. The kernel services (`beamlink.node.kernel.SERVICES`: net_kernel, rex, global, pg)
 are installed with the node as their `ServiceHost`; the public API is thin delegation to the
 runtime, the services and the gen_server/RPC clients.
 """
@@ -40,6 +40,7 @@ from beamlink.node.errors import NodeStartError
 from beamlink.node.kernel import SERVICES, KernelOptions, KernelService
 from beamlink.node.kernel.globalname import GlobalServer, GlobalService
 from beamlink.node.kernel.net_kernel import IS_AUTH, NET_KERNEL
+from beamlink.node.kernel.pg import PgScope, PgService
 from beamlink.node.kernel.rex import RpcServer
 from beamlink.node.monitors import NodeCallback, NodeEventStream, NodeMonitors
 from beamlink.node.runtime import (
@@ -127,7 +128,8 @@ class Node:
     The process API (``spawn``, ``send``, ``whereis``, ...) of the runtime it owns
     (``runtime``); ``name``, ``creation``, ``nodes()``, ``connect``, ``disconnect``, ``ping``,
     ``monitor_nodes``, ``stop``; RPC and GenServer calls (``rpc``, ``rpc_cast``, ``call``,
-    ``cast``, see docs/rpc.md); the global name registry (``global_*``, docs/global.md); usable
+    ``cast``, see docs/rpc.md); the global name registry (``global_*``, docs/global.md); pg
+    process groups (``pg``, ``pg_scope``, docs/pg.md); usable
     as ``async with``. The kernel services are ``services`` (see `service`).
     """
 
@@ -513,6 +515,20 @@ class Node:
         ``TimeoutError`` after ``timeout`` seconds (``None``: no limit, as in Erlang).
         """
         await asyncio.wait_for(self._service(GlobalService).sync(), timeout)
+
+    # ------------------------------------------------------------------ pg process groups
+
+    @property
+    def pg(self) -> PgScope:
+        """The default ``pg`` scope (started on first use): ``node.pg.join(group, proc)``,
+        ``get_members``, ``monitor``, ``broadcast``... shared with every node running ``pg``;
+        see docs/pg.md."""
+        return self._service(PgService).scope()
+
+    def pg_scope(self, name: str | Atom) -> PgScope:
+        """The pg scope ``name`` (``pg:start_link(Name)`` on first use), e.g. Phoenix.PubSub's
+        ``"Elixir.Phoenix.PubSub"``; see docs/pg.md."""
+        return self._service(PgService).scope(name)
 
     # ------------------------------------------------------------------ public node API
 
