@@ -18,7 +18,6 @@ Run a system ``epmd`` when Erlang nodes share the host.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 
@@ -62,6 +61,7 @@ class KeptRegistration:
         self._embedded: EmbeddedEpmd | None = None
         self._task: asyncio.Task[None] | None = None
         self._registered = asyncio.Event()
+        self._closing = False
 
     @property
     def creation(self) -> int | None:
@@ -108,12 +108,14 @@ class KeptRegistration:
         )
 
     async def _run(self) -> None:
-        while True:
+        while not self._closing:
             assert self._registration is not None
             await self._registration.wait_closed()
             self._registered.clear()
             log.warning("EPMD registration of %r lost; registering again", self.name)
             self._registration = await self._reregister()
+            if self._closing:
+                return
             self._registered.set()
             log.info("%r registered again with creation %d", self.name, self._registration.creation)
             if self._on_change is not None:
@@ -135,11 +137,16 @@ class KeptRegistration:
         Stopping the embedded EPMD drops the other local nodes' registrations; their own
         ``KeptRegistration`` then takes over.
         """
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        self._closing = True
+        task, self._task = self._task, None
+        if task is not None:
+            # A cancellation can be lost when it lands as an awaited step completes (asyncio's
+            # wait_for before Python 3.12): cancel again until the task has ended.
+            while not task.done():
+                task.cancel()
+                await asyncio.wait([task], timeout=0.5)
+            if not task.cancelled() and task.exception() is not None:
+                log.warning("keeping %r registered failed: %s", self.name, task.exception())
         if self._registration is not None:
             await self._registration.close()
         if self._embedded is not None:
