@@ -76,18 +76,39 @@ async def control_node(target: str, cookie: str | None, timeout: float) -> Async
         except asyncio.TimeoutError:
             connected = False
         if not connected:
-            raise ControlError(f"cannot connect to {target} (is it running? same cookie?)")
+            raise ControlError(
+                f"cannot connect to {target}: is it running (or still starting: try again), "
+                "with the same cookie and ERL_EPMD_PORT?"
+            )
         yield node
     finally:
         await node.stop()
 
 
+def not_a_beamlink_node(target: str) -> str:
+    """What to tell an operator who pointed ``rpc`` or ``remote`` at a BEAM node."""
+    return (
+        f"{target} has no beamlink agent: it is not a beamlink node (an Erlang or Elixir one?). "
+        "`beamlink rpc` and `remote` run Python code and need a beamlink node; for an Erlang "
+        f"node use `erl -name dbg@HOST -setcookie COOKIE -remsh {target}` (a shell on it) or "
+        "`erl -noshell -name dbg@HOST -setcookie COOKIE -eval "
+        f"'io:format(\"~p~n\", [rpc:call(\'{target}\', M, F, Args)]), halt().'`, "
+        f"for an Elixir one `iex --name dbg@HOST --cookie COOKIE --remsh {target}`; "
+        "`beamlink ping`, `nodes`, `pid` and `stop` work on both"
+    )
+
+
 async def _call(node: Any, target: str, module: str, function: str, args: list[Any],
                 timeout: float) -> Any:
-    from beamlink.node.rpc import RpcError
+    from beamlink.node.atoms import UNDEF
+    from beamlink.node.rpc import RemoteException, RpcError
 
     try:
         return await node.rpc(target, module, function, args, timeout=timeout)
+    except RemoteException as exc:
+        if module == AGENT and exc.reason == UNDEF:
+            raise ControlError(not_a_beamlink_node(target)) from exc
+        raise ControlError(str(exc)) from exc
     except RpcError as exc:
         raise ControlError(str(exc)) from exc
 
