@@ -6,7 +6,7 @@ The conventions (``docs/contributing.md`` documents them for doc writers):
   A block whose first line is ``# path/file.ext`` (any language) is not run: it is written to
   that path for the blocks after it. ``EXPR  # -> TEXT`` checks ``repr(EXPR)`` (``str`` for
   ``print(EXPR)``); a ```` ```text ```` block right after a Python block is its whole stdout. A
-  block with top-level ``await`` is a fragment: it runs in a coroutine with ``asyncio`` and
+  block with top-level ``await`` (or using ``node`` without defining it) is a fragment: it runs in a coroutine with ``asyncio`` and
   ``from beamlink import *`` in scope and, if it uses ``node`` without defining it, a started
   node ``py@127.0.0.1`` (cookie ``secret``).
 - ```` ```console ```` blocks: each ``$ command`` runs in ``bash`` in the working directory (its

@@ -3,7 +3,7 @@ subprocess: ``python pyblock.py SPEC`` in the doc's working directory.
 
 Tracebacks name the Markdown file and line. ``EXPR  # -> TEXT`` becomes a check that
 ``repr(EXPR)`` (``str`` of the argument for ``print(EXPR)``) is ``TEXT``. A block with top-level
-``await`` runs in a coroutine with ``asyncio`` and ``from beamlink import *`` in scope, plus a
+``await`` (or that uses ``node`` without defining it) runs in a coroutine with ``asyncio`` and ``from beamlink import *`` in scope, plus a
 started node ``py@127.0.0.1`` (cookie ``secret``) as ``node`` when it uses ``node`` without
 assigning it.
 """
@@ -18,6 +18,7 @@ import json
 import os
 import sys
 import tokenize
+import traceback
 from typing import Any
 
 FRAGMENT_NODE = "py@127.0.0.1"
@@ -61,11 +62,14 @@ class _Checks(ast.NodeTransformer):
 
 
 def _uses_free_node(tree: ast.Module) -> bool:
-    loads = any(isinstance(n, ast.Name) and n.id == "node" and isinstance(n.ctx, ast.Load)
-                for n in ast.walk(tree))
-    stores = any(isinstance(n, ast.Name) and n.id == "node" and isinstance(n.ctx, ast.Store)
-                 for stmt in tree.body for n in ast.walk(stmt)
-                 if not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)))
+    """True when the block reads ``node`` and never binds it (assignment, ``as``, argument)."""
+    loads = stores = False
+    for n in ast.walk(tree):
+        if isinstance(n, ast.Name) and n.id == "node":
+            loads |= isinstance(n.ctx, ast.Load)
+            stores |= isinstance(n.ctx, ast.Store)
+        elif isinstance(n, ast.arg) and n.arg == "node":
+            stores = True
     return loads and not stores
 
 
@@ -113,10 +117,35 @@ def main() -> None:
     ast.increment_lineno(tree, first_line - 1)
     code = compile(tree, path, "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
     namespace: dict[str, Any] = {"__name__": "__main__", "__doc_expect__": expect}
-    if code.co_flags & inspect.CO_COROUTINE:
-        asyncio.run(_fragment(code, namespace, _uses_free_node(tree)))
-    else:
-        exec(code, namespace)
+    free_node = _uses_free_node(tree)
+    try:
+        if code.co_flags & inspect.CO_COROUTINE or free_node:
+            asyncio.run(_fragment(code, namespace, free_node))
+        else:
+            exec(code, namespace)
+    except Exception as exc:
+        _report(exc, path)
+        raise SystemExit(1) from None
+
+
+def _report(exc: BaseException, path: str) -> None:
+    """The traceback without this driver's and asyncio's frames (the doc's lines stay)."""
+    report = traceback.TracebackException.from_exception(exc)
+    for entry in [report, *_chained(report)]:
+        entry.stack = traceback.StackSummary.from_list(
+            [frame for frame in entry.stack
+             if frame.filename != __file__ and f"{os.sep}asyncio{os.sep}" not in frame.filename]
+        )
+    print(f"{path}: the example raised:", file=sys.stderr)
+    print("".join(report.format()), end="", file=sys.stderr)
+
+
+def _chained(report: traceback.TracebackException) -> list[traceback.TracebackException]:
+    out = []
+    while report.__cause__ or report.__context__:
+        report = report.__cause__ or report.__context__  # type: ignore[assignment]
+        out.append(report)
+    return out
 
 
 if __name__ == "__main__":
