@@ -238,3 +238,11 @@ def test_rpc_and_remote_on_an_erlang_node_say_what_to_use_instead(tmp_path: Path
         assert beamlink("nodes", erl.name, env=env).returncode == 0
     finally:
         erl.stop()
+
+
+def test_a_node_not_up_yet_gets_operator_advice(tmp_path: Path) -> None:
+    result = beamlink("nodes", "starting@127.0.0.1", "--timeout", "2", env=cli_env(tmp_path))
+    assert result.returncode == 1
+    assert "still starting: try again" in result.stderr
+    assert "ERL_EPMD_PORT" in result.stderr
+    assert "ensure_epmd" not in result.stderr

@@ -102,6 +102,8 @@ def test_release_distribution_none_runs_the_app_without_distribution(tmp_path: P
     node = StartedNode(APP, env, tmp_path / "app.log", "start", "--app", "tests.cli.apps:Hooks")
     with started([node]):
         node.wait_log("hooks start on nonode@nohost")
+        assert "node nonode@nohost up (not listening, creation " in node.log
+        assert "port 0" not in node.log
         assert not epmd_running(int(env["ERL_EPMD_PORT"]))
         assert beamlink("ping", APP, "--timeout", "3", env=env).stdout == "pang\n"
         assert node.terminate() == 0
