@@ -23,6 +23,7 @@ The conventions (``docs/contributing.md`` documents them for doc writers):
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 import os
@@ -105,7 +106,7 @@ def parse(text: str, path: Path) -> list[Block]:
             if kind not in KNOWN_MARKERS:
                 raise DocError(f"{path}:{i + 1}: unknown doc-test marker {kind!r} "
                                f"(known: {', '.join(KNOWN_MARKERS)})")
-            if kind in ("skip", "vary", "prompt", "timeout") and not value:
+            if not value:
                 raise DocError(f"{path}:{i + 1}: doc-test {kind} needs a value")
             markers.append((kind, value))
         elif fence:
@@ -248,11 +249,8 @@ class Session:
         inputs: list[str] = []
         if prompt_text is not None:
             prompt = prompt_text + " "
-            shown = []
-            for out_line in expected.split("\n"):
-                if out_line.startswith(prompt) or out_line == prompt_text:
-                    inputs.append(out_line[len(prompt):].strip())
-                shown.append(out_line)
+            inputs = [out_line[len(prompt):].strip() for out_line in expected.split("\n")
+                      if out_line.startswith(prompt) or out_line == prompt_text]
         proc = subprocess.Popen(
             ["bash", "-c", self._script(command)], cwd=self.workdir, env=self.env,
             stdin=subprocess.PIPE if inputs else subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -293,25 +291,17 @@ class Session:
         """SIGTERM every server (their process groups); failures for those that do not stop."""
         failures = []
         for where, proc in reversed(self.servers):
-            with _suppress_lookup():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGTERM)
             try:
                 proc.wait(STOP_TIMEOUT)
             except subprocess.TimeoutExpired:
                 failures.append(f"{where}: still running {STOP_TIMEOUT:.0f} s after SIGTERM")
-            with _suppress_lookup():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
         self.servers.clear()
         return failures
-
-
-class _suppress_lookup:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> bool:
-        return exc[0] is ProcessLookupError or exc[0] is PermissionError
 
 
 # ---------------------------------------------------------------------------- python
