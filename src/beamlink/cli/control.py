@@ -87,14 +87,14 @@ async def control_node(target: str, cookie: str | None, timeout: float) -> Async
 
 def not_a_beamlink_node(target: str) -> str:
     """What to tell an operator who pointed ``rpc`` or ``remote`` at a BEAM node."""
+    host = target.split("@", 1)[-1]
     return (
-        f"{target} has no beamlink agent: it is not a beamlink node (an Erlang or Elixir one?). "
-        "`beamlink rpc` and `remote` run Python code and need a beamlink node; for an Erlang "
-        f"node use `erl -name dbg@HOST -setcookie COOKIE -remsh {target}` (a shell on it) or "
-        "`erl -noshell -name dbg@HOST -setcookie COOKIE -eval "
-        f"'io:format(\"~p~n\", [rpc:call(\'{target}\', M, F, Args)]), halt().'`, "
-        f"for an Elixir one `iex --name dbg@HOST --cookie COOKIE --remsh {target}`; "
-        "`beamlink ping`, `nodes`, `pid` and `stop` work on both"
+        f"{target} is not a beamlink node (it has no beamlink agent: an Erlang or Elixir node?).\n"
+        "`beamlink rpc` and `remote` run Python code and need a beamlink node. For an Erlang "
+        "node, open a shell on it and call what you need there:\n"
+        f"  erl -name dbg@{host} -setcookie COOKIE -remsh {target}\n"
+        f"  iex --name dbg@{host} --cookie COOKIE --remsh {target}    (Elixir)\n"
+        "`beamlink ping`, `nodes`, `pid` and `stop` work on any node."
     )
 
 
