@@ -41,9 +41,9 @@ def cli_env(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def argv(*args: str) -> list[str]:
-    """The command line of ``beamlink ARGS`` run with this interpreter."""
-    return [sys.executable, "-m", "beamlink", *args]
+def argv(*args: str, python_flags: tuple[str, ...] = ()) -> list[str]:
+    """The command line of ``beamlink ARGS`` run with this interpreter (and ``python_flags``)."""
+    return [sys.executable, *python_flags, "-m", "beamlink", *args]
 
 
 def beamlink(*args: str, env: dict[str, str], timeout: float = COMMAND_TIMEOUT,
@@ -61,13 +61,14 @@ class StartedNode:
     """A ``beamlink start`` process; its stderr (the log) goes to a file read by the test."""
 
     def __init__(self, name: str, env: dict[str, str], log: Path, *args: str,
-                 prefix: tuple[str, ...] = ()) -> None:
+                 prefix: tuple[str, ...] = (), python_flags: tuple[str, ...] = (),
+                 cwd: Path | None = None) -> None:
         self.name = name
         self.log_path = log
         with log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [*prefix, *argv(*args)], env=env, stdin=subprocess.DEVNULL, stdout=out,
-                stderr=out, preexec_fn=_default_sigint,
+                [*prefix, *argv(*args, python_flags=python_flags)], env=env, cwd=cwd,
+                stdin=subprocess.DEVNULL, stdout=out, stderr=out, preexec_fn=_default_sigint,
             )
 
     @property

@@ -13,7 +13,7 @@ import pytest
 
 from beamlink import __version__
 from tests.cli.support import StartedNode, argv, beamlink, cli_env, started
-from tests.support.erlang import epmd_running
+from tests.support.erlang import epmd_running, runtime, start_peer
 from tests.support.wait import eventually_blocking
 
 pytestmark = pytest.mark.timeout(120)
@@ -222,3 +222,27 @@ async def test_stop_a_node_not_hosted_by_start(tmp_path: Path) -> None:
         assert not await node.connect("cmd_a@127.0.0.1")
     finally:
         await node.stop()
+
+
+def test_rpc_and_remote_on_an_erlang_node_say_what_to_use_instead(tmp_path: Path) -> None:
+    env = cli_env(tmp_path)
+    erl = start_peer(runtime("otp25"), "cmd_erl@127.0.0.1", env["BEAMLINK_COOKIE"],
+                     env={"ERL_EPMD_PORT": env["ERL_EPMD_PORT"]})
+    try:
+        for args in (("rpc", erl.name, "1 + 1"), ("remote", erl.name)):
+            result = beamlink(*args, env=env)
+            assert result.returncode == 1, result
+            assert "is not a beamlink node" in result.stderr, result.stderr
+            assert f"-remsh {erl.name}" in result.stderr
+            assert "undef" not in result.stderr
+        assert beamlink("nodes", erl.name, env=env).returncode == 0
+    finally:
+        erl.stop()
+
+
+def test_a_node_not_up_yet_gets_operator_advice(tmp_path: Path) -> None:
+    result = beamlink("nodes", "starting@127.0.0.1", "--timeout", "2", env=cli_env(tmp_path))
+    assert result.returncode == 1
+    assert "still starting: try again" in result.stderr
+    assert "ERL_EPMD_PORT" in result.stderr
+    assert "ensure_epmd" not in result.stderr

@@ -1,11 +1,16 @@
-"""Effective CLI settings: precedence of options, BEAMLINK_* and RELEASE_* variables, sources."""
+"""Effective CLI settings: precedence of options, BEAMLINK_* and RELEASE_* variables, sources;
+every option backed by a variable names it in ``--help``."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import click
 import pytest
+from click.testing import CliRunner
 
+from beamlink.cli.main import ENV_OPTIONS, EnvOption, cli
 from beamlink.cli.settings import SettingsError, describe, node_settings
 from tests.cli.support import beamlink, cli_env
 
@@ -99,3 +104,30 @@ def test_cli_reports_a_bad_environment_value(tmp_path: Path) -> None:
         demo.stderr)
     for result in (start, ping, demo):
         assert "Traceback" not in result.stderr
+
+
+def _commands(group: click.Group) -> Iterator[click.Command]:
+    for command in group.commands.values():
+        yield command
+        if isinstance(command, click.Group):
+            yield from _commands(command)
+
+
+def test_every_env_backed_option_names_its_variables_in_help() -> None:
+    checked = 0
+    for command in _commands(cli):
+        for param in command.params:
+            setting = ENV_OPTIONS.get(param.name or "")
+            if not isinstance(param, click.Option) or setting is None:
+                continue
+            assert isinstance(param, EnvOption), f"{command.name} --{param.name} is not an EnvOption"
+            for variable in setting.variables:
+                assert variable in (param.help or ""), f"{command.name} --{param.name}: {variable}"
+            checked += 1
+    assert checked >= 20  # start and config (8 each), the control commands' --cookie
+
+
+def test_help_output_shows_the_variables() -> None:
+    out = CliRunner().invoke(cli, ["start", "--help"]).output
+    for variable in ("BEAMLINK_NET_TICKTIME", "BEAMLINK_CONFIG", "ERL_DIST_PORT"):
+        assert variable in out

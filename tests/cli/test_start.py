@@ -75,11 +75,35 @@ def test_app_outcomes(tmp_path: Path, app: str, status: int, expected: str) -> N
     assert expected in node.log
 
 
+def test_app_package_in_the_current_directory_is_found(tmp_path: Path) -> None:
+    """``--app myapp.main:run`` with ``myapp/`` in the current directory, as ``python -m`` finds
+    modules; ``python -P`` keeps the interpreter from adding the directory itself (as the console
+    script does not either)."""
+    work = tmp_path / "work"
+    (work / "myapp").mkdir(parents=True)
+    (work / "myapp" / "main.py").write_text(
+        "async def run(node):\n    print('myapp runs on', node.name, flush=True)\n"
+    )
+    env = cli_env(tmp_path)
+    node = StartedNode(APP, env, tmp_path / "app.log", "start", "--name", APP,
+                       "--app", "myapp.main:run", python_flags=("-P",), cwd=work)
+    with started([node]):
+        assert node.wait_exit() == 0, node.log
+    assert f"myapp runs on {APP}" in node.log
+    missing = StartedNode(APP, env, tmp_path / "missing.log", "start", "--name", APP,
+                          "--app", "nosuchapp.main:run", python_flags=("-P",), cwd=work)
+    with started([missing]):
+        assert missing.wait_exit() == 1
+    assert f"looked in the current directory {work}" in missing.log
+
+
 def test_release_distribution_none_runs_the_app_without_distribution(tmp_path: Path) -> None:
     env = cli_env(tmp_path, RELEASE_DISTRIBUTION="none", RELEASE_NODE=APP)
     node = StartedNode(APP, env, tmp_path / "app.log", "start", "--app", "tests.cli.apps:Hooks")
     with started([node]):
         node.wait_log("hooks start on nonode@nohost")
+        assert "node nonode@nohost up (not listening, creation " in node.log
+        assert "port 0" not in node.log
         assert not epmd_running(int(env["ERL_EPMD_PORT"]))
         assert beamlink("ping", APP, "--timeout", "3", env=env).stdout == "pang\n"
         assert node.terminate() == 0

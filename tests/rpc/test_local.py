@@ -176,6 +176,19 @@ async def test_genserver_stop_runs_terminate(rt: ProcessRuntime) -> None:
     assert reasons == [A("shutdown")]
 
 
+async def test_genserver_terminate_at_node_stop_gets_shutdown(rt: ProcessRuntime) -> None:
+    reasons: list[Any] = []
+
+    class Server(GenServer):
+        def terminate(self, reason: Any) -> None:
+            reasons.append(reason)
+
+    server = await Server.start(rt)
+    await rt.shutdown()
+    assert reasons == [A("shutdown")]
+    assert server.proc.exit_reason == A("shutdown")
+
+
 async def test_genserver_init_failure_raises_from_start(rt: ProcessRuntime) -> None:
     class Broken(GenServer):
         def init(self) -> None:

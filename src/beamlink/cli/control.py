@@ -81,20 +81,39 @@ async def control_node(
             connected = False
         if not connected:
             raise ControlError(
-                f"cannot connect to {target} (is it running? same cookie? TLS on both sides or "
-                "neither: --ssl-dist-optfile?)"
+                f"cannot connect to {target}: is it running (or still starting: try again), "
+                "with the same cookie and ERL_EPMD_PORT, and TLS on both sides or neither "
+                "(--ssl-dist-optfile)?"
             )
         yield node
     finally:
         await node.stop()
 
 
+def not_a_beamlink_node(target: str) -> str:
+    """What to tell an operator who pointed ``rpc`` or ``remote`` at a BEAM node."""
+    host = target.split("@", 1)[-1]
+    return (
+        f"{target} is not a beamlink node (it has no beamlink agent: an Erlang or Elixir node?).\n"
+        "`beamlink rpc` and `remote` run Python code and need a beamlink node. For an Erlang "
+        "node, open a shell on it and call what you need there:\n"
+        f"  erl -name dbg@{host} -setcookie COOKIE -remsh {target}\n"
+        f"  iex --name dbg@{host} --cookie COOKIE --remsh {target}    (Elixir)\n"
+        "`beamlink ping`, `nodes`, `pid` and `stop` work on any node."
+    )
+
+
 async def _call(node: Any, target: str, module: str, function: str, args: list[Any],
                 timeout: float) -> Any:
-    from beamlink.node.rpc import RpcError
+    from beamlink.node.atoms import UNDEF
+    from beamlink.node.rpc import RemoteException, RpcError
 
     try:
         return await node.rpc(target, module, function, args, timeout=timeout)
+    except RemoteException as exc:
+        if module == AGENT and exc.reason == UNDEF:
+            raise ControlError(not_a_beamlink_node(target)) from exc
+        raise ControlError(str(exc)) from exc
     except RpcError as exc:
         raise ControlError(str(exc)) from exc
 

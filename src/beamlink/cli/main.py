@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import click
 
 from beamlink import __version__
+from beamlink import settings as defs
 from beamlink.cli.settings import SettingsError, describe, node_settings
 from beamlink.errors import ConfigurationError
 from beamlink.logs import configure
@@ -54,11 +55,39 @@ def cli(ctx: click.Context, log_level: str | None, log_format: str) -> None:
     configure(log_level, log_format)
 
 
-_TLS_OPTION = click.option(
-    "--ssl-dist-optfile", type=click.Path(dir_okay=False),
+class EnvOption(click.Option):
+    """An option backed by a `beamlink.settings` setting: its help ends with the variables that
+    set it when the option is not given (first set wins)."""
+
+    def __init__(self, *args: Any, setting: defs.EnvSetting[Any], extra: str = "",
+                 **kwargs: Any) -> None:
+        self.setting = setting
+        variables = ", ".join(setting.variables)
+        kwargs["help"] = f"{kwargs.get('help', '')} Env: {variables}{extra}.".strip()
+        super().__init__(*args, **kwargs)
+
+
+def env_option(*decls: str, setting: defs.EnvSetting[Any], **kwargs: Any) -> Any:
+    """``click.option`` for an `EnvOption`."""
+    return click.option(*decls, cls=EnvOption, setting=setting, **kwargs)
+
+
+# The option (by its parameter name) of each setting that has environment variables: every
+# command's option of that name must be an EnvOption (tests/cli/test_settings.py checks).
+ENV_OPTIONS: dict[str, defs.EnvSetting[Any]] = {
+    "name": defs.NODE_NAME, "cookie": defs.COOKIE, "dist_port": defs.DIST_PORT,
+    "net_ticktime": defs.NET_TICKTIME, "config": defs.CONFIG, "app": defs.APP,
+    "metrics_port": defs.METRICS_PORT, "metrics_host": defs.METRICS_HOST,
+    "dashboard_port": defs.DASHBOARD_PORT, "dashboard_host": defs.DASHBOARD_HOST,
+    "ssl_dist_optfile": defs.SSL_DIST_OPTFILE,
+}
+_COOKIE_FILE = "; else ~/.erlang.cookie"
+
+
+_TLS_OPTION = env_option(
+    "--ssl-dist-optfile", setting=defs.SSL_DIST_OPTFILE, type=click.Path(dir_okay=False),
     help="TLS distribution configured by OTP's ssl_dist_optfile ([{server, [...]}, {client, "
-         "[...]}].), the same file erl -proto_dist inet_tls reads. Env: "
-         "BEAMLINK_SSL_DIST_OPTFILE.",
+         "[...]}].), the same file erl -proto_dist inet_tls reads.",
 )
 
 
@@ -76,35 +105,31 @@ def _tls(path: str | None) -> Any:
 
 def _node_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed([
-        click.option("--name", help="Long node name NAME@HOST (HOST may be 'auto'). "
-                                    "Env: BEAMLINK_NODE, RELEASE_NODE."),
-        click.option("--sname", help="Short node name NAME[@HOST]."),
-        click.option("--cookie", help="Cookie. Env: BEAMLINK_COOKIE, RELEASE_COOKIE; "
-                                      "else ~/.erlang.cookie."),
-        click.option("--dist-port", type=int, help="Fixed distribution port, no EPMD "
-                                                   "(env ERL_DIST_PORT)."),
-        click.option("--net-ticktime", type=float, help="Seconds (default 60, like OTP)."),
+        env_option("--name", setting=defs.NODE_NAME,
+                   help="Long node name NAME@HOST (HOST may be 'auto')."),
+        click.option("--sname", help="Short node name NAME[@HOST] (same as "
+                                     "RELEASE_DISTRIBUTION=sname with a name)."),
+        env_option("--cookie", setting=defs.COOKIE, extra=_COOKIE_FILE, help="Cookie."),
+        env_option("--dist-port", setting=defs.DIST_PORT, type=int,
+                   help="Fixed distribution port, no EPMD."),
+        env_option("--net-ticktime", setting=defs.NET_TICKTIME, type=float,
+                   help="Seconds (default 60, like OTP)."),
         click.option("--hidden", is_flag=True, help="Start as a hidden node."),
         _TLS_OPTION,
+        env_option("--config", setting=defs.CONFIG, type=click.Path(dir_okay=False),
+                   help="Cluster topologies (TOML)."),
+        env_option("--app", setting=defs.APP, help="package.module:attr to run on the node."),
+        env_option("--metrics-port", setting=defs.METRICS_PORT, type=int,
+                   help="Serve Prometheus metrics at http://HOST:PORT/metrics."),
+        env_option("--metrics-host", setting=defs.METRICS_HOST,
+                   help="Address the metrics server listens on (default 0.0.0.0)."),
+        env_option("--dashboard-port", setting=defs.DASHBOARD_PORT, type=int,
+                   help="Serve the live cluster dashboard at http://HOST:PORT/ (off by default)."),
+        env_option("--dashboard-host", setting=defs.DASHBOARD_HOST,
+                   help="Address the dashboard listens on (default 127.0.0.1)."),
     ]):
         fn = option(fn)
     return fn
-
-
-def _metrics_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option("--metrics-host", help="Address the metrics server listens on (default "
-                                             "0.0.0.0). Env: BEAMLINK_METRICS_HOST.")(fn)
-    return click.option("--metrics-port", type=int, help="Serve Prometheus metrics at "
-                                                         "http://HOST:PORT/metrics. "
-                                                         "Env: BEAMLINK_METRICS_PORT.")(fn)
-
-
-def _dashboard_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    fn = click.option("--dashboard-host", help="Address the dashboard listens on (default "
-                                               "127.0.0.1). Env: BEAMLINK_DASHBOARD_HOST.")(fn)
-    return click.option("--dashboard-port", type=int, help="Serve the live cluster dashboard at "
-                                                           "http://HOST:PORT/ (off by default). "
-                                                           "Env: BEAMLINK_DASHBOARD_PORT.")(fn)
 
 
 def _settings(**options: Any) -> dict[str, Any]:
@@ -116,11 +141,6 @@ def _settings(**options: Any) -> dict[str, Any]:
 
 @cli.command()
 @_node_options
-@click.option("--config", type=click.Path(dir_okay=False), help="Cluster topologies (TOML). "
-                                                               "Env: BEAMLINK_CONFIG.")
-@click.option("--app", help="package.module:attr to run on the node. Env: BEAMLINK_APP.")
-@_metrics_options
-@_dashboard_options
 def start(**options: Any) -> None:
     """Run a node in the foreground until SIGINT/SIGTERM, then leave cleanly and exit 0."""
     from beamlink.cli.runner import run_node
@@ -130,8 +150,7 @@ def start(**options: Any) -> None:
 
 _target_options = [
     click.argument("node"),
-    click.option("--cookie", help="Cookie of the target (env BEAMLINK_COOKIE, RELEASE_COOKIE; "
-                                  "else ~/.erlang.cookie)."),
+    env_option("--cookie", setting=defs.COOKIE, extra=_COOKIE_FILE, help="Cookie of the target."),
     click.option("--timeout", type=float, default=15.0, show_default=True, help="Seconds."),
     _TLS_OPTION,
 ]
@@ -249,10 +268,6 @@ def eval_(expr: str) -> None:
 
 @cli.command()
 @_node_options
-@click.option("--config", type=click.Path(dir_okay=False), help="Cluster topologies (TOML).")
-@click.option("--app", help="package.module:attr.")
-@_metrics_options
-@_dashboard_options
 def config(**options: Any) -> None:
     """Print the effective configuration and where each value came from."""
     settings = _settings(**options)

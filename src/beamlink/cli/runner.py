@@ -31,7 +31,9 @@ import contextlib
 import importlib
 import inspect
 import logging
+import os
 import signal
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -52,14 +54,25 @@ class StartError(NodeError, RuntimeError):
 
 
 def load_app(spec: str) -> Any:
-    """Import ``package.module:attr`` and return the attribute."""
+    """Import ``package.module:attr`` and return the attribute.
+
+    Like ``python -m``, the current directory comes first on ``sys.path``, so an app package in
+    the directory ``beamlink start`` runs from is found without ``PYTHONPATH``.
+    """
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
         raise StartError(f"--app must look like package.module:attr, got {spec!r}")
+    cwd = os.getcwd()
+    if cwd not in sys.path and "" not in sys.path:
+        sys.path.insert(0, cwd)
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
-        raise StartError(f"cannot import {module_name!r} for --app: {exc}") from exc
+        raise StartError(
+            f"cannot import {module_name!r} for --app: {exc} (looked in the current directory "
+            f"{cwd} and on sys.path: start from the directory that holds the package, or add "
+            "its parent to PYTHONPATH)"
+        ) from exc
     target: Any = module
     for part in attr.split("."):
         try:

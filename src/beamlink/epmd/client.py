@@ -79,8 +79,9 @@ async def _connect(
         ) from None
     except OSError as exc:
         raise EpmdUnavailable(
-            f"no EPMD at {host}:{epmd_port} ({exc.strerror or exc}); start epmd, or call "
-            "beamlink.epmd.ensure_epmd() to run an embedded one"
+            f"no EPMD at {host}:{epmd_port} ({exc.strerror or exc}): no node runs on that host "
+            "yet (a starting node brings up EPMD within moments), or EPMD listens on another "
+            "port (ERL_EPMD_PORT)"
         ) from exc
 
 

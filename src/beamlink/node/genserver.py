@@ -205,7 +205,10 @@ class GenServer:
         """Handle any other message; the default drops it."""
 
     def terminate(self, reason: Any) -> Any:
-        """Called when the server stops (by :meth:`stop` or a handler exception)."""
+        """Called when the server stops. ``reason``: the one given to :meth:`stop`; the exception
+        a handler raised; the exit reason when the process is ended from outside (an exit signal
+        from a link, ``killed``); ``Atom('shutdown')`` when the node stops (as OTP supervisors
+        stop their children at ``init:stop()``)."""
 
     def reply(self, from_: From, value: Any) -> None:
         """Answer the call ``from_`` (for calls whose ``handle_call`` returned NOREPLY)."""
@@ -232,7 +235,12 @@ class GenServer:
             while self._stop_reason is None:
                 await self._handle(await proc.receive())
         except BaseException as exc:
-            reason = exc.reason if isinstance(exc, ProcessExit) else exc
+            if isinstance(exc, ProcessExit):
+                reason = exc.reason
+            elif isinstance(exc, asyncio.CancelledError) and proc.exit_reason is not None:
+                reason = proc.exit_reason  # ended from outside: exit signal, node stop
+            else:
+                reason = exc
             await _maybe_await(self.terminate(reason))
             raise
         await _maybe_await(self.terminate(self._stop_reason))

@@ -284,7 +284,10 @@ class Node:
             service.install(self)
         self._installed = True
         _running_nodes.append(self)
-        log.info("node %s up (port %d, creation %d)", self.name, self.port, creation)
+        if listen:
+            log.info("node %s up (port %d, creation %d)", self.name, self.port, creation)
+        else:
+            log.info("node %s up (not listening, creation %d)", self.name, creation)
 
     @property
     def registration(self) -> KeptRegistration | None:

@@ -47,6 +47,7 @@ from beamlink.node.atoms import (
     OK,
     PROCESS,
     PYTHON_EXCEPTION,
+    SHUTDOWN,
     SPAWN_REPLY_TAG,
     UNDEF,
 )
@@ -819,10 +820,11 @@ class ProcessRuntime:
                     requester.mailbox.put((SPAWN_REPLY_TAG, req_id, ERROR, NOCONNECTION))
 
     async def shutdown(self) -> None:
-        """Kill every local process (node stop) and wait for their tasks to finish."""
+        """End every local process with reason ``shutdown`` (node stop, as supervisors end their
+        children at ``init:stop()``) and wait for their tasks to finish."""
         tasks = []
         for proc in list(self._pids.values()):
-            self.terminate(proc, KILLED)
+            self.terminate(proc, SHUTDOWN)
             if proc.task is not None:
                 tasks.append(proc.task)
         for task in list(self._connect_tasks):
