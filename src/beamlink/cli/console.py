@@ -42,6 +42,10 @@ class _LoopThread:
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+        if not self.thread.is_alive():
+            # closed here, not by the loop's __del__ at interpreter exit, which may run after
+            # its self-pipe socket was collected (ValueError: Invalid file descriptor: -1)
+            self.loop.close()
 
 
 def _setup_readline() -> None:
