@@ -20,7 +20,13 @@ Theory of operation (one ``Topology``, one asyncio task):
    polls never overlap.
 
 The first poll runs at once on start, so a new node joins every discovered peer within about
-one handshake. ``Cluster`` runs each topology under a supervisor: a crash is logged with its
+one handshake. Until an answer lists the node itself, peers cannot discover it either: nodes
+started together (a scale-up) may each have polled before the others were listed (Swarm lists a
+task once its health check passed), and would wait a whole interval for each other. So until
+the first answer that lists it, the node polls on the quick schedule of failed polls
+(``RETRY_INITIAL`` doubling up to the interval): its first poll after being listed sees every
+peer listed before it, and every peer listed after it sees it. A strategy whose answers never
+list the node costs only those few (log2) extra polls at start. ``Cluster`` runs each topology under a supervisor: a crash is logged with its
 traceback, reported as ``TopologyCrashed`` and the topology restarted with exponential backoff;
 it never propagates to the node. ``Cluster.leave()`` disconnects from everyone on a graceful stop.
 """
@@ -102,10 +108,11 @@ class Topology:
 
     def interval(self, failures: int = 0) -> float:
         """The next sleep in seconds: ``polling_interval`` spread by +-``jitter``; after
-        ``failures`` failed polls in a row, at most ``RETRY_INITIAL * 2 ** (failures - 1)``."""
+        ``failures`` quick rounds in a row (failed polls, or answers not listing this node yet),
+        at most ``RETRY_INITIAL * 2 ** (failures - 1)``."""
         base = self.config.polling_interval / 1000
         if failures:
-            base = min(base, RETRY_INITIAL * 2 ** (failures - 1))
+            base = min(base, RETRY_INITIAL * 2.0 ** min(failures - 1, 64))
         spread = self.config.jitter
         return base * random.uniform(1 - spread, 1 + spread)
 
@@ -115,12 +122,19 @@ class Topology:
         strategy = self._strategy_factory(self.config, context)
         await strategy.start()
         failures = 0
+        unlisted = 0  # rounds so far before the first answer listing this node (0 after it)
+        listed = False
         try:
             while True:
                 failures = 0 if await self.reconcile(strategy) else failures + 1
+                if not listed:
+                    listed = self.last_good is not None and self.ops.self_name in self.last_good.nodes
+                    unlisted = 0 if listed else unlisted + 1
                 self.wakeup.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self.wakeup.wait(), self.interval(failures))
+                    await asyncio.wait_for(
+                        self.wakeup.wait(), self.interval(max(failures, unlisted))
+                    )
         finally:
             await strategy.close()
 
