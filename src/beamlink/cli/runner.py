@@ -12,7 +12,8 @@ crashed (its traceback is logged) or the node could not start (the reason is log
 With ``--metrics-port`` (or ``BEAMLINK_METRICS_PORT``) the node serves Prometheus metrics at
 ``http://HOST:PORT/metrics`` from prometheus_client's global registry: the node's collector, the
 cluster topologies' metrics, the process/platform/GC collectors, and whatever the app registers.
-The server starts once the node is up and stops after it.
+The server starts once the topologies have made their first round (so a new replica joins its
+peers first; the cluster events before it are counted all the same) and stops after the node.
 
 ``RELEASE_DISTRIBUTION=none`` runs the app on a local-only node named ``nonode@nohost``: processes,
 GenServers and local calls work, but it neither listens nor registers with EPMD and no topology
@@ -40,6 +41,8 @@ LOCAL_ONLY_NAME = "nonode@nohost"
 AUTO_HOST = "auto"
 # How long ``@auto`` waits for DNS topologies to list this node (a new task is not in DNS yet).
 AUTO_DNS_TIMEOUT = 30.0
+# How long the metrics server waits for the topologies' first discovery round.
+FIRST_ROUND_TIMEOUT = 5.0
 
 
 class StartError(NodeError, RuntimeError):
@@ -224,17 +227,25 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
     metrics = None
     status = 0
     try:
-        if "metrics_port" in settings:
-            metrics = _start_metrics(node, settings)
+        early: list[Any] = []  # cluster events before the metrics exist
         if config is not None:
             from beamlink.cluster.topology import Cluster
 
             cluster = Cluster(node, config)
-            if metrics is not None:
+            stop_buffering = cluster.subscribe(early.append)
+            await cluster.start()
+            await _first_rounds(cluster)
+        if "metrics_port" in settings:
+            metrics = _start_metrics(node, settings)
+            if cluster is not None:
                 from beamlink.cluster.metrics import ClusterMetrics
 
-                cluster.subscribe(ClusterMetrics())
-            await cluster.start()
+                counted = ClusterMetrics()
+                for event in early:
+                    counted(event)
+                cluster.subscribe(counted)
+        if cluster is not None:
+            stop_buffering()
         log.info("node %s running (cookie from %s%s%s)", node.name, settings["cookie"].source,
                  f", topologies {', '.join(config.topologies)}" if config is not None else "",
                  f", app {app.spec}" if app is not None else "")
@@ -249,6 +260,17 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
         if metrics is not None:
             metrics.close()
     return status
+
+
+async def _first_rounds(cluster: Any) -> None:
+    """Wait (at most ``FIRST_ROUND_TIMEOUT``) until every topology has polled and connected once.
+
+    The metrics server starts after that: importing prometheus_client and starting its thread
+    takes about 0.1 s of CPU, which a new replica should not spend before joining its peers.
+    """
+    rounds = [topology.wait_polls(1) for topology in cluster.topologies.values()]
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(asyncio.gather(*rounds), FIRST_ROUND_TIMEOUT)
 
 
 async def _serve(app: HostedApp | None, node: Any, stop: asyncio.Event) -> int:
