@@ -12,8 +12,9 @@ crashed (its traceback is logged) or the node could not start (the reason is log
 With ``--metrics-port`` (or ``BEAMLINK_METRICS_PORT``) the node serves Prometheus metrics at
 ``http://HOST:PORT/metrics`` from prometheus_client's global registry: the node's collector, the
 cluster topologies' metrics, the process/platform/GC collectors, and whatever the app registers.
-The server starts once the topologies have made their first round (so a new replica joins its
-peers first; the cluster events before it are counted all the same) and stops after the node.
+The server starts once the topologies have made their first round, waiting at most
+``FIRST_ROUND_TIMEOUT`` (so a new replica joins its peers first; the cluster events before it are
+counted all the same), and stops after the node.
 
 ``RELEASE_DISTRIBUTION=none`` runs the app on a local-only node named ``nonode@nohost``: processes,
 GenServers and local calls work, but it neither listens nor registers with EPMD and no topology
@@ -41,8 +42,8 @@ LOCAL_ONLY_NAME = "nonode@nohost"
 AUTO_HOST = "auto"
 # How long ``@auto`` waits for DNS topologies to list this node (a new task is not in DNS yet).
 AUTO_DNS_TIMEOUT = 30.0
-# How long the metrics server waits for the topologies' first discovery round.
-FIRST_ROUND_TIMEOUT = 5.0
+# How long the metrics server (and so the app) waits for the topologies' first discovery round.
+FIRST_ROUND_TIMEOUT = 1.0
 
 
 class StartError(NodeError, RuntimeError):
@@ -234,7 +235,8 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
             cluster = Cluster(node, config)
             stop_buffering = cluster.subscribe(early.append)
             await cluster.start()
-            await _first_rounds(cluster)
+            if "metrics_port" in settings:
+                await _first_rounds(cluster)
         if "metrics_port" in settings:
             metrics = _start_metrics(node, settings)
             if cluster is not None:
