@@ -114,3 +114,22 @@ def test_metrics_port_from_the_environment_and_config(tmp_path: Path) -> None:
         assert f"cannot start: metrics server on 127.0.0.1:{port}" in taken.log
         assert f"node {B} stopped" in taken.log
         assert a.terminate() == 0
+
+
+def test_cluster_metrics_count_the_rounds_before_the_server_started(tmp_path: Path) -> None:
+    """The metrics server starts after the topologies' first round (a new replica joins its peers
+    first); that round is counted all the same."""
+    port = free_port()
+    config = tmp_path / "cluster.toml"
+    config.write_text(
+        f'[topologies.e]\nstrategy = "epmd"\nhosts = ["{A}", "{B}"]\npolling_interval = 600000\n'
+    )
+    env = cli_env(tmp_path)
+    a = StartedNode(A, env, tmp_path / "a.log", "start", "--name", A, "--config", str(config),
+                    "--metrics-port", str(port), "--metrics-host", "127.0.0.1")
+    with started([a]):
+        a.wait_running()
+        samples = scrape(port)
+        assert value(samples, "beamlink_cluster_polls_total", topology="e", result="ok") == 1
+        assert value(samples, "beamlink_cluster_connects_total", topology="e", result="error") == 1
+        assert a.terminate() == 0

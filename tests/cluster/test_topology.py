@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 
 import pytest
@@ -148,7 +149,7 @@ async def test_failed_first_poll_is_retried_long_before_the_polling_interval() -
     try:
         await asyncio.wait_for(topology.wait_polls(2), 30)
         assert membership.connected == set()
-        script.set("a@1")
+        script.set(SELF, "a@1")
         await eventually(lambda: bool(events.of(PollOk)), timeout=30)
         polls = [type(e) for e in events if isinstance(e, (PollOk, PollFailure))]
         assert polls[-1] is PollOk and set(polls[:-1]) == {PollFailure}
@@ -356,5 +357,44 @@ async def test_subscriber_failure_does_not_disturb_the_loop() -> None:
     await cluster.start()
     try:
         await eventually(lambda: membership.connected == {"a@1"})
+    finally:
+        await cluster.stop(leave=False)
+
+
+async def test_node_not_yet_listed_polls_quickly_until_it_is() -> None:
+    """Nodes started together may each poll before the others are listed (Swarm lists a task
+    once healthy): until an answer lists this node, polls come every 0.25 s; from the first
+    answer listing it, at the polling interval."""
+    membership = MemoryMembership(SELF, reachable={"a@1", "b@2"})
+    script = Script()
+    script.set("a@1")
+    cluster, _ = make(script, membership, interval=600_000)
+    topology = cluster.topologies["t"]
+    await cluster.start()
+    try:
+        await asyncio.wait_for(topology.wait_polls(3), 30)
+        gaps = [b - a for a, b in itertools.pairwise(script.discover_times)]
+        assert all(0.24 <= gap < 60 for gap in gaps)  # 0.25 s, not 600 s
+        script.set(SELF, "a@1", "b@2")
+        await eventually(lambda: membership.connected == {"a@1", "b@2"}, timeout=30)
+        polls = topology.polls
+        await asyncio.sleep(2.5)
+        assert topology.polls == polls
+    finally:
+        await cluster.stop(leave=False)
+
+
+async def test_answers_never_listing_the_node_slow_down_to_the_interval() -> None:
+    membership = MemoryMembership(SELF, reachable={"a@1"})
+    script = Script()
+    script.set("a@1")
+    cluster, _ = make(script, membership, interval=1000)
+    topology = cluster.topologies["t"]
+    await cluster.start()
+    try:
+        await asyncio.wait_for(topology.wait_polls(8), 30)
+        gaps = [b - a for a, b in itertools.pairwise(script.discover_times)]
+        # Every 0.25 s for at most one interval (1 s), then the interval for good.
+        assert gaps[0] < 0.75 and all(gap >= 0.95 for gap in gaps[5:])
     finally:
         await cluster.stop(leave=False)

@@ -48,7 +48,7 @@ def test_image_runs_beamlink_as_non_root_user(beamlink_image: str) -> None:
     assert "BEAMLINK_NODE=cluster_demo@auto" in config["Env"]
     assert "BEAMLINK_APP=cluster_demo.app:main" in config["Env"]
     health = config["Healthcheck"]
-    assert health["Test"] == ["CMD", "python3", "/opt/beamlink/healthcheck.py", "--watch", "2"]
+    assert health["Test"] == ["CMD", "python3", "/opt/beamlink/healthcheck.py", "--watch", "10"]
     assert health["Interval"] == 100_000_000
 
     assert run_in_image(beamlink_image, "id", "-u") == "10001"
@@ -108,14 +108,14 @@ def test_healthcheck_follows_the_node_start(beamlink_image: str) -> None:
         assert "node other not registered" in output
         # The check that turned the fixed-host node healthy was already watching when the node
         # registered (it did not wait for a next interval), and a healthy node is checked every
-        # ~2 s, not every 100 ms.
+        # ~10 s, not every 100 ms (each check is a docker exec: engine CPU).
         registered = float(container_exec(fixed, "cat", "/tmp/registered-at").stdout)
-        wait_until(lambda: len(healthy_checks(fixed)) >= 3, timeout=20, what="3 healthy checks")
+        wait_until(lambda: len(healthy_checks(fixed)) >= 3, timeout=60, what="3 healthy checks")
         first, *later = healthy_checks(fixed)
         assert first[0] < registered <= first[1]
         print(f"\nregistered -> healthy: {first[1] - registered:.3f} s")
         starts = [start for start, _ in later]
-        assert all(b - a >= 1.9 for a, b in itertools.pairwise(starts))
+        assert all(b - a >= 9.5 for a, b in itertools.pairwise(starts))
 
 
 def healthy_checks(container: str) -> list[tuple[float, float]]:

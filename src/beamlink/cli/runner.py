@@ -12,7 +12,9 @@ crashed (its traceback is logged) or the node could not start (the reason is log
 With ``--metrics-port`` (or ``BEAMLINK_METRICS_PORT``) the node serves Prometheus metrics at
 ``http://HOST:PORT/metrics`` from prometheus_client's global registry: the node's collector, the
 cluster topologies' metrics, the process/platform/GC collectors, and whatever the app registers.
-The server starts once the node is up and stops after it.
+The server starts once the topologies have made their first round, waiting at most
+``FIRST_ROUND_TIMEOUT`` (so a new replica joins its peers first; the cluster events before it are
+counted all the same), and stops after the node.
 
 With ``--dashboard-port`` (or ``BEAMLINK_DASHBOARD_PORT``) the node also serves the live cluster
 dashboard (``beamlink.web.dashboard``, on ``--dashboard-host``, default 127.0.0.1). It watches
@@ -47,6 +49,8 @@ LOCAL_ONLY_NAME = "nonode@nohost"
 AUTO_HOST = "auto"
 # How long ``@auto`` waits for DNS topologies to list this node (a new task is not in DNS yet).
 AUTO_DNS_TIMEOUT = 30.0
+# How long the metrics server (and so the app) waits for the topologies' first discovery round.
+FIRST_ROUND_TIMEOUT = 1.0
 
 
 class StartError(NodeError, RuntimeError):
@@ -297,21 +301,30 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
     forget_cluster = None
     status = 0
     try:
-        if "metrics_port" in settings:
-            metrics = _start_metrics(node, settings)
         if dashboard is not None:
             await dashboard.serve(node)
+        early: list[Any] = []  # cluster events before the metrics exist
         if config is not None:
             from beamlink.cluster.topology import Cluster
             from beamlink.web.probe import record_cluster
 
             cluster = Cluster(node, config)
             forget_cluster = record_cluster(node, cluster)
-            if metrics is not None:
+            stop_buffering = cluster.subscribe(early.append)
+            await cluster.start()
+            if "metrics_port" in settings:
+                await _first_rounds(cluster)
+        if "metrics_port" in settings:
+            metrics = _start_metrics(node, settings)
+            if cluster is not None:
                 from beamlink.cluster.metrics import ClusterMetrics
 
-                cluster.subscribe(ClusterMetrics())
-            await cluster.start()
+                counted = ClusterMetrics()
+                for event in early:
+                    counted(event)
+                cluster.subscribe(counted)
+        if cluster is not None:
+            stop_buffering()
         log.info("node %s running (cookie from %s%s%s)", node.name, settings["cookie"].source,
                  f", topologies {', '.join(config.topologies)}" if config is not None else "",
                  f", app {app.spec}" if app is not None else "")
@@ -330,6 +343,17 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
         if forget_cluster is not None:
             forget_cluster()
     return status
+
+
+async def _first_rounds(cluster: Any) -> None:
+    """Wait (at most ``FIRST_ROUND_TIMEOUT``) until every topology has polled and connected once.
+
+    The metrics server starts after that: importing prometheus_client and starting its thread
+    takes about 0.1 s of CPU, which a new replica should not spend before joining its peers.
+    """
+    rounds = [topology.wait_polls(1) for topology in cluster.topologies.values()]
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(asyncio.gather(*rounds), FIRST_ROUND_TIMEOUT)
 
 
 async def _serve(app: HostedApp | None, node: Any, stop: asyncio.Event) -> int:

@@ -2,16 +2,21 @@
 
 Order: ``BEAMLINK_HOST``, then ``POD_IP`` (env overrides); else ask the kernel. For every address
 the DNS topologies discover (and every configured peer host), connect a UDP socket toward it
-(nothing is sent) and read the local address the route picks. An address that is itself among
-the discovered ones is confirmed and wins: in a container on several networks (Swarm ingress,
-docker_gwbridge, the overlay) only the overlay address is in ``tasks.<service>``. Never
-``hostname -i``.
+(nothing is sent) and read the local address the route picks. That address is confirmed, and
+wins, when it is itself among the discovered ones, or when the kernel reaches a discovered
+address directly on a link (its main routing table has a route without gateway to it, read from
+``/proc/net/route`` and ``/proc/net/ipv6_route``): nothing translates the address between
+neighbours, so that peer sees this one. In a container on several networks (Swarm ingress,
+docker_gwbridge, the overlay) the route toward a ``tasks.<service>`` peer leaves from the overlay
+address, the one in ``tasks.<service>``. Never ``hostname -i``.
 
 Docker Swarm lists a task in ``tasks.<service>`` only once it is healthy, so a starting replica
-cannot find itself there. For a query ``tasks.X`` the service name ``X`` (the service's virtual IP)
-is also resolved as a route hint: the route toward it leaves from the task's own overlay address.
-An address found only through hints (or toward peers that do not list us) is used once
-``confirm_timeout`` has passed without confirmation. With nothing at all to route toward, the
+cannot find itself there; a replica started next to running ones (scaling up, a replacement)
+finds them there, and its overlay link to them confirms its address at the first lookup, with no
+wait for its own health check. For a query ``tasks.X`` the service name ``X`` (the service's
+virtual IP) is also resolved as a route hint. An address found only through hints or gateways
+(or toward peers that do not list us) is used once ``confirm_timeout`` has passed without
+confirmation. With nothing at all to route toward (the first replicas of a new service), the
 lookup is retried until ``timeout``; then ``AddressError`` says what to set.
 """
 
@@ -22,8 +27,10 @@ import ipaddress
 import logging
 import os
 import socket
+import sys
 import time
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 from beamlink.cluster.schema import ClusterConfig
 from beamlink.cluster.strategies.base import DiscoveryError
@@ -51,23 +58,106 @@ def route_source(destination: str) -> str | None:
         return str(sock.getsockname()[0])
 
 
+Route = tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, int, bool]  # (net, metric, gateway)
+
+IPV4_ROUTES = Path("/proc/net/route")
+IPV6_ROUTES = Path("/proc/net/ipv6_route")
+_RTF_UP = 0x1
+_RTF_GATEWAY = 0x2
+_RTF_REJECT = 0x200
+
+
+def parse_ipv4_routes(text: str) -> list[Route]:
+    """The usable routes of a ``/proc/net/route`` text (Linux's main IPv4 table).
+
+    Addresses and masks are the kernel's 32-bit values in hexadecimal, host byte order; the
+    metric is decimal."""
+    routes: list[Route] = []
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        try:
+            destination, flags, mask = (int(fields[i], 16) for i in (1, 3, 7))
+            metric = int(fields[6])
+            network = ipaddress.IPv4Network(
+                (destination.to_bytes(4, sys.byteorder), bin(mask).count("1")), strict=False
+            )
+        except ValueError:
+            continue
+        if flags & _RTF_UP and not flags & _RTF_REJECT:
+            routes.append((network, metric, bool(flags & _RTF_GATEWAY)))
+    return routes
+
+
+def parse_ipv6_routes(text: str) -> list[Route]:
+    """The usable routes of a ``/proc/net/ipv6_route`` text (every IPv6 table)."""
+    routes: list[Route] = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) < 10:
+            continue
+        try:
+            network = ipaddress.IPv6Network(
+                (bytes.fromhex(fields[0]), int(fields[1], 16)), strict=False
+            )
+            metric, flags = int(fields[5], 16), int(fields[8], 16)
+        except ValueError:
+            continue
+        if flags & _RTF_UP and not flags & _RTF_REJECT:
+            routes.append((network, metric, bool(flags & _RTF_GATEWAY)))
+    return routes
+
+
+def on_link(destination: str, routes: Iterable[Route]) -> bool:
+    """True when the best of ``routes`` toward ``destination`` (longest prefix, then lowest
+    metric) has no gateway; False when it has one or none matches."""
+    address = ipaddress.ip_address(destination)
+    best: Route | None = None
+    for route in routes:
+        network, metric, _ = route
+        if address.version != network.version or address not in network:
+            continue
+        if best is None or (network.prefixlen, -metric) > (best[0].prefixlen, -best[1]):
+            best = route
+    return best is not None and not best[2]
+
+
+def kernel_routes() -> list[Route]:
+    """The routes of this host's network namespace (empty where ``/proc`` has none)."""
+    routes: list[Route] = []
+    for path, parse in ((IPV4_ROUTES, parse_ipv4_routes), (IPV6_ROUTES, parse_ipv6_routes)):
+        try:
+            routes.extend(parse(path.read_text()))
+        except OSError:
+            continue
+    return routes
+
+
 def choose_address(
-    discovered: Iterable[str], hints: Iterable[str] = ()
+    discovered: Iterable[str], hints: Iterable[str] = (), routes: Iterable[Route] = ()
 ) -> tuple[str | None, bool]:
-    """``(address, confirmed)``: a routed local address, confirmed if it is in ``discovered``.
+    """``(address, confirmed)``: a routed local address, confirmed if it is in ``discovered`` or
+    ``routes`` reach a discovered address without gateway.
 
     Routes toward ``discovered`` addresses are tried first, then toward ``hints``.
     """
     addresses = [str(ipaddress.ip_address(a)) for a in discovered]
     known = set(addresses)
+    routes = list(routes)
     first: str | None = None
+    neighbour: str | None = None
     for destination in [*addresses, *(str(ipaddress.ip_address(h)) for h in hints)]:
         source = route_source(destination)
         if source is None:
             continue
         if source in known:
             return source, True
+        if neighbour is None and destination in known and on_link(destination, routes):
+            neighbour = source
         first = first or source
+    if neighbour is not None:
+        return neighbour, True
     return first, False
 
 
@@ -144,7 +234,7 @@ async def resolve_own_host(
     while True:
         found, hints = await _config_addresses(config, lookups)
         discovered = [*peers, *found]
-        address, confirmed = choose_address(discovered, hints)
+        address, confirmed = choose_address(discovered, hints, kernel_routes())
         if confirmed and address is not None:
             return address
         waited = time.monotonic() - started

@@ -20,7 +20,13 @@ Theory of operation (one ``Topology``, one asyncio task):
    polls never overlap.
 
 The first poll runs at once on start, so a new node joins every discovered peer within about
-one handshake. ``Cluster`` runs each topology under a supervisor: a crash is logged with its
+one handshake. Until an answer lists the node itself, peers cannot discover it either: nodes
+started together (a scale-up) may each have polled before the others were listed (Swarm lists a
+task once its health check passed), and would wait a whole interval for each other. So until
+the first answer that lists it, for at most ``SETTLE_WINDOW`` (or one interval, if shorter), the
+node polls every ``RETRY_INITIAL``: its first poll after being listed connects every peer listed
+(and up) before it, and every peer listed after it sees it. A strategy whose answers never list
+the node costs those few extra polls at start. ``Cluster`` runs each topology under a supervisor: a crash is logged with its
 traceback, reported as ``TopologyCrashed`` and the topology restarted with exponential backoff;
 it never propagates to the node. ``Cluster.leave()`` disconnects from everyone on a graceful stop.
 """
@@ -60,6 +66,7 @@ from beamlink.cluster.strategies import (
 log = logging.getLogger("beamlink.cluster")
 
 RETRY_INITIAL = 0.25  # seconds before the first retry of a failed poll; doubles per failure
+SETTLE_WINDOW = 5.0  # seconds of quick polls at most while the answers do not list this node
 
 StrategyFactory = Callable[[TopologyConfig, StrategyContext], Strategy[Any]]
 
@@ -105,7 +112,7 @@ class Topology:
         ``failures`` failed polls in a row, at most ``RETRY_INITIAL * 2 ** (failures - 1)``."""
         base = self.config.polling_interval / 1000
         if failures:
-            base = min(base, RETRY_INITIAL * 2 ** (failures - 1))
+            base = min(base, RETRY_INITIAL * 2.0 ** min(failures - 1, 64))
         spread = self.config.jitter
         return base * random.uniform(1 - spread, 1 + spread)
 
@@ -115,12 +122,19 @@ class Topology:
         strategy = self._strategy_factory(self.config, context)
         await strategy.start()
         failures = 0
+        settle_until = time.monotonic() + min(SETTLE_WINDOW, self.config.polling_interval / 1000)
         try:
             while True:
                 failures = 0 if await self.reconcile(strategy) else failures + 1
+                delay = self.interval(failures)
+                if time.monotonic() < settle_until:
+                    if self.last_good is not None and self.ops.self_name in self.last_good.nodes:
+                        settle_until = 0.0  # listed: peers find this node from now on
+                    else:
+                        delay = min(delay, self.interval(1))
                 self.wakeup.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self.wakeup.wait(), self.interval(failures))
+                    await asyncio.wait_for(self.wakeup.wait(), delay)
         finally:
             await strategy.close()
 

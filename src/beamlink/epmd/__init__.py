@@ -1,21 +1,43 @@
 """EPMD: the wire protocol (``protocol``), an asyncio client (``client``), an embedded server
-(``server``) and the re-registration loop that takes the embedded server over (``keeper``)."""
+(``server``) and the re-registration loop that takes the embedded server over (``keeper``).
 
-from beamlink.epmd.client import (
-    DEFAULT_TIMEOUT,
-    EpmdUnavailable,
-    NameInUse,
-    NodeNotFound,
-    Registration,
-    default_epmd_port,
-    names,
-    port_please,
-    register,
-)
-from beamlink.epmd.keeper import KeptRegistration, keep_registered
-from beamlink.epmd.protocol import EpmdProtocolError, NodeAddress
-from beamlink.epmd.server import EmbeddedEpmd, RegisteredNode, ensure_epmd
-from beamlink.errors import EpmdError
+The names below are imported on first use, so ``beamlink.epmd.protocol`` alone (the image's
+health check speaks it over a blocking socket) does not pull in asyncio.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from beamlink.epmd.client import (
+        DEFAULT_TIMEOUT,
+        EpmdUnavailable,
+        NameInUse,
+        NodeNotFound,
+        Registration,
+        default_epmd_port,
+        names,
+        port_please,
+        register,
+    )
+    from beamlink.epmd.keeper import KeptRegistration, keep_registered
+    from beamlink.epmd.protocol import EpmdProtocolError, NodeAddress
+    from beamlink.epmd.server import EmbeddedEpmd, RegisteredNode, ensure_epmd
+    from beamlink.errors import EpmdError
+
+_HOMES = {
+    "beamlink.epmd.client": (
+        "DEFAULT_TIMEOUT", "EpmdUnavailable", "NameInUse", "NodeNotFound", "Registration",
+        "default_epmd_port", "names", "port_please", "register",
+    ),
+    "beamlink.epmd.keeper": ("KeptRegistration", "keep_registered"),
+    "beamlink.epmd.protocol": ("EpmdProtocolError", "NodeAddress"),
+    "beamlink.epmd.server": ("EmbeddedEpmd", "RegisteredNode", "ensure_epmd"),
+    "beamlink.errors": ("EpmdError",),
+}
+_HOME_OF = {name: module for module, exported in _HOMES.items() for name in exported}
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -36,3 +58,12 @@ __all__ = [
     "port_please",
     "register",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _HOME_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
