@@ -162,6 +162,7 @@ def _port(low: int) -> Callable[[Any], int]:
 
 DEFAULT_EPMD_PORT = 4369
 DEFAULT_NET_TICKTIME = 60.0
+DEFAULT_STALL_THRESHOLD = 0.1
 DEFAULT_METRICS_HOST = "0.0.0.0"
 DEFAULT_DASHBOARD_HOST = "127.0.0.1"
 DISTRIBUTIONS = ("name", "sname", "none")
@@ -187,6 +188,10 @@ EPMD_PORT: EnvSetting[int] = EnvSetting(
 NET_TICKTIME: EnvSetting[float] = EnvSetting(
     "net_ticktime", ("BEAMLINK_NET_TICKTIME",), _positive_seconds,
     "a number of seconds greater than 0", default=DEFAULT_NET_TICKTIME,
+)
+STALL_THRESHOLD: EnvSetting[float] = EnvSetting(
+    "event loop stall threshold", ("BEAMLINK_STALL_THRESHOLD",), _positive_seconds,
+    "a number of seconds greater than 0", default=DEFAULT_STALL_THRESHOLD,
 )
 CONFIG: EnvSetting[str] = EnvSetting(
     "cluster config file", ("BEAMLINK_CONFIG",), _text, "a file path"

@@ -60,6 +60,18 @@ def test_numbers_are_checked_and_name_their_source() -> None:
         node_settings(opts(), {"ERL_DIST_PORT": "lots"})
 
 
+def test_stall_threshold_from_option_env_or_default() -> None:
+    assert node_settings(opts(), {})["stall_threshold"].value == 0.1
+    s = node_settings(opts(), {"BEAMLINK_STALL_THRESHOLD": "0.25"})
+    assert (s["stall_threshold"].value, s["stall_threshold"].source) == (
+        0.25, "env BEAMLINK_STALL_THRESHOLD"
+    )
+    s = node_settings(opts(stall_threshold=2.0), {"BEAMLINK_STALL_THRESHOLD": "0.25"})
+    assert (s["stall_threshold"].value, s["stall_threshold"].source) == (2.0, "--stall-threshold")
+    with pytest.raises(SettingsError, match="stall threshold from env BEAMLINK_STALL_THRESHOLD"):
+        node_settings(opts(), {"BEAMLINK_STALL_THRESHOLD": "0"})
+
+
 def test_describe_never_prints_the_cookie() -> None:
     lines = describe(node_settings(opts(name="a@h", cookie="supersecret"), {}))
     assert not any("supersecret" in line for line in lines)

@@ -21,11 +21,13 @@ from beamlink.connection.optfile import OptfileError, load_optfile
 from beamlink.connection.protocol import DistConnection
 from beamlink.connection.tls import TlsConfig, TlsError
 from beamlink.settings import DEFAULT_NET_TICKTIME
+from beamlink.connection.watchdog import DEFAULT_STALL_THRESHOLD, LagStats, LoopWatchdog
 
 __all__ = [
     "CLOSED",
     "DEFAULT_HANDSHAKE_TIMEOUT",
     "DEFAULT_NET_TICKTIME",
+    "DEFAULT_STALL_THRESHOLD",
     "DISCONNECTED",
     "PROTOCOL_ERROR",
     "REPLACED",
@@ -37,6 +39,8 @@ __all__ = [
     "DistConnection",
     "DownReason",
     "OptfileError",
+    "LagStats",
+    "LoopWatchdog",
     "PeerInfo",
     "TlsConfig",
     "TlsError",

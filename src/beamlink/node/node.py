@@ -24,6 +24,7 @@ from typing import Any, TypeVar, overload
 from beamlink.connection import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_NET_TICKTIME,
+    DEFAULT_STALL_THRESHOLD,
     ConnectionManager,
     DownReason,
     PeerInfo,
@@ -145,6 +146,7 @@ class Node:
         epmd_port: int | None = None,
         rpc_allow: Iterable[str] | None = None,
         tls: TlsConfig | None = None,
+        stall_threshold: float = DEFAULT_STALL_THRESHOLD,
     ) -> None:
         """Prefer `Node.start`, which also listens and registers."""
         self.node_name = name
@@ -161,6 +163,7 @@ class Node:
             net_ticktime=net_ticktime,
             handshake_timeout=handshake_timeout,
             tls=tls,
+            stall_threshold=stall_threshold,
         )
         self.runtime = ProcessRuntime(
             name.full, 0, send_remote=self.manager.send, connect_peer=self.connect, owner=self
@@ -192,6 +195,7 @@ class Node:
         rpc_allow: Iterable[str] | None = None,
         listen: bool = True,
         tls: TlsConfig | None = None,
+        stall_threshold: float = DEFAULT_STALL_THRESHOLD,
     ) -> _NodeStart:
         """Start a node: ``await Node.start(...)`` or ``async with Node.start(...) as node``.
 
@@ -210,6 +214,8 @@ class Node:
         ``ssl.SSLContext`` of each side (``TlsConfig(server=..., client=...)``), or one read from
         an OTP ssl_dist_optfile with `load_optfile`. Default: the optfile named by
         $BEAMLINK_SSL_DIST_OPTFILE, else plain TCP (docs/tls.md).
+        ``stall_threshold``: seconds the event loop may be blocked before a WARNING names what
+        blocked it (docs/node.md, "Blocking code"); ticks to peers go on regardless.
         """
         return _NodeStart(
             cls._boot(
@@ -224,6 +230,7 @@ class Node:
                 rpc_allow=rpc_allow,
                 listen=listen,
                 tls=tls,
+                stall_threshold=stall_threshold,
             )
         )
 
@@ -242,6 +249,7 @@ class Node:
         rpc_allow: Iterable[str] | None,
         listen: bool,
         tls: TlsConfig | None,
+        stall_threshold: float,
     ) -> Node:
         node = cls(
             resolve_node_name(name),
@@ -253,6 +261,7 @@ class Node:
             epmd_port=epmd_port,
             rpc_allow=rpc_allow,
             tls=resolve_tls(tls),
+            stall_threshold=stall_threshold,
         )
         try:
             await node._start_distribution(listen_host, listen)
