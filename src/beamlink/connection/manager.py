@@ -45,7 +45,7 @@ from beamlink.connection.events import (
 )
 from beamlink.connection.protocol import DistConnection, TrafficCounters
 from beamlink.connection.tls import TlsConfig, TlsError, TlsSession
-from beamlink.connection.watchdog import DEFAULT_STALL_THRESHOLD, LoopWatchdog
+from beamlink.connection.watchdog import LoopWatchdog
 from beamlink.distribution import flags as dflags
 from beamlink.distribution.control import NO_MESSAGE
 from beamlink.distribution.frames import DEFAULT_MAX_FRAME_SIZE
@@ -68,7 +68,7 @@ from beamlink.listener import (
     raise_fd_limit,
 )
 from beamlink.logs import RateLimiter
-from beamlink.settings import DEFAULT_NET_TICKTIME
+from beamlink.settings import DEFAULT_NET_TICKTIME, DEFAULT_STALL_THRESHOLD
 
 log = logging.getLogger(__name__)
 
