@@ -52,7 +52,7 @@ from tests.support.erlang import ErlPeer, free_port, runtime, start_peer  # noqa
 
 from beamlink import GenServer, Node  # noqa: E402
 from beamlink.etf import Atom  # noqa: E402
-from beamlink.node.executor import on_loop  # noqa: E402
+from beamlink.node.runtime.executor import on_loop  # noqa: E402
 
 COOKIE = "beamlinkbench"
 HOST = "127.0.0.1"

@@ -12,7 +12,7 @@ import traceback
 
 import pytest
 
-from beamlink.node.executor import Executor, cpu_bound, on_loop, runs_inline
+from beamlink.node.runtime.executor import Executor, cpu_bound, on_loop, runs_inline
 
 REQUEST = contextvars.ContextVar("REQUEST", default="none")
 

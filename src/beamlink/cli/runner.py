@@ -283,6 +283,8 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
             hidden=local_only or bool(settings["hidden"].value),
             net_ticktime=float(settings["net_ticktime"].value),
             stall_threshold=float(settings["stall_threshold"].value),
+            workers=int(settings["workers"].value),
+            processes=int(settings["processes"].value),
             dist_port=None if dist_port is None or local_only else int(dist_port.value),
             epmd_port=int(settings["epmd_port"].value),
             listen=not local_only,

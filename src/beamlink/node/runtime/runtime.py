@@ -52,6 +52,7 @@ from beamlink.node.atoms import (
     UNDEF,
 )
 from beamlink.node.errors import ProcessExit, UnknownName
+from beamlink.node.runtime.executor import Executor
 from beamlink.node.runtime.process import Monitor, Process, Target, Watcher
 from beamlink.node.runtime.registry import Registry
 
@@ -119,8 +120,11 @@ class ProcessRuntime:
         send_remote: SendRemote | None = None,
         connect_peer: ConnectPeer | None = None,
         owner: object = None,
+        executor: Executor | None = None,
     ) -> None:
         self.owner: Any = self if owner is None else owner
+        # Where synchronous user code runs (RPC targets, GenServer callbacks): worker threads.
+        self.executor = Executor() if executor is None else executor
         self._name = _as_atom(name)
         self.registry = Registry(self._name, creation)
         self._pids = self.registry.pids
@@ -832,3 +836,4 @@ class ProcessRuntime:
             tasks.append(task)
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        self.executor.shutdown()

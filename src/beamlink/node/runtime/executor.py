@@ -35,7 +35,8 @@ from concurrent.futures import Executor as _PoolExecutor
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-DEFAULT_WORKERS = 64
+from beamlink.settings import DEFAULT_WORKERS
+
 _PLACEMENT = "__beamlink_runs__"
 LOOP = "loop"
 PROCESS = "process"
