@@ -60,6 +60,18 @@ def test_numbers_are_checked_and_name_their_source() -> None:
         node_settings(opts(), {"ERL_DIST_PORT": "lots"})
 
 
+def test_worker_pool_sizes_from_option_env_or_default() -> None:
+    s = node_settings(opts(), {})
+    assert (s["workers"].value, s["processes"].value) == (64, 0)
+    s = node_settings(opts(workers=8), {"BEAMLINK_WORKERS": "16", "BEAMLINK_PROCESSES": "2"})
+    assert (s["workers"].value, s["workers"].source) == (8, "--workers")
+    assert (s["processes"].value, s["processes"].source) == (2, "env BEAMLINK_PROCESSES")
+    with pytest.raises(SettingsError, match="worker threads from env BEAMLINK_WORKERS"):
+        node_settings(opts(), {"BEAMLINK_WORKERS": "0"})
+    with pytest.raises(SettingsError, match="worker processes from --processes"):
+        node_settings(opts(processes=-1), {})
+
+
 def test_stall_threshold_from_option_env_or_default() -> None:
     assert node_settings(opts(), {})["stall_threshold"].value == 0.1
     s = node_settings(opts(), {"BEAMLINK_STALL_THRESHOLD": "0.25"})

@@ -1,6 +1,6 @@
 """The worker pool for synchronous code: concurrency and its bound (checked with barriers, not
 clocks), inline placement of coroutine and `on_loop` functions, clean tracebacks, context
-variables, and the opt-in process pool for `cpu_bound` functions."""
+variables, the opt-in process pool for `cpu_bound` functions, and plain process bodies."""
 
 from __future__ import annotations
 
@@ -9,10 +9,14 @@ import contextvars
 import os
 import threading
 import traceback
+from typing import Any
 
 import pytest
 
+from beamlink.etf import Atom
+from beamlink.node.runtime import Process, ProcessRuntime, current_process
 from beamlink.node.runtime.executor import Executor, cpu_bound, on_loop, runs_inline
+from tests.support.wait import eventually
 
 REQUEST = contextvars.ContextVar("REQUEST", default="none")
 
@@ -148,3 +152,37 @@ def test_bad_sizes_are_refused() -> None:
         Executor(workers=0)
     with pytest.raises(ValueError, match="processes"):
         Executor(processes=-1)
+
+
+async def test_a_plain_process_body_runs_in_a_worker_and_exits_like_a_coroutine_one() -> None:
+    rt = ProcessRuntime("exec@127.0.0.1", 1, executor=Executor(workers=4))
+    gate = threading.Event()
+    seen: list[Any] = []
+
+    def blocking_body(proc: Process, tag: str) -> None:
+        seen.append((tag, threading.get_ident(), current_process() is proc))
+        gate.wait(30)
+
+    def failing_body(proc: Process) -> None:
+        raise ValueError("bad input")
+
+    async def watcher(proc: Process, targets: list[Any]) -> None:
+        refs = [proc.monitor(t) for t in targets]
+        for _ in refs:
+            msg = await proc.receive()
+            seen.append((msg[0], msg[4]))
+
+    try:
+        blocked = rt.spawn(blocking_body, "b")
+        failed = rt.spawn(failing_body)
+        watching = rt.spawn(watcher, [blocked.pid, failed.pid])
+        await eventually(lambda: len(seen) >= 2)  # the loop runs while blocking_body blocks
+        assert seen[0][0] == "b" and seen[0][1] != threading.get_ident() and seen[0][2]
+        assert seen[1] == (Atom("DOWN"), (Atom("python_exception"), b"ValueError", b"bad input"))
+        assert blocked.is_alive
+        gate.set()
+        await asyncio.wait_for(watching.wait(), 30)
+        assert seen[2] == (Atom("DOWN"), Atom("normal"))
+    finally:
+        gate.set()
+        await rt.shutdown()

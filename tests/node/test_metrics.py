@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 import time
 from collections.abc import AsyncIterator
 
@@ -264,3 +265,16 @@ async def test_event_loop_lag_and_stalls(node_a: Node) -> None:
         "beamlink_event_loop_lag_seconds_count"
     )
     assert a("beamlink_dist_stall_ticks_total") == 0  # no peers connected
+
+
+async def test_worker_pool(node_a: Node) -> None:
+    a = Scraper(node_a)
+    assert a("beamlink_workers") == 64 and a("beamlink_worker_processes") == 0
+    done = a("beamlink_worker_calls_total")
+    gate = threading.Event()
+    call = asyncio.ensure_future(node_a.executor.call(gate.wait, 30))
+    await eventually(lambda: a("beamlink_worker_calls_busy") == 1)
+    gate.set()
+    assert await asyncio.wait_for(call, 30) is True
+    assert a("beamlink_worker_calls_busy") == 0
+    assert a("beamlink_worker_calls_total") == done + 1

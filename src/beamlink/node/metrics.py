@@ -53,6 +53,7 @@ class NodeCollector(Collector):
         yield from self._rpc()
         yield from self._epmd()
         yield from self._event_loop()
+        yield from self._workers()
 
     def _name(self, name: str) -> str:
         return f"{self.prefix}_{name}"
@@ -207,6 +208,26 @@ class NodeCollector(Collector):
         again.add_metric([], self.node.epmd_reregistrations)
         yield again
 
+
+    def _workers(self) -> Iterator[Metric]:
+        executor = self.node.executor
+        for name, help_, value in (
+            ("workers", "Worker threads synchronous user code may run in at once.", executor.workers),
+            ("worker_processes", "Worker processes for cpu_bound functions.", executor.processes),
+            (
+                "worker_calls_busy",
+                "Synchronous calls running in a worker or waiting for one.",
+                executor.busy,
+            ),
+        ):
+            gauge = GaugeMetricFamily(self._name(name), help_)
+            gauge.add_metric([], value)
+            yield gauge
+        done = CounterMetricFamily(
+            self._name("worker_calls"), "Synchronous calls that finished in the worker pool."
+        )
+        done.add_metric([], executor.completed)
+        yield done
 
     def _event_loop(self) -> Iterator[Metric]:
         watchdog = self.node.manager.watchdog

@@ -52,7 +52,7 @@ from beamlink.node.atoms import (
     UNDEF,
 )
 from beamlink.node.errors import ProcessExit, UnknownName
-from beamlink.node.runtime.executor import Executor
+from beamlink.node.runtime.executor import Executor, runs_inline
 from beamlink.node.runtime.process import Monitor, Process, Target, Watcher
 from beamlink.node.runtime.registry import Registry
 
@@ -67,7 +67,8 @@ _VIA_LINK: Final = 0
 _VIA_EXIT2: Final = 1
 _VIA_LOST_LINK: Final = 2
 
-ProcessBody = Callable[..., Awaitable[Any]]
+ProcessBody = Callable[..., Any]
+"""``fn(proc, *args)``: a coroutine function, or a plain function run in a worker thread."""
 SendRemote = Callable[[Atom, tuple[Any, ...], Any], bool]
 ConnectPeer = Callable[[Atom], Awaitable[bool]]
 
@@ -202,7 +203,11 @@ class ProcessRuntime:
         link: Pid | Process | None = None,
         trap_exit: bool = False,
     ) -> Process:
-        """Start ``fn(proc, *args)`` (a coroutine function) as a new process and return it.
+        """Start ``fn(proc, *args)`` as a new process and return it.
+
+        ``fn`` is a coroutine function (it runs on the event loop), or a plain function, which
+        runs in a worker thread of `executor` (it may block; it must not use the process API,
+        which belongs to the loop's thread).
 
         ``name`` registers it; ``link`` links it to that pid (or process) before it runs. The
         process exits ``normal`` when ``fn`` returns, with `ProcessExit`'s reason when that is
@@ -233,7 +238,10 @@ class ProcessRuntime:
     async def _run(self, proc: Process, fn: ProcessBody, args: tuple[Any, ...]) -> None:
         _current_process.set(proc)
         try:
-            await fn(proc, *args)
+            if runs_inline(fn):
+                await fn(proc, *args)
+            else:  # a plain function: it may block, so it runs in a worker thread
+                await self.executor.submit(fn, proc, *args)
         except ProcessExit as exc:
             self.terminate(proc, exc.reason)
         except asyncio.CancelledError:
