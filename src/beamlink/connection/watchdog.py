@@ -221,13 +221,15 @@ class LoopWatchdog:
         else:
             what, key, detail = "something the watchdog did not sample (stall too short)", None, ""
         if ticks:
-            detail += f"; the watchdog wrote {ticks} ticks to keep peers connected"
+            plural = "" if ticks == 1 else "s"
+            detail += f"; the watchdog wrote {ticks} tick{plural} to keep peers connected"
         self._warnings.log(
             log,
             logging.WARNING,
             key,
-            "event loop blocked for %.3f s (threshold %.3f s) by %s%s; run blocking code in a "
-            "thread (asyncio.to_thread, loop.run_in_executor) or make it async",
+            "event loop blocked for %.3f s (threshold %.3f s) by %s%s; move blocking code off the "
+            "loop: a plain (not async) RPC target or GenServer callback runs in the worker pool, "
+            "or await asyncio.to_thread(...)",
             lag,
             self.threshold,
             what,
