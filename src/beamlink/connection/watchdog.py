@@ -45,6 +45,7 @@ MAX_PERIOD = 1.0
 STILL_BLOCKED_AFTER = 60.0
 WARNING_INTERVAL = 60.0
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_SELECTORS = os.sep + "selectors.py"
 _LIBRARY_DIRS = tuple(
     {os.path.normcase(p) + os.sep for key in ("stdlib", "platstdlib", "purelib", "platlib")
      if (p := sysconfig.get_paths().get(key))}
@@ -107,6 +108,7 @@ class Culprit:
     task: str | None
     where: str  # "path:line in function"
     innermost: str  # the innermost frame, when it is library code called from ``where``
+    idle: bool = False  # the loop was waiting in its selector: nothing on the loop ran
 
     def describe(self) -> str:
         running = f"task {self.task}" if self.task else "a callback (no task)"
@@ -213,13 +215,25 @@ class LoopWatchdog:
         with self._samples_lock:
             samples, self._samples = self._samples, Counter()
             ticks, self._stall_ticks = self._stall_ticks, 0
-        if samples:
-            culprit, seen = samples.most_common(1)[0]
-            what = culprit.describe()
-            key: object = culprit.where
-            detail = f"; {seen} of {sum(samples.values())} samples there"
-        else:
-            what, key, detail = "something the watchdog did not sample (stall too short)", None, ""
+        culprit = samples.most_common(1)[0][0] if samples else None
+        if culprit is None or culprit.idle:
+            # Nothing on the loop ran long: the thread did not get the CPU or the GIL (a busy
+            # machine, another thread computing). Worth knowing, not a bug in the code on the loop.
+            self._warnings.log(
+                log,
+                logging.INFO,
+                "idle",
+                "event loop lagged %.3f s (threshold %.3f s) while %s: this process was short of "
+                "CPU, or another thread held the GIL",
+                lag,
+                self.threshold,
+                "idle in its selector" if culprit is not None else "not sampled",
+            )
+            return
+        seen = samples[culprit]
+        what = culprit.describe()
+        key: object = culprit.where
+        detail = f"; {seen} of {sum(samples.values())} samples there"
         if ticks:
             plural = "" if ticks == 1 else "s"
             detail += f"; the watchdog wrote {ticks} tick{plural} to keep peers connected"
@@ -284,12 +298,16 @@ class LoopWatchdog:
         frame = sys._current_frames().get(self._loop_thread)
         if frame is None:
             return
-        task = asyncio.current_task(self.loop)
+        try:
+            task = asyncio.current_task(self.loop)
+        except RuntimeError:  # an interpreter that only answers for the calling thread's loop
+            task = None
         task_name = None
         if task is not None:
             coro = task.get_coro()
             qualname = getattr(coro, "__qualname__", type(coro).__name__)
             task_name = f"{task.get_name()!r} ({qualname})"
+        idle = frame.f_code.co_filename.endswith(_SELECTORS) and task is None
         innermost = _location(frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name)
         where = innermost
         walker: FrameType | None = frame
@@ -301,5 +319,5 @@ class LoopWatchdog:
             walker = walker.f_back
         del frame, walker
         with self._samples_lock:
-            self._samples[Culprit(task_name, where, innermost)] += 1
+            self._samples[Culprit(task_name, where, innermost, idle)] += 1
 
