@@ -8,7 +8,8 @@ separate OS processes). Every direction runs a second time with distinct message
 ``{hello, <<"world">>, N}`` (N counting down from the count): a Python receiver memoizes small
 immutable messages by their bytes, so the first set shows repeated messages and the second the
 full decoding cost. Then ``gen_server`` call round trips per second, sequential, one caller:
-Erlang->Erlang, Erlang->Python, Python->Erlang; and ``rpc:call`` round trips per second into a
+Erlang->Erlang, Erlang->Python (a plain ``handle_call``, in the worker pool, and one marked
+``on_loop``), Python->Erlang; and ``rpc:call`` round trips per second into a
 function that returns its argument, sequential, one caller: Erlang->Erlang, Erlang->Python into a
 synchronous Python function (it runs in the node's worker pool) and into one marked ``on_loop``
 (it runs inline). Every figure is printed with its ratio to the Erlang->Erlang reference of the
@@ -134,10 +135,19 @@ handle_cast(_, S) -> {noreply, S}.
 
 
 class Echo(GenServer):
-    """The Python side of the call benchmark: replies with the request."""
+    """The Python side of the call benchmark: replies with the request (a plain callback: it
+    runs in the node's worker pool)."""
 
     name = "bench_gs"
 
+    def handle_call(self, request: Any, from_: Any) -> Any:
+        return request
+
+
+class EchoOnLoop(Echo):
+    """The same with the callback marked to run inline on the event loop."""
+
+    @on_loop
     def handle_call(self, request: Any, from_: Any) -> Any:
         return request
 
@@ -285,10 +295,12 @@ class Bench:
         print(f"gen_server calls ({calls:,} sequential round trips):")
         us = int(await e1.aeval(f"bl_bench:calls('{e2.name}', {calls})", timeout=600))
         self.row("Erlang -> Erlang call", calls / (us / 1e6), "calls/s")
-        server = await Echo.start(node)
-        us = int(await e1.aeval(f"bl_bench:calls('{py}', {calls})", timeout=600))
-        self.row("Erlang -> Python call", calls / (us / 1e6), "calls/s")
-        server.proc.close()
+        for label, server_class in (("", Echo), (", on_loop", EchoOnLoop)):
+            server = await server_class.start(node)
+            us = int(await e1.aeval(f"bl_bench:calls('{py}', {calls})", timeout=600))
+            self.row(f"Erlang -> Python call{label}", calls / (us / 1e6), "calls/s")
+            server.proc.close()
+            await server.proc.wait()
         seconds = await python_calls(node, (BENCH_GS, Atom(e2.name)), calls)
         self.row("Python -> Erlang call", calls / seconds, "calls/s")
 
