@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import itertools
 import logging
 import reprlib
@@ -241,7 +242,9 @@ class ProcessRuntime:
             if runs_inline(fn):
                 await fn(proc, *args)
             else:  # a plain function: it may block, so it runs in a worker thread
-                await self.executor.submit(fn, proc, *args)
+                result = await self.executor.submit(fn, proc, *args)
+                if inspect.isawaitable(result):  # e.g. a lambda returning a coroutine
+                    await result
         except ProcessExit as exc:
             self.terminate(proc, exc.reason)
         except asyncio.CancelledError:
