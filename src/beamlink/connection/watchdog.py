@@ -6,7 +6,8 @@ two halves:
 
 - on the loop, a *beat* timer every ``period`` (a quarter of the stall threshold) records how late
   it ran: that lateness is the loop's lag (`LagStats`). A beat at least ``threshold`` late ends a
-  stall: it logs one rate-limited WARNING naming what blocked the loop.
+  stall: it logs one rate-limited WARNING naming what blocked the loop (INFO when the loop sat
+  idle in its selector meanwhile: the process lacked CPU or another thread held the GIL).
 - a daemon thread wakes every ``period``. When the beat is overdue it *samples* the loop thread's
   stack (``sys._current_frames()``) and the running asyncio task, so the warning can name the
   culprit (the location seen most often during the stall), and it writes ticks to every connection
