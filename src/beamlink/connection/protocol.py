@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import threading
 from typing import Any, Protocol
@@ -354,8 +355,8 @@ class DistConnection(asyncio.Protocol):
             return
         assert self.transport is not None
         raw = self.transport.get_extra_info("socket")
-        if raw is not None:
-            tick_socket = raw.dup()
+        if raw is not None:  # any loop's socket object (asyncio's, uvloop's) has a descriptor
+            tick_socket = socket.socket(fileno=os.dup(raw.fileno()))
             tick_socket.setblocking(False)
             self._tick_socket = tick_socket
         self._schedule_tick(self.net_ticktime / TICKS_PER_TICKTIME)
