@@ -8,8 +8,12 @@ separate OS processes). Every direction runs a second time with distinct message
 ``{hello, <<"world">>, N}`` (N counting down from the count): a Python receiver memoizes small
 immutable messages by their bytes, so the first set shows repeated messages and the second the
 full decoding cost. Then ``gen_server`` call round trips per second, sequential, one caller:
-Erlang->Erlang, Erlang->Python, Python->Erlang. Every figure is printed with its ratio to the
-Erlang->Erlang reference of the same run and kind.
+Erlang->Erlang, Erlang->Python (a plain ``handle_call``, in the worker pool, and one marked
+``on_loop``), Python->Erlang; and ``rpc:call`` round trips per second into a
+function that returns its argument, sequential, one caller: Erlang->Erlang, Erlang->Python into a
+synchronous Python function (it runs in the node's worker pool) and into one marked ``on_loop``
+(it runs inline). Every figure is printed with its ratio to the Erlang->Erlang reference of the
+same run and kind.
 
 Everything runs ``--rounds`` times (default 3), interleaved, and the table keeps each row's best
 (the machine is shared and noisy; Erlang and Python rows see the same conditions).
@@ -38,6 +42,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +53,7 @@ from tests.support.erlang import ErlPeer, free_port, runtime, start_peer  # noqa
 
 from beamlink import GenServer, Node  # noqa: E402
 from beamlink.etf import Atom  # noqa: E402
+from beamlink.node.runtime.executor import on_loop  # noqa: E402
 
 COOKIE = "beamlinkbench"
 HOST = "127.0.0.1"
@@ -61,7 +67,7 @@ SEND_CHUNK = 2000
 ERLANG_SOURCE = r"""
 -module(bl_bench).
 -behaviour(gen_server).
--export([start_rx/2, send/2, send_distinct/2, start_gs/0, calls/2]).
+-export([start_rx/2, send/2, send_distinct/2, start_gs/0, calls/2, rpcs/4, echo/1]).
 -export([init/1, handle_call/3, handle_cast/2]).
 
 %% A registered receiver that tells {bench_tx, TxNode} when Count messages have arrived.
@@ -111,6 +117,17 @@ calls(Node, Count) ->
 call_loop(_, 0) -> ok;
 call_loop(Dest, N) -> N = gen_server:call(Dest, N), call_loop(Dest, N - 1).
 
+%% Count sequential rpc:call(Node, M, F, [N]) round trips; microseconds taken.
+rpcs(Node, M, F, Count) ->
+    T0 = erlang:monotonic_time(microsecond),
+    rpc_loop(Node, M, F, Count),
+    erlang:monotonic_time(microsecond) - T0.
+
+rpc_loop(_, _, _, 0) -> ok;
+rpc_loop(Node, M, F, N) -> N = rpc:call(Node, M, F, [N]), rpc_loop(Node, M, F, N - 1).
+
+echo(X) -> X.
+
 init([]) -> {ok, nil}.
 handle_call(Req, _From, S) -> {reply, Req, S}.
 handle_cast(_, S) -> {noreply, S}.
@@ -118,12 +135,35 @@ handle_cast(_, S) -> {noreply, S}.
 
 
 class Echo(GenServer):
-    """The Python side of the call benchmark: replies with the request."""
+    """The Python side of the call benchmark: replies with the request (a plain callback: it
+    runs in the node's worker pool)."""
 
     name = "bench_gs"
 
     def handle_call(self, request: Any, from_: Any) -> Any:
         return request
+
+
+class EchoOnLoop(Echo):
+    """The same with the callback marked to run inline on the event loop."""
+
+    @on_loop
+    def handle_call(self, request: Any, from_: Any) -> Any:
+        return request
+
+
+def echo(value: Any) -> Any:
+    """The Python side of the RPC benchmark: a synchronous function (runs in a worker)."""
+    return value
+
+
+@on_loop
+def echo_on_loop(value: Any) -> Any:
+    """The same, marked to run inline on the event loop."""
+    return value
+
+
+RPC_MODULE = "bl_py_bench"
 
 
 async def python_receiver(node: Node, count: int, tx_node: str) -> None:
@@ -207,7 +247,7 @@ class Bench:
         """Record one measurement; the report keeps the best of the rounds."""
         key = (label, unit)
         self.best[key] = max(self.best.get(key, 0.0), per_second)
-        print(f"  {label:<22} {per_second:>12,.0f} {unit}", flush=True)
+        print(f"  {label:<30} {per_second:>12,.0f} {unit}", flush=True)
 
     async def run(self, code_dir: str) -> None:
         e1, e2 = await asyncio.gather(
@@ -222,6 +262,7 @@ class Bench:
                 print(f"--- round {round_} of {self.rounds}")
                 await self.messages(node, e1, e2)
                 await self.gen_server_calls(node, e1, e2)
+                await self.rpc_calls(node, e1, e2)
             self.report()
             if self.profile:
                 await self.profiled_runs(node, e1, e2)
@@ -254,12 +295,28 @@ class Bench:
         print(f"gen_server calls ({calls:,} sequential round trips):")
         us = int(await e1.aeval(f"bl_bench:calls('{e2.name}', {calls})", timeout=600))
         self.row("Erlang -> Erlang call", calls / (us / 1e6), "calls/s")
-        server = await Echo.start(node)
-        us = int(await e1.aeval(f"bl_bench:calls('{py}', {calls})", timeout=600))
-        self.row("Erlang -> Python call", calls / (us / 1e6), "calls/s")
-        server.proc.close()
+        for label, server_class in (("", Echo), (", on_loop", EchoOnLoop)):
+            server = await server_class.start(node)
+            us = int(await e1.aeval(f"bl_bench:calls('{py}', {calls})", timeout=600))
+            self.row(f"Erlang -> Python call{label}", calls / (us / 1e6), "calls/s")
+            server.proc.close()
+            await server.proc.wait()
         seconds = await python_calls(node, (BENCH_GS, Atom(e2.name)), calls)
         self.row("Python -> Erlang call", calls / seconds, "calls/s")
+
+    async def rpc_calls(self, node: Node, e1: ErlPeer, e2: ErlPeer) -> None:
+        calls, py = self.calls, str(node.name)
+        node.rpc_server.resolver.modules[RPC_MODULE] = SimpleNamespace(
+            echo=echo, echo_on_loop=echo_on_loop
+        )
+        print(f"rpc:call ({calls:,} sequential round trips, echo/1):")
+        us = int(await e1.aeval(f"bl_bench:rpcs('{e2.name}', bl_bench, echo, {calls})", timeout=600))
+        self.row("Erlang -> Erlang rpc", calls / (us / 1e6), "rpc/s")
+        for label, function in (("sync", "echo"), ("on_loop", "echo_on_loop")):
+            us = int(await e1.aeval(
+                f"bl_bench:rpcs('{py}', {RPC_MODULE}, {function}, {calls})", timeout=600
+            ))
+            self.row(f"Erlang -> Python rpc, {label}", calls / (us / 1e6), "rpc/s")
 
     async def profiled_runs(self, node: Node, e1: ErlPeer, e2: ErlPeer) -> None:
         """cProfile of the Python receiver and sender (separate runs: profiling slows them)."""

@@ -49,7 +49,14 @@ from beamlink.node.rpc import (
     RpcRefused,
     RpcTimeout,
 )
-from beamlink.node.runtime import Process, current_process, exception_reason
+from beamlink.node.runtime import (
+    Executor,
+    Process,
+    cpu_bound,
+    current_process,
+    exception_reason,
+    on_loop,
+)
 
 __all__ = [
     "NOREPLY",
@@ -62,6 +69,7 @@ __all__ = [
     "ConfigurationError",
     "EpmdError",
     "ErlangException",
+    "Executor",
     "Export",
     "From",
     "Fun",
@@ -91,10 +99,12 @@ __all__ = [
     "RpcTimeout",
     "UnknownName",
     "__version__",
+    "cpu_bound",
     "current_node",
     "current_process",
     "decode",
     "encode",
     "exception_reason",
     "gen_reply",
+    "on_loop",
 ]

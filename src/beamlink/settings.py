@@ -162,6 +162,9 @@ def _port(low: int) -> Callable[[Any], int]:
 
 DEFAULT_EPMD_PORT = 4369
 DEFAULT_NET_TICKTIME = 60.0
+DEFAULT_STALL_THRESHOLD = 0.1
+DEFAULT_WORKERS = 64
+MAX_WORKERS = 10_000
 DEFAULT_METRICS_HOST = "0.0.0.0"
 DEFAULT_DASHBOARD_HOST = "127.0.0.1"
 DISTRIBUTIONS = ("name", "sname", "none")
@@ -187,6 +190,18 @@ EPMD_PORT: EnvSetting[int] = EnvSetting(
 NET_TICKTIME: EnvSetting[float] = EnvSetting(
     "net_ticktime", ("BEAMLINK_NET_TICKTIME",), _positive_seconds,
     "a number of seconds greater than 0", default=DEFAULT_NET_TICKTIME,
+)
+STALL_THRESHOLD: EnvSetting[float] = EnvSetting(
+    "event loop stall threshold", ("BEAMLINK_STALL_THRESHOLD",), _positive_seconds,
+    "a number of seconds greater than 0", default=DEFAULT_STALL_THRESHOLD,
+)
+WORKERS: EnvSetting[int] = EnvSetting(
+    "worker threads", ("BEAMLINK_WORKERS",), _in_range(_integer, 1, MAX_WORKERS),
+    f"a whole number 1..{MAX_WORKERS}", default=DEFAULT_WORKERS,
+)
+PROCESSES: EnvSetting[int] = EnvSetting(
+    "worker processes", ("BEAMLINK_PROCESSES",), _in_range(_integer, 0, MAX_WORKERS),
+    f"a whole number 0..{MAX_WORKERS} (0: no process pool)", default=0,
 )
 CONFIG: EnvSetting[str] = EnvSetting(
     "cluster config file", ("BEAMLINK_CONFIG",), _text, "a file path"

@@ -60,6 +60,30 @@ def test_numbers_are_checked_and_name_their_source() -> None:
         node_settings(opts(), {"ERL_DIST_PORT": "lots"})
 
 
+def test_worker_pool_sizes_from_option_env_or_default() -> None:
+    s = node_settings(opts(), {})
+    assert (s["workers"].value, s["processes"].value) == (64, 0)
+    s = node_settings(opts(workers=8), {"BEAMLINK_WORKERS": "16", "BEAMLINK_PROCESSES": "2"})
+    assert (s["workers"].value, s["workers"].source) == (8, "--workers")
+    assert (s["processes"].value, s["processes"].source) == (2, "env BEAMLINK_PROCESSES")
+    with pytest.raises(SettingsError, match="worker threads from env BEAMLINK_WORKERS"):
+        node_settings(opts(), {"BEAMLINK_WORKERS": "0"})
+    with pytest.raises(SettingsError, match="worker processes from --processes"):
+        node_settings(opts(processes=-1), {})
+
+
+def test_stall_threshold_from_option_env_or_default() -> None:
+    assert node_settings(opts(), {})["stall_threshold"].value == 0.1
+    s = node_settings(opts(), {"BEAMLINK_STALL_THRESHOLD": "0.25"})
+    assert (s["stall_threshold"].value, s["stall_threshold"].source) == (
+        0.25, "env BEAMLINK_STALL_THRESHOLD"
+    )
+    s = node_settings(opts(stall_threshold=2.0), {"BEAMLINK_STALL_THRESHOLD": "0.25"})
+    assert (s["stall_threshold"].value, s["stall_threshold"].source) == (2.0, "--stall-threshold")
+    with pytest.raises(SettingsError, match="stall threshold from env BEAMLINK_STALL_THRESHOLD"):
+        node_settings(opts(), {"BEAMLINK_STALL_THRESHOLD": "0"})
+
+
 def test_describe_never_prints_the_cookie() -> None:
     lines = describe(node_settings(opts(name="a@h", cookie="supersecret"), {}))
     assert not any("supersecret" in line for line in lines)

@@ -291,7 +291,8 @@ async def test_full_mesh_of_staggered_connects_keeps_one_connection_per_pair(
     with caplog.at_level(logging.WARNING, logger="beamlink.connection"):
         results = await asyncio.gather(*(connect(a, b) for a, b in pairs))
         await asyncio.sleep(0.2)
-    assert [r.message for r in caplog.records] == []
+    # (event loop lag reports are about the machine's load, not about the races)
+    assert [r.message for r in caplog.records if r.name != "beamlink.connection.watchdog"] == []
     outcomes = zip(pairs, results, strict=True)
     failed = [(a.local_name, b.local_name) for (a, b), ok in outcomes if not ok]
     assert failed == []

@@ -20,6 +20,7 @@ from beamlink.distribution import control
 from beamlink.etf import Atom, Pid
 from tests.connection.recorder import Recorder
 from tests.connection.test_manager import Cluster
+from tests.connection.test_watchdog import block_loop
 
 NODES = ["a@127.0.0.1", "b@127.0.0.1"]
 
@@ -309,3 +310,28 @@ def test_tls_session_requires_server_name_consistency(certs: TlsFiles) -> None:
     with pytest.raises(ValueError, match="check_hostname"):
         TlsConfig(server=config.server, client=config.client, server_name=False)
     assert isinstance(config.client_session("x"), TlsSession)
+
+
+async def test_watchdog_ticks_over_tls_while_the_loop_is_stalled(
+    cluster: Cluster, certs: TlsFiles
+) -> None:
+    """Ticks written by the watchdog thread are sealed TLS records between the loop's records:
+    the peer decrypts them, and messages sent after the stall still arrive."""
+    tls = load_optfile(certs.optfile)
+    a, rec_a = await cluster.node("a@127.0.0.1", tls=tls, net_ticktime=2.0)
+    b, rec_b = await cluster.node("b@127.0.0.1", tls=tls, net_ticktime=2.0)
+    assert await a.connect("b@127.0.0.1")
+    dog = a.watchdog
+    assert dog is not None
+    before = dog.stats.ticks
+    (b_side,) = b.connections()
+    read_before = b_side.traffic.bytes_in
+    await block_loop(3.0)  # longer than net_ticktime: only the watchdog's ticks keep it up
+    assert dog.stats.ticks - before >= 6
+    a.send(Atom("b@127.0.0.1"), control.send(Pid(Atom("b@127.0.0.1"), 1, 0, 2)), "after")
+    await rec_b.wait_for(lambda: rec_b.messages)
+    assert rec_b.messages[-1][2] == b"after"  # a str travels as a binary
+    assert b_side.traffic.bytes_in - read_before > 4 * 6  # records, larger than plain ticks
+    await asyncio.sleep(2.5)
+    assert a.connected_nodes() == [Atom("b@127.0.0.1")]
+    assert [e for e in rec_a.events + rec_b.events if e[0] == "down"] == []

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -239,3 +241,40 @@ async def test_fixed_port_node_has_no_epmd_metrics() -> None:
         scraper = Scraper(node)
         assert scraper.samples("beamlink_epmd_registered") == {}
         assert scraper("beamlink_connected_nodes", visibility="visible") == 0
+
+
+def _hog(seconds: float) -> None:
+    time.sleep(seconds)  # the stall under test, run as a loop callback on purpose
+
+
+async def test_event_loop_lag_and_stalls(node_a: Node) -> None:
+    a = Scraper(node_a)
+    assert a("beamlink_event_loop_stall_threshold_seconds") == 0.1
+    await eventually(lambda: a("beamlink_event_loop_lag_seconds_count") > 0)
+    stalls = a("beamlink_event_loop_stalls_total")
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    loop.call_soon(lambda: (_hog(0.5), done.set_result(None)))
+    await asyncio.wait_for(done, 30)
+    await eventually(lambda: a("beamlink_event_loop_stalls_total") > stalls)
+    assert a("beamlink_event_loop_lag_max_seconds") >= 0.3
+    assert a("beamlink_event_loop_lag_seconds_bucket", le="+Inf") == a(
+        "beamlink_event_loop_lag_seconds_count"
+    )
+    assert a("beamlink_event_loop_lag_seconds_bucket", le="0.1") < a(
+        "beamlink_event_loop_lag_seconds_count"
+    )
+    assert a("beamlink_dist_stall_ticks_total") == 0  # no peers connected
+
+
+async def test_worker_pool(node_a: Node) -> None:
+    a = Scraper(node_a)
+    assert a("beamlink_workers") == 64 and a("beamlink_worker_processes") == 0
+    done = a("beamlink_worker_calls_total")
+    gate = threading.Event()
+    call = asyncio.ensure_future(node_a.executor.call(gate.wait, 30))
+    await eventually(lambda: a("beamlink_worker_calls_busy") == 1)
+    gate.set()
+    assert await asyncio.wait_for(call, 30) is True
+    assert a("beamlink_worker_calls_busy") == 0
+    assert a("beamlink_worker_calls_total") == done + 1

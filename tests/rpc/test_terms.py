@@ -17,16 +17,17 @@ from beamlink.node.rpc import (
     RpcRefused,
     erpc_result,
 )
-from beamlink.node.runtime import exception_reason
+from beamlink.node.runtime import Executor, exception_reason
 from tests.rpc.test_modules import NODE
 
 A = Atom
 M = A("tests.rpc.sample_module")
 RES = Reference(A("py@127.0.0.1"), 1, (1, 2, 3))
+EXECUTOR = Executor(workers=2)  # sync functions run in its threads, as on a node
 
 
 async def run(function: str, args: list[Any], module: Any = M) -> Any:
-    return await apply(ModuleResolver(), NODE, None, module, A(function), args)
+    return await apply(ModuleResolver(), NODE, None, module, A(function), args, EXECUTOR)
 
 
 async def test_return_value_and_coroutines() -> None:

@@ -2,7 +2,8 @@
 
 ``beamlink rpc``, ``remote``, ``stop`` and friends start a hidden node and call these functions on
 the live node with ``rpc:call``-style requests, so they run inside the target's event loop with
-its node in scope. Whoever holds the cookie may already run any code on a node (as in Erlang);
+its node in scope (the synchronous ones are marked ``on_loop``: they touch the node and the loop,
+and must not run in a worker thread). Whoever holds the cookie may already run any code on a node (as in Erlang);
 these functions add no new power, only convenience.
 """
 
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from beamlink.etf import Atom
+from beamlink.node.runtime import on_loop
 
 _sessions: dict[int, dict[str, Any]] = {}
 _session_owners: dict[int, str] = {}
@@ -105,6 +107,7 @@ async def evaluate(source: bytes | str) -> tuple[bool, bytes]:
     return ok, output.encode()
 
 
+@on_loop
 def open_session(owner: str) -> int:
     """Start a console session with its own namespace for the (hidden) node ``owner``.
 
@@ -140,12 +143,14 @@ async def session_eval(session: int, source: bytes | str) -> tuple[bool, bytes]:
     return ok, output.encode()
 
 
+@on_loop
 def close_session(session: int) -> bool:
     """Forget a console session."""
     _session_owners.pop(session, None)
     return _sessions.pop(session, None) is not None
 
 
+@on_loop
 def stop() -> Atom:
     """Stop this node gracefully (as ``init:stop/0`` does on a BEAM node).
 

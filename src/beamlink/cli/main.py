@@ -79,7 +79,8 @@ ENV_OPTIONS: dict[str, defs.EnvSetting[Any]] = {
     "net_ticktime": defs.NET_TICKTIME, "config": defs.CONFIG, "app": defs.APP,
     "metrics_port": defs.METRICS_PORT, "metrics_host": defs.METRICS_HOST,
     "dashboard_port": defs.DASHBOARD_PORT, "dashboard_host": defs.DASHBOARD_HOST,
-    "ssl_dist_optfile": defs.SSL_DIST_OPTFILE,
+    "ssl_dist_optfile": defs.SSL_DIST_OPTFILE, "stall_threshold": defs.STALL_THRESHOLD,
+    "workers": defs.WORKERS, "processes": defs.PROCESSES,
 }
 _COOKIE_FILE = "; else ~/.erlang.cookie"
 
@@ -127,6 +128,14 @@ def _node_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                    help="Serve the live cluster dashboard at http://HOST:PORT/ (off by default)."),
         env_option("--dashboard-host", setting=defs.DASHBOARD_HOST,
                    help="Address the dashboard listens on (default 127.0.0.1)."),
+        env_option("--stall-threshold", setting=defs.STALL_THRESHOLD, type=float,
+                   help="Seconds the event loop may be blocked before a warning names what "
+                        "blocked it (default 0.1)."),
+        env_option("--workers", setting=defs.WORKERS, type=int,
+                   help="Threads synchronous RPC targets and GenServer callbacks run in "
+                        "(default 64)."),
+        env_option("--processes", setting=defs.PROCESSES, type=int,
+                   help="Worker processes for functions marked cpu_bound (default 0: none)."),
     ]):
         fn = option(fn)
     return fn

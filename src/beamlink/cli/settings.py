@@ -32,8 +32,8 @@ def node_settings(options: Mapping[str, Any], env: Mapping[str, str] | None = No
     ``options`` holds the command-line values (None when not given) under the keys ``name``,
     ``sname``, ``cookie``, ``dist_port``, ``net_ticktime``, ``config``, ``app``, ``hidden``,
     ``metrics_port``, ``metrics_host``, ``dashboard_port``, ``dashboard_host``,
-    ``ssl_dist_optfile``. A host is only set when its port is.
-    Raises `SettingsError` for a bad or conflicting value.
+    ``ssl_dist_optfile``, ``stall_threshold``, ``workers``, ``processes``. A host is only set when
+    its port is. Raises `SettingsError` for a bad or conflicting value.
     """
     env = os.environ if env is None else env
     out: dict[str, Setting] = {}
@@ -57,7 +57,9 @@ def node_settings(options: Mapping[str, Any], env: Mapping[str, str] | None = No
     out["cookie"] = cookie
 
     for key, setting in (("dist_port", defs.DIST_PORT), ("epmd_port", defs.EPMD_PORT),
-                         ("net_ticktime", defs.NET_TICKTIME), ("config", defs.CONFIG),
+                         ("net_ticktime", defs.NET_TICKTIME),
+                         ("stall_threshold", defs.STALL_THRESHOLD), ("workers", defs.WORKERS),
+                         ("processes", defs.PROCESSES), ("config", defs.CONFIG),
                          ("app", defs.APP), ("ssl_dist_optfile", defs.SSL_DIST_OPTFILE)):
         found = _from(setting, options, key, env)
         if found is not None:

@@ -20,12 +20,14 @@ from beamlink.connection.manager import DEFAULT_HANDSHAKE_TIMEOUT, ConnectionMan
 from beamlink.connection.optfile import OptfileError, load_optfile
 from beamlink.connection.protocol import DistConnection
 from beamlink.connection.tls import TlsConfig, TlsError
-from beamlink.settings import DEFAULT_NET_TICKTIME
+from beamlink.connection.watchdog import LagStats, LoopWatchdog
+from beamlink.settings import DEFAULT_NET_TICKTIME, DEFAULT_STALL_THRESHOLD
 
 __all__ = [
     "CLOSED",
     "DEFAULT_HANDSHAKE_TIMEOUT",
     "DEFAULT_NET_TICKTIME",
+    "DEFAULT_STALL_THRESHOLD",
     "DISCONNECTED",
     "PROTOCOL_ERROR",
     "REPLACED",
@@ -36,6 +38,8 @@ __all__ = [
     "ConnectionManager",
     "DistConnection",
     "DownReason",
+    "LagStats",
+    "LoopWatchdog",
     "OptfileError",
     "PeerInfo",
     "TlsConfig",

@@ -45,6 +45,7 @@ from beamlink.connection.events import (
 )
 from beamlink.connection.protocol import DistConnection, TrafficCounters
 from beamlink.connection.tls import TlsConfig, TlsError, TlsSession
+from beamlink.connection.watchdog import LoopWatchdog
 from beamlink.distribution import flags as dflags
 from beamlink.distribution.control import NO_MESSAGE
 from beamlink.distribution.frames import DEFAULT_MAX_FRAME_SIZE
@@ -67,7 +68,7 @@ from beamlink.listener import (
     raise_fd_limit,
 )
 from beamlink.logs import RateLimiter
-from beamlink.settings import DEFAULT_NET_TICKTIME
+from beamlink.settings import DEFAULT_NET_TICKTIME, DEFAULT_STALL_THRESHOLD
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +172,7 @@ class ConnectionManager:
         max_pending: int = DEFAULT_MAX_PENDING,
         max_pending_per_source: int = DEFAULT_MAX_PENDING_PER_SOURCE,
         tls: TlsConfig | None = None,
+        stall_threshold: float = DEFAULT_STALL_THRESHOLD,
     ) -> None:
         self.local_name = Atom(local_name)
         self.cookie = cookie
@@ -201,13 +203,25 @@ class ConnectionManager:
         self._refusals = RateLimiter(interval=60.0)
         self._closing = False
         self.stats = ConnectionStats()
+        if not stall_threshold > 0:
+            raise ValueError(f"stall_threshold must be > 0 seconds, got {stall_threshold!r}")
+        self.stall_threshold = stall_threshold
+        self.watchdog: LoopWatchdog | None = None
+        with contextlib.suppress(RuntimeError):  # no running loop yet: listen/connect attach
+            self._watch()
 
     # -- public API ---------------------------------------------------------------------------
+
+    def _watch(self) -> None:
+        """Attach to the running loop's watchdog (lag warnings, ticks while the loop stalls)."""
+        if self.watchdog is None and not self._closing:
+            self.watchdog = LoopWatchdog.attach(self, self.stall_threshold)
 
     async def listen(self, host: str, port: int = 0) -> int:
         """Accept peers on ``host:port`` (0: any free port); returns the bound port.
 
         Raises the soft descriptor limit to the hard one first (see `beamlink.listener`)."""
+        self._watch()
         raise_fd_limit()
         server = GuardedServer(
             listening_socket(host, port), self._accepted, self._admission, what="distribution"
@@ -223,6 +237,7 @@ class ConnectionManager:
             return True
         if self._closing:
             return False
+        self._watch()
         dial = self._dials.get(name)
         if dial is None:
             # Dial even when an incoming attempt claims this name: the claim is unproven.
@@ -268,6 +283,9 @@ class ConnectionManager:
     async def close(self) -> None:
         """Stop listening and close every connection (nodedown with reason `shutdown`)."""
         self._closing = True
+        if self.watchdog is not None:
+            self.watchdog.detach(self)
+            self.watchdog = None
         for server in self._servers:
             await server.close()
         for dial in list(self._dials.values()):

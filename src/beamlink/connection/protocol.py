@@ -19,6 +19,15 @@ the connection's `threading.Lock`, which the reads' decryption also holds: anoth
 watchdog's ticks) can write through the same primitive. Without TLS, a peer whose first bytes are a
 TLS record is refused at once, saying so.
 
+Ticks while the loop is stalled (`beamlink.connection.watchdog`): `tick_now` lets the watchdog
+thread write a tick (sealed into a TLS record when TLS is on) straight to the socket (a dup of its
+descriptor, non-blocking) under the same lock, only when asyncio's write buffer is empty: the byte
+stream is then between two frames (two records). Whatever the kernel does not take is kept and
+sent before anything else (by the watchdog or by the loop's next write), so the stream stays well
+framed (and a sealed record is never dropped). A `_tick` check that runs late (the loop was
+stalled) does not count silence: it checks again right after the next I/O pass, so bytes that
+arrived during the stall are read before a peer is declared down.
+
 Traffic is counted per read and per write (never per message): bytes (handshake and ticks
 included) and frames (distribution messages, ticks excluded), in the connection's own
 `TrafficCounters` and in the owner's node-wide ones.
@@ -28,6 +37,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 import threading
 from typing import Any, Protocol
 
@@ -134,6 +145,13 @@ class DistConnection(asyncio.Protocol):
         self._seen_read = 0
         self._seen_write = 0
         self._silent_checks = 0
+        self._tick_due = 0.0
+        # Shared with the watchdog thread (under _lock): the socket it ticks through, the part of
+        # a tick the kernel did not take, and bytes it wrote that are not counted yet.
+        self._lock = threading.Lock()
+        self._tick_socket: socket.socket | None = None
+        self._tick_rest = b""
+        self._thread_bytes = 0
 
     @property
     def is_up(self) -> bool:
@@ -291,9 +309,18 @@ class DistConnection(asyncio.Protocol):
             self._write_wire_locked(data)
 
     def _write_wire_locked(self, data: bytes) -> None:
+        """Hand wire bytes to the transport, after what is left of a watchdog tick; the caller
+        holds `_lock`."""
+        if self._thread_bytes:
+            self._count_written(self._thread_bytes)
+            self._thread_bytes = 0
+        if self._tick_rest:
+            data = self._tick_rest + data
+            self._tick_rest = b""
         if data and self.transport is not None:
             self._count_written(len(data))
             self.transport.write(data)
+            self._write_count += 1
 
     def _count_written(self, size: int) -> None:
         self.traffic.bytes_out += size
@@ -326,7 +353,13 @@ class DistConnection(asyncio.Protocol):
         self._writer = FrameWriter(event.flags)
         if not self.owner.handshake_done(self, self.info):
             return
-        self._timer = self._loop.call_later(self.net_ticktime / TICKS_PER_TICKTIME, self._tick)
+        assert self.transport is not None
+        raw = self.transport.get_extra_info("socket")
+        if raw is not None:  # any loop's socket object (asyncio's, uvloop's) has a descriptor
+            tick_socket = socket.socket(fileno=os.dup(raw.fileno()))
+            tick_socket.setblocking(False)
+            self._tick_socket = tick_socket
+        self._schedule_tick(self.net_ticktime / TICKS_PER_TICKTIME)
         if trailing:
             self._frames_received(reader, trailing)
 
@@ -351,11 +384,49 @@ class DistConnection(asyncio.Protocol):
             self.traffic.frames_out += count
             self._totals.frames_out += count
             self._write(data)
-            self._write_count += 1
         out.clear()
+
+    def tick_now(self) -> bool:
+        """Write a tick from another thread (the watchdog, while the loop is stalled); True when
+        written. Only between frames: nothing when asyncio holds unsent bytes of a frame, when the
+        socket is full, or when the connection is not up."""
+        with self._lock:
+            sock = self._tick_socket
+            transport = self.transport
+            if sock is None or transport is None or transport.is_closing():
+                return False
+            try:
+                if transport.get_write_buffer_size():
+                    return False
+            except RuntimeError:  # the loop is changing the buffer right now
+                return False
+            data = self._tick_rest
+            if not data:
+                data = TICK if self.tls is None else self.tls.seal(TICK)
+            try:
+                sent = sock.send(data)
+            except OSError:  # full (EAGAIN) or broken: the loop sees errors when it runs again
+                sent = 0
+            # Unsent bytes go out first, later: a TLS record, once sealed, must not be lost.
+            self._tick_rest = data[sent:]
+            self._thread_bytes += sent
+            if sent:
+                self._write_count += 1
+            return sent > 0 and not self._tick_rest
+
+    def _schedule_tick(self, delay: float) -> None:
+        self._tick_due = self._loop.time() + delay
+        self._timer = self._loop.call_later(delay, self._tick)
 
     def _tick(self) -> None:
         if self._finished:
+            return
+        interval = self.net_ticktime / TICKS_PER_TICKTIME
+        if self._loop.time() - self._tick_due > interval / 2:
+            # The loop was stalled: what the peer sent meanwhile waits in the socket, unread.
+            # Timers run after the I/O callbacks of the same loop iteration, so a check scheduled
+            # now runs after the next read pass.
+            self._schedule_tick(0)
             return
         if self._read_count == self._seen_read:
             self._silent_checks += 1
@@ -367,9 +438,8 @@ class DistConnection(asyncio.Protocol):
             self._seen_read = self._read_count
         if self._write_count == self._seen_write and not self._out and self.transport is not None:
             self._write(TICK)
-            self._write_count += 1
         self._seen_write = self._write_count
-        self._timer = self._loop.call_later(self.net_ticktime / TICKS_PER_TICKTIME, self._tick)
+        self._schedule_tick(interval)
 
     def close(self, reason: DownReason) -> None:
         """Flush what is queued, close the socket and report `reason` (once)."""
@@ -398,6 +468,10 @@ class DistConnection(asyncio.Protocol):
         self._finished = True
         self._cancel_timer()
         self._out.clear()
+        with self._lock:
+            if self._tick_socket is not None:
+                self._tick_socket.close()
+                self._tick_socket = None
         self.owner.connection_down(self, reason)
 
     def _cancel_timer(self) -> None:

@@ -7,6 +7,9 @@ reply is ``{Tag, Reply}``, sent to the alias when ``Tag`` is the improper list `
 plain message (``handle_info``).
 
 Server side: subclass :class:`GenServer` and start it with ``await MyServer.start(node, ...)``.
+Its callbacks may be coroutines (they run on the event loop) or plain methods, which run in the
+node's worker pool (`Executor`) unless marked ``on_loop``: a blocking callback then blocks only its
+own server, which still handles one message at a time, in order.
 Client side: :func:`call` monitors the target first, so a dead or missing server (or a lost
 connection) raises :class:`CallError` at once instead of waiting for the timeout.
 """
@@ -16,12 +19,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import threading
+from collections.abc import Callable
 from typing import Any, ClassVar, Final
 
 from beamlink.errors import NodeError
 from beamlink.etf import Atom, ImproperList, Pid, Reference
 from beamlink.node.atoms import ALIAS, DOWN_TAG, GEN_CALL, GEN_CAST, NORMAL
 from beamlink.node.errors import ProcessExit, ReceiveTimeout, UnknownName
+from beamlink.node.runtime import on_loop, runs_inline
 
 __all__ = [
     "GEN_CALL",
@@ -159,6 +165,12 @@ class GenServer:
     (or :data:`NOREPLY` and calls :meth:`reply` later). Messages are handled one at a time, in
     arrival order. An exception in a handler ends the process with a reason carrying it (callers
     see it in their monitor, as with a crashed gen_server); :meth:`stop` ends it cleanly.
+
+    Where callbacks run: ``async`` ones on the event loop; plain ones in a worker thread of the
+    node's pool, so they may block (a database driver, a long computation) without stalling other
+    servers; mark a quick plain callback ``@on_loop`` to run it inline instead. In a worker
+    thread, use this class's :meth:`reply`, :meth:`cast`, :meth:`send` and :meth:`stop` (they are
+    thread-safe), not the node's process API directly.
     """
 
     #: Registered name used when :meth:`start` is given none.
@@ -167,6 +179,8 @@ class GenServer:
     def __init__(self) -> None:
         self.proc: Any = None
         self._stop_reason: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
 
     @property
     def pid(self) -> Pid:
@@ -190,20 +204,25 @@ class GenServer:
         await started
         return server
 
+    @on_loop
     def init(self, *args: Any) -> Any:
         """Called in the new process before any message is handled."""
 
+    @on_loop
     def handle_call(self, request: Any, from_: From) -> Any:
         """Answer a call; the default crashes the server like gen_server's default."""
         raise NotImplementedError(f"{type(self).__name__} does not handle calls ({request!r})")
 
+    @on_loop
     def handle_cast(self, msg: Any) -> Any:
         """Handle a cast; the default crashes the server like gen_server's default."""
         raise NotImplementedError(f"{type(self).__name__} does not handle casts ({msg!r})")
 
+    @on_loop
     def handle_info(self, msg: Any) -> Any:
         """Handle any other message; the default drops it."""
 
+    @on_loop
     def terminate(self, reason: Any) -> Any:
         """Called when the server stops. ``reason``: the one given to :meth:`stop`; the exception
         a handler raised; the exit reason when the process is ended from outside (an exit signal
@@ -212,11 +231,27 @@ class GenServer:
 
     def reply(self, from_: From, value: Any) -> None:
         """Answer the call ``from_`` (for calls whose ``handle_call`` returned NOREPLY)."""
-        reply(self.proc, from_, value)
+        self._on_loop(reply, self.proc, from_, value)
 
     def cast(self, dest: Any, msg: Any) -> None:
         """Cast ``msg`` to another server from this one."""
-        cast(self.proc, dest, msg)
+        self._on_loop(cast, self.proc, dest, msg)
+
+    def send(self, dest: Any, msg: Any) -> None:
+        """Send ``msg`` to ``dest`` (a pid, a name, ``(name, node)``) from this server."""
+        self._on_loop(self.proc.send, dest, msg)
+
+    def _on_loop(self, fn: Callable[..., Any], *args: Any) -> None:
+        """``fn(*args)`` now on the loop's thread, else queued to the loop (in order)."""
+        if self._loop is None or threading.get_ident() == self._loop_thread:
+            fn(*args)
+        else:
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    async def _callback(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run one callback where it belongs (see the class docstring) and return its value."""
+        value = fn(*args) if runs_inline(fn) else await self.proc.node.executor.submit(fn, *args)
+        return await _maybe_await(value)
 
     def stop(self, reason: Any = NORMAL) -> None:
         """Stop after the current message: ``terminate(reason)`` runs, then the process exits."""
@@ -224,8 +259,10 @@ class GenServer:
 
     async def _run(self, proc: Any, started: asyncio.Future[None], args: tuple[Any, ...]) -> None:
         self.proc = proc
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
         try:
-            await _maybe_await(self.init(*args))
+            await self._callback(self.init, *args)
         except BaseException as exc:
             if not started.done():
                 started.set_exception(exc)
@@ -241,9 +278,9 @@ class GenServer:
                 reason = proc.exit_reason  # ended from outside: exit signal, node stop
             else:
                 reason = exc
-            await _maybe_await(self.terminate(reason))
+            await self._callback(self.terminate, reason)
             raise
-        await _maybe_await(self.terminate(self._stop_reason))
+        await self._callback(self.terminate, self._stop_reason)
         if self._stop_reason != NORMAL:
             raise ProcessExit(self._stop_reason)
 
@@ -251,12 +288,12 @@ class GenServer:
         call_ = parse_call(msg)
         if call_ is not None:
             from_, request = call_
-            value = await _maybe_await(self.handle_call(request, from_))
+            value = await self._callback(self.handle_call, request, from_)
             if value is not NOREPLY:
                 reply(self.proc, from_, value)
             return
         is_cast, payload = parse_cast(msg)
         if is_cast:
-            await _maybe_await(self.handle_cast(payload))
+            await self._callback(self.handle_cast, payload)
         else:
-            await _maybe_await(self.handle_info(msg))
+            await self._callback(self.handle_info, msg)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
+    HistogramMetricFamily,
     InfoMetricFamily,
     Metric,
 )
@@ -51,6 +52,8 @@ class NodeCollector(Collector):
         yield from self._processes()
         yield from self._rpc()
         yield from self._epmd()
+        yield from self._event_loop()
+        yield from self._workers()
 
     def _name(self, name: str) -> str:
         return f"{self.prefix}_{name}"
@@ -204,3 +207,59 @@ class NodeCollector(Collector):
         )
         again.add_metric([], self.node.epmd_reregistrations)
         yield again
+
+
+    def _workers(self) -> Iterator[Metric]:
+        executor = self.node.executor
+        for name, help_, value in (
+            ("workers", "Worker threads synchronous user code may run in at once.", executor.workers),
+            ("worker_processes", "Worker processes for cpu_bound functions.", executor.processes),
+            (
+                "worker_calls_busy",
+                "Synchronous calls running in a worker or waiting for one.",
+                executor.busy,
+            ),
+        ):
+            gauge = GaugeMetricFamily(self._name(name), help_)
+            gauge.add_metric([], value)
+            yield gauge
+        done = CounterMetricFamily(
+            self._name("worker_calls"), "Synchronous calls that finished in the worker pool."
+        )
+        done.add_metric([], executor.completed)
+        yield done
+
+    def _event_loop(self) -> Iterator[Metric]:
+        watchdog = self.node.manager.watchdog
+        if watchdog is None:
+            return
+        stats = watchdog.stats
+        lag = HistogramMetricFamily(
+            self._name("event_loop_lag_seconds"),
+            "How late the event loop ran a timer, sampled every quarter of the stall threshold.",
+        )
+        lag.add_metric([], stats.cumulative(), sum_value=stats.sum)
+        yield lag
+        for name, help_, value in (
+            ("event_loop_lag_last_seconds", "The latest event loop lag observed.", stats.last),
+            ("event_loop_lag_max_seconds", "The largest event loop lag since start.", stats.max),
+            (
+                "event_loop_stall_threshold_seconds",
+                "Lag from which a stall is counted and logged.",
+                watchdog.threshold,
+            ),
+        ):
+            gauge = GaugeMetricFamily(self._name(name), help_)
+            gauge.add_metric([], value)
+            yield gauge
+        for name, help_, value in (
+            ("event_loop_stalls", "Event loop lags at or above the stall threshold.", stats.stalls),
+            (
+                "dist_stall_ticks",
+                "Ticks the watchdog thread wrote to peers while the event loop was stalled.",
+                stats.ticks,
+            ),
+        ):
+            counter = CounterMetricFamily(self._name(name), help_)
+            counter.add_metric([], value)
+            yield counter

@@ -24,6 +24,7 @@ from typing import Any, TypeVar, overload
 from beamlink.connection import (
     DEFAULT_HANDSHAKE_TIMEOUT,
     DEFAULT_NET_TICKTIME,
+    DEFAULT_STALL_THRESHOLD,
     ConnectionManager,
     DownReason,
     PeerInfo,
@@ -44,13 +45,14 @@ from beamlink.node.kernel.pg import PgScope, PgService
 from beamlink.node.kernel.rex import RpcServer
 from beamlink.node.monitors import NodeCallback, NodeEventStream, NodeMonitors
 from beamlink.node.runtime import (
+    Executor,
     Process,
     ProcessBody,
     ProcessRuntime,
     Target,
     current_process,
 )
-from beamlink.settings import DIST_PORT, NODE_NAME, SSL_DIST_OPTFILE
+from beamlink.settings import DEFAULT_WORKERS, DIST_PORT, NODE_NAME, SSL_DIST_OPTFILE
 
 log = logging.getLogger("beamlink.node")
 
@@ -145,6 +147,9 @@ class Node:
         epmd_port: int | None = None,
         rpc_allow: Iterable[str] | None = None,
         tls: TlsConfig | None = None,
+        stall_threshold: float = DEFAULT_STALL_THRESHOLD,
+        workers: int = DEFAULT_WORKERS,
+        processes: int = 0,
     ) -> None:
         """Prefer `Node.start`, which also listens and registers."""
         self.node_name = name
@@ -161,9 +166,15 @@ class Node:
             net_ticktime=net_ticktime,
             handshake_timeout=handshake_timeout,
             tls=tls,
+            stall_threshold=stall_threshold,
         )
         self.runtime = ProcessRuntime(
-            name.full, 0, send_remote=self.manager.send, connect_peer=self.connect, owner=self
+            name.full,
+            0,
+            send_remote=self.manager.send,
+            connect_peer=self.connect,
+            owner=self,
+            executor=Executor(workers, processes),
         )
         # The connection layer's hot path: a bound method of the runtime, no hop through Node.
         self.on_message = self.runtime.dispatch
@@ -192,6 +203,9 @@ class Node:
         rpc_allow: Iterable[str] | None = None,
         listen: bool = True,
         tls: TlsConfig | None = None,
+        stall_threshold: float = DEFAULT_STALL_THRESHOLD,
+        workers: int = DEFAULT_WORKERS,
+        processes: int = 0,
     ) -> _NodeStart:
         """Start a node: ``await Node.start(...)`` or ``async with Node.start(...) as node``.
 
@@ -210,6 +224,11 @@ class Node:
         ``ssl.SSLContext`` of each side (``TlsConfig(server=..., client=...)``), or one read from
         an OTP ssl_dist_optfile with `load_optfile`. Default: the optfile named by
         $BEAMLINK_SSL_DIST_OPTFILE, else plain TCP (docs/tls.md).
+        ``stall_threshold``: seconds the event loop may be blocked before a WARNING names what
+        blocked it (docs/node.md, "Blocking code"); ticks to peers go on regardless.
+        ``workers``: threads synchronous RPC targets and GenServer callbacks run in, at most that
+        many at once (default 64); ``processes``: worker processes for functions marked
+        ``cpu_bound`` (default 0: none, they run in the threads). See docs/node.md.
         """
         return _NodeStart(
             cls._boot(
@@ -224,6 +243,9 @@ class Node:
                 rpc_allow=rpc_allow,
                 listen=listen,
                 tls=tls,
+                stall_threshold=stall_threshold,
+                workers=workers,
+                processes=processes,
             )
         )
 
@@ -242,6 +264,9 @@ class Node:
         rpc_allow: Iterable[str] | None,
         listen: bool,
         tls: TlsConfig | None,
+        stall_threshold: float,
+        workers: int,
+        processes: int,
     ) -> Node:
         node = cls(
             resolve_node_name(name),
@@ -253,6 +278,9 @@ class Node:
             epmd_port=epmd_port,
             rpc_allow=rpc_allow,
             tls=resolve_tls(tls),
+            stall_threshold=stall_threshold,
+            workers=workers,
+            processes=processes,
         )
         try:
             await node._start_distribution(listen_host, listen)
@@ -361,6 +389,11 @@ class Node:
     def creation(self) -> int:
         """The 32-bit creation in every pid and reference this node mints."""
         return self.runtime.creation
+
+    @property
+    def executor(self) -> Executor:
+        """The worker pool synchronous user code runs in (docs/node.md, "Blocking code")."""
+        return self.runtime.executor
 
     @property
     def spawn_handlers(self) -> dict[tuple[Atom, Atom, int], ProcessBody]:

@@ -18,7 +18,7 @@ from typing import Any, Protocol, TypeVar
 
 from beamlink.etf import Atom, Pid, Reference
 from beamlink.node.monitors import NodeCallback
-from beamlink.node.runtime import Process, ProcessBody, Target
+from beamlink.node.runtime import Executor, Process, ProcessBody, Target
 
 S = TypeVar("S")
 
@@ -49,6 +49,11 @@ class ServiceHost(Protocol):
     @property
     def hidden(self) -> bool:
         """True for a hidden node (``-hidden``): it never joins global's sync."""
+        ...
+
+    @property
+    def executor(self) -> Executor:
+        """The worker pool synchronous user code runs in."""
         ...
 
     @property

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from beamlink.errors import NodeError
 from beamlink.etf import Atom, Pid, Port, Reference
+from beamlink.node.runtime import on_loop
 
 ERLANG_SHIM = "erlang"
 
@@ -49,13 +50,15 @@ class ErlangShim:
     """The subset of Erlang's ``erlang`` module that makes sense on a Python node.
 
     ``rpc:call(PyNode, erlang, node, [])`` is how many tools check that a node answers; these
-    functions let them work. Each returns what the BIF of the same name returns on a BEAM node.
+    functions let them work. Each returns what the BIF of the same name returns on a BEAM node;
+    they are quick and read the node's state, so they run on the event loop (`on_loop`).
     """
 
     def __init__(self, node: NodeView, caller: Pid | None = None) -> None:
         self._node = node
         self._caller = caller
 
+    @on_loop
     def node(self, term: Pid | Reference | Port | None = None) -> Atom:
         """``node/0``: this node's name; ``node/1``: the node a pid, reference or port belongs to."""
         if term is None:
@@ -64,6 +67,7 @@ class ErlangShim:
             return term.node
         raise TypeError(f"erlang:node/1 needs a pid, reference or port, not {type(term).__name__}")
 
+    @on_loop
     def nodes(self, which: Atom | list[Atom] | None = None) -> list[Atom]:
         """``nodes/0`` (visible nodes) and ``nodes/1`` with ``visible``, ``connected``, ``this``,
         ``known`` or a list of those."""
@@ -81,10 +85,12 @@ class ErlangShim:
             result.extend(n for n in found if n not in result)
         return result
 
+    @on_loop
     def is_alive(self) -> bool:
         """``is_alive/0``: a beamlink node is always distributed."""
         return True
 
+    @on_loop
     def self(self) -> Pid | None:
         """``self/0``: the pid of the process running the call."""
         return self._caller

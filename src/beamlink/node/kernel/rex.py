@@ -20,8 +20,9 @@ The ``rex`` process answers what OTP's ``rex`` gen_server answers for peers: the
 non-BEAM callers use (``{From, {call, M, F, A, GL}}``, ``gen_server:call(rex, {call, ...})``,
 ``{cast, ...}``, ``sbcast``, ``send``).
 
-The called code runs on the node's event loop: a blocking function blocks the node (wrap it with
-``asyncio.to_thread``).
+Where the called code runs: a coroutine function (or a function marked ``on_loop``) on the node's
+event loop; any other (synchronous) function in the node's worker pool (`Executor`), so a blocking
+call blocks only the process serving it, as in Erlang (docs/rpc.md).
 
 `RpcServer.served` counts the calls by kind (``call``, ``cast``) and outcome (``return``,
 ``throw``, ``exit``, ``error``) for metrics.
@@ -50,7 +51,7 @@ from beamlink.node.rpc import (
     THROW,
     ErlangException,
 )
-from beamlink.node.runtime import exception_reason
+from beamlink.node.runtime import Executor, exception_reason, runs_inline
 
 REX = Atom("rex")
 FEATURES_REQUEST = Atom("features_request")
@@ -107,8 +108,10 @@ async def apply(
     module: Any,
     function: Any,
     args: Any,
+    executor: Executor,
 ) -> Outcome:
-    """Apply ``module:function(*args)`` like ``erpc:execute_call``, catching every exception.
+    """Apply ``module:function(*args)`` like ``erpc:execute_call``, catching every exception;
+    a synchronous function runs in ``executor``'s workers.
 
     A value that cannot be sent back (no ETF encoding) is reported as a ``TypeError``.
     """
@@ -123,7 +126,7 @@ async def apply(
     except (Exception, SystemExit) as exc:
         return _exception_outcome(exc, 1)
     try:
-        value = fn(*args)
+        value = fn(*args) if runs_inline(fn) else await executor.submit(fn, *args)
         if inspect.isawaitable(value):
             value = await value
         encode(value)
@@ -177,7 +180,8 @@ class RpcServer:
         self.resolver.modules.setdefault(name, target)
 
     async def _apply(self, kind: str, proc: Any, module: Any, function: Any, args: Any) -> Outcome:
-        outcome = await apply(self.resolver, self.node, proc, module, function, args)
+        node = self.node
+        outcome = await apply(self.resolver, node, proc, module, function, args, node.executor)
         key = (kind, str(outcome[0]))
         self.served[key] = self.served.get(key, 0) + 1
         return outcome

@@ -1,7 +1,8 @@
 """The process runtime, the bottom of the node layer: processes (`process.py`), their mailboxes
-(`mailbox.py`), the pid/name/alias table (`registry.py`) and the signals between processes and
-nodes (`runtime.py`). Nothing here knows about sockets, EPMD or the kernel services."""
+(`mailbox.py`), the pid/name/alias table (`registry.py`), the signals between processes and
+nodes (`runtime.py`) and the worker pool synchronous code runs in (`executor.py`). Nothing here knows about sockets, EPMD or the kernel services."""
 
+from beamlink.node.runtime.executor import Executor, cpu_bound, on_loop, runs_inline
 from beamlink.node.runtime.mailbox import Mailbox, Match
 from beamlink.node.runtime.process import Process, Signals, Target
 from beamlink.node.runtime.runtime import (
@@ -12,6 +13,7 @@ from beamlink.node.runtime.runtime import (
 )
 
 __all__ = [
+    "Executor",
     "Mailbox",
     "Match",
     "Process",
@@ -19,6 +21,9 @@ __all__ = [
     "ProcessRuntime",
     "Signals",
     "Target",
+    "cpu_bound",
     "current_process",
     "exception_reason",
+    "on_loop",
+    "runs_inline",
 ]

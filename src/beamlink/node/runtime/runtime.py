@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 import itertools
 import logging
 import reprlib
@@ -52,6 +53,7 @@ from beamlink.node.atoms import (
     UNDEF,
 )
 from beamlink.node.errors import ProcessExit, UnknownName
+from beamlink.node.runtime.executor import Executor, runs_inline
 from beamlink.node.runtime.process import Monitor, Process, Target, Watcher
 from beamlink.node.runtime.registry import Registry
 
@@ -66,7 +68,8 @@ _VIA_LINK: Final = 0
 _VIA_EXIT2: Final = 1
 _VIA_LOST_LINK: Final = 2
 
-ProcessBody = Callable[..., Awaitable[Any]]
+ProcessBody = Callable[..., Any]
+"""``fn(proc, *args)``: a coroutine function, or a plain function run in a worker thread."""
 SendRemote = Callable[[Atom, tuple[Any, ...], Any], bool]
 ConnectPeer = Callable[[Atom], Awaitable[bool]]
 
@@ -119,8 +122,11 @@ class ProcessRuntime:
         send_remote: SendRemote | None = None,
         connect_peer: ConnectPeer | None = None,
         owner: object = None,
+        executor: Executor | None = None,
     ) -> None:
         self.owner: Any = self if owner is None else owner
+        # Where synchronous user code runs (RPC targets, GenServer callbacks): worker threads.
+        self.executor = Executor() if executor is None else executor
         self._name = _as_atom(name)
         self.registry = Registry(self._name, creation)
         self._pids = self.registry.pids
@@ -198,7 +204,11 @@ class ProcessRuntime:
         link: Pid | Process | None = None,
         trap_exit: bool = False,
     ) -> Process:
-        """Start ``fn(proc, *args)`` (a coroutine function) as a new process and return it.
+        """Start ``fn(proc, *args)`` as a new process and return it.
+
+        ``fn`` is a coroutine function (it runs on the event loop), or a plain function, which
+        runs in a worker thread of `executor` (it may block; it must not use the process API,
+        which belongs to the loop's thread).
 
         ``name`` registers it; ``link`` links it to that pid (or process) before it runs. The
         process exits ``normal`` when ``fn`` returns, with `ProcessExit`'s reason when that is
@@ -229,7 +239,12 @@ class ProcessRuntime:
     async def _run(self, proc: Process, fn: ProcessBody, args: tuple[Any, ...]) -> None:
         _current_process.set(proc)
         try:
-            await fn(proc, *args)
+            if runs_inline(fn):
+                await fn(proc, *args)
+            else:  # a plain function: it may block, so it runs in a worker thread
+                result = await self.executor.submit(fn, proc, *args)
+                if inspect.isawaitable(result):  # e.g. a lambda returning a coroutine
+                    await result
         except ProcessExit as exc:
             self.terminate(proc, exc.reason)
         except asyncio.CancelledError:
@@ -832,3 +847,4 @@ class ProcessRuntime:
             tasks.append(task)
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        self.executor.shutdown()

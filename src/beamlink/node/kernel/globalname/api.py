@@ -31,7 +31,7 @@ from beamlink.node.kernel.globalname.vocabulary import (
 )
 from beamlink.node.kernel.host import KernelOptions, ServiceHost
 from beamlink.node.kernel.rex import RpcServer
-from beamlink.node.runtime import Process
+from beamlink.node.runtime import Process, on_loop
 
 log = logging.getLogger("beamlink.node.global")
 
@@ -170,17 +170,21 @@ class GlobalService:
 class GlobalRpc:
     """The ``global`` module as Erlang nodes reach it over RPC on a Python node:
     ``resolve_it/4`` (name clashes), plus ``whereis_name/1``, ``registered_names/0``,
-    ``register_name/2``, ``unregister_name/1`` and ``sync/0`` acting on this node."""
+    ``register_name/2``, ``unregister_name/1`` and ``sync/0`` acting on this node. They use the
+    node's state and API, so the synchronous ones run on the event loop (``on_loop``)."""
 
     def __init__(self, service: GlobalService) -> None:
         self._service = service
 
+    @on_loop
     def resolve_it(self, method: Any, name: Any, pid1: Pid, pid2: Pid) -> Any:
         return resolve_it(self._service.server.node, method, name, pid1, pid2)
 
+    @on_loop
     def whereis_name(self, name: Any) -> Pid | Atom:
         return self._service.server.where(name) or UNDEFINED
 
+    @on_loop
     def registered_names(self) -> list[Any]:
         return self._service.server.registered_names()
 
