@@ -13,14 +13,14 @@ from __future__ import annotations
 from typing import Any
 
 from . import _speedups, decoder, encoder
-from .decoder import DEFAULT_MAX_DEPTH, DEFAULT_MAX_SIZE, memoized_exact
+from .decoder import DEFAULT_MAX_DEPTH, DEFAULT_MAX_SIZE, _budget, memoized_exact
 from .tags import COMPRESSED, VERSION
 from .terms import Atom, Charlist, Pid, Reference
 
 __all__ = ["decode", "decode_body_exact", "decode_body_from", "decode_from", "encode"]
 
 #: The interface version of ``_speedups.c`` this file was written for.
-API_VERSION = 1
+API_VERSION = 2
 if getattr(_speedups, "API_VERSION", None) != API_VERSION:
     raise ImportError("beamlink.etf._speedups is a stale build; reinstall beamlink to rebuild it")
 
@@ -29,41 +29,82 @@ _c_decode = _speedups.decode
 _c_body = _speedups.decode_body
 _c_encode = _speedups.encode
 
-_speedups.setup(decoder._DISPATCH, decoder._atom, decoder._with_tail, decoder._to_map, Charlist)
+_speedups.setup(
+    decoder._DISPATCH,
+    decoder._atom,
+    decoder._with_tail,
+    decoder._to_map,
+    Charlist,
+    decoder._budget,
+    decoder._over_budget,
+    decoder.MemoryBudgetError,
+)
 _speedups.setup_encoder(encoder._any, encoder._check_distinct_keys, Atom, Pid, Reference)
 
 
+def _left() -> int | None:
+    """The budget left in this thread (see ``decoder``), or None."""
+    return getattr(_budget, "left", None) if decoder._budgeted else None
+
+
 def decode(
-    data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH, max_size: int = DEFAULT_MAX_SIZE
+    data: bytes,
+    *,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_size: int = DEFAULT_MAX_SIZE,
+    max_memory: int | None = None,
 ) -> Any:
     """Decode one complete term (version byte 131 first); trailing bytes are an error."""
+    if max_memory is not None:
+        return decoder.with_memory_budget(max_memory, _decode, data, max_depth, max_size)
+    return _decode(data, max_depth, max_size)
+
+
+def _decode(data: bytes, max_depth: int, max_size: int) -> Any:
     if type(data) is not bytes:
         data = bytes(data)
     try:
-        return _c_decode(data, max_depth, max_size)
+        return _c_decode(data, max_depth, max_size, _left())
     except _Fallback:
         pass  # outside this handler, so errors of the pure decoder carry no Fallback context
     return decoder.decode(data, max_depth=max_depth, max_size=max_size)
 
 
 def decode_body_from(
-    data: bytes, offset: int = 0, *, max_depth: int = DEFAULT_MAX_DEPTH
+    data: bytes,
+    offset: int = 0,
+    *,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_memory: int | None = None,
 ) -> tuple[Any, int]:
     """Decode one term whose tag is at ``data[offset]`` (no version byte, no compression)."""
+    if max_memory is not None:
+        return decoder.with_memory_budget(max_memory, _body_from, data, offset, max_depth)  # type: ignore[no-any-return]
+    return _body_from(data, offset, max_depth)
+
+
+def _body_from(data: bytes, offset: int, max_depth: int) -> tuple[Any, int]:
     if type(data) is not bytes:
         data = bytes(data)
     try:
-        return _c_body(data, offset, max_depth)
+        return _c_body(data, offset, max_depth, _left())
     except _Fallback:
         pass
     return decoder.decode_body_from(data, offset, max_depth=max_depth)
 
 
 def decode_body_exact(
-    data: bytes, start: int, end: int, *, max_depth: int = DEFAULT_MAX_DEPTH
+    data: bytes,
+    start: int,
+    end: int,
+    *,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_memory: int | None = None,
 ) -> Any:
     """Decode the one term that fills ``data[start:end]`` exactly (see ``decoder``)."""
-    return memoized_exact(decode_body_from, data, start, end, max_depth)
+    if max_memory is not None:
+        return decoder.with_memory_budget(max_memory, memoized_exact, _body_from, data, start, end, max_depth)
+    return memoized_exact(_body_from, data, start, end, max_depth)
 
 
 def decode_from(
@@ -72,8 +113,15 @@ def decode_from(
     *,
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_size: int = DEFAULT_MAX_SIZE,
+    max_memory: int | None = None,
 ) -> tuple[Any, int]:
     """Decode the term starting with the version byte 131 at ``data[offset]``."""
+    if max_memory is not None:
+        return decoder.with_memory_budget(max_memory, _from, data, offset, max_depth, max_size)  # type: ignore[no-any-return]
+    return _from(data, offset, max_depth, max_size)
+
+
+def _from(data: bytes, offset: int, max_depth: int, max_size: int) -> tuple[Any, int]:
     if type(data) is not bytes:
         data = bytes(data)
     if (
@@ -84,7 +132,7 @@ def decode_from(
         and data[offset + 1] != COMPRESSED
     ):
         try:
-            return _c_body(data, offset + 1, max_depth)
+            return _c_body(data, offset + 1, max_depth, _left())
         except _Fallback:
             pass
     return decoder.decode_from(data, offset, max_depth=max_depth, max_size=max_size)
