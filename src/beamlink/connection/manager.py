@@ -42,7 +42,7 @@ from beamlink.connection.events import (
 from beamlink.connection.protocol import DistConnection, TrafficCounters
 from beamlink.distribution import flags as dflags
 from beamlink.distribution.control import NO_MESSAGE
-from beamlink.distribution.frames import DEFAULT_MAX_FRAME_SIZE
+from beamlink.distribution.frames import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_TERM_MEMORY
 from beamlink.distribution.handshake import (
     Acceptor,
     HandshakeError,
@@ -160,6 +160,7 @@ class ConnectionManager:
         required_flags: int = dflags.MANDATORY,
         allow: Callable[[Atom], bool] | None = None,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        max_term_memory: int = DEFAULT_MAX_TERM_MEMORY,
         max_pending: int = DEFAULT_MAX_PENDING,
         max_pending_per_source: int = DEFAULT_MAX_PENDING_PER_SOURCE,
     ) -> None:
@@ -176,6 +177,7 @@ class ConnectionManager:
         self.required_flags = required_flags
         self.allow = allow
         self.max_frame_size = max_frame_size
+        self.max_term_memory = max_term_memory
         self._up: dict[Atom, DistConnection] = {}
         self._dials: dict[Atom, _Dial] = {}
         self._accepting: dict[Atom, set[DistConnection]] = {}
@@ -280,6 +282,7 @@ class ConnectionManager:
             net_ticktime=self.net_ticktime,
             handshake_timeout=self.handshake_timeout,
             max_frame_size=self.max_frame_size,
+            max_term_memory=self.max_term_memory,
             totals=self.stats.traffic,
         )
         self._handshaking.add(conn)

@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import reprlib
 import struct
-from dataclasses import dataclass, field
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from beamlink.distribution import flags as dflags
@@ -65,7 +65,7 @@ TICK = b"\x00\x00\x00\x00"
 DEFAULT_MAX_FRAME_SIZE = DEFAULT_MAX_SIZE
 DEFAULT_MAX_REASSEMBLY_BYTES = DEFAULT_MAX_SIZE
 #: What decoding the terms of one frame may allocate (beyond the frame's own bytes).
-DEFAULT_MAX_TERM_MEMORY = 256 * 1024 * 1024
+DEFAULT_MAX_TERM_MEMORY = 64 * 1024 * 1024
 
 _U32 = struct.Struct(">I")
 _FRAG = struct.Struct(">QQ")

@@ -32,6 +32,7 @@ by exact bytes.
 
 from __future__ import annotations
 
+import gc
 import re
 import struct
 import threading
@@ -120,6 +121,10 @@ COST_CONTAINER: Final = 64
 COST_SLOT: Final = 8
 COST_NIL: Final = 56
 COST_CHARLIST: Final = 96
+#: Inputs above this size are decoded with the cyclic GC paused: it would scan the growing
+#: result again and again (the C decoder does the same).
+GC_PAUSE_BYTES: Final = 1 << 20
+_NIL_BATCH: Final = 256  # empty lists in one container charged together
 
 _budget = threading.local()  # .left: bytes still allowed, .limit: the budget (absent: none)
 _budgeted = 0  # decodes with a budget running now, in any thread
@@ -409,6 +414,7 @@ def _sequence(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
     if _budgeted:
         _spend(COST_CONTAINER + COST_SLOT * count)
     out: list[Any] = []
+    nils = 0  # empty-list elements not charged yet (charged in batches: few thread-local reads)
     try:
         for _ in range(count):
             item_tag = data[pos]
@@ -432,15 +438,19 @@ def _sequence(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
                 out.append(_i32(data, pos + 1)[0])
                 pos += 5
             elif item_tag == NIL_EXT:
-                if _budgeted:
-                    _spend(COST_NIL)
                 out.append([])
                 pos += 1
+                nils += 1
+                if nils == _NIL_BATCH and _budgeted:
+                    _spend(COST_NIL * nils)
+                    nils = 0
             else:
                 value, pos = _DISPATCH[item_tag](data, pos, depth)
                 out.append(value)
     except _STRUCT_ERRORS:
         raise _fail(tag, start, f"input ends inside the element at byte {pos} (truncated)") from None
+    if nils and _budgeted:
+        _spend(COST_NIL * nils)
     if tag in (SMALL_TUPLE_EXT, LARGE_TUPLE_EXT):
         return tuple(out), pos
     if tag == MAP_EXT:
@@ -763,6 +773,16 @@ def _body_from(data: bytes, offset: int, max_depth: int) -> tuple[Any, int]:
         data = bytes(data)
     if offset >= len(data):
         raise DecodeError(f"no term at byte {offset}: input has {len(data)} bytes")
+    if len(data) > GC_PAUSE_BYTES and gc.isenabled():
+        gc.disable()
+        try:
+            return _at(data, offset, max_depth)
+        finally:
+            gc.enable()
+    return _at(data, offset, max_depth)
+
+
+def _at(data: bytes, offset: int, max_depth: int) -> tuple[Any, int]:
     try:
         return _DISPATCH[data[offset]](data, offset, max_depth)
     except RecursionError:
@@ -880,7 +900,7 @@ def decode(
 def _decode(data: bytes, max_depth: int, max_size: int) -> Any:
     if type(data) is not bytes:
         data = bytes(data)
-    if 1 < len(data) <= max_size and data[0] == VERSION and data[1] != COMPRESSED:
+    if 1 < len(data) <= min(max_size, GC_PAUSE_BYTES) and data[0] == VERSION and data[1] != COMPRESSED:
         try:
             term, end = _DISPATCH[data[1]](data, 1, max_depth)
         except RecursionError:
