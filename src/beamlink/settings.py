@@ -162,7 +162,7 @@ def _port(low: int) -> Callable[[Any], int]:
 
 DEFAULT_EPMD_PORT = 4369
 DEFAULT_NET_TICKTIME = 60.0
-DEFAULT_METRICS_HOST = "0.0.0.0"
+DEFAULT_METRICS_HOST = "127.0.0.1"
 DISTRIBUTIONS = ("name", "sname", "none")
 
 COOKIE: EnvSetting[str] = EnvSetting(
@@ -191,6 +191,9 @@ CONFIG: EnvSetting[str] = EnvSetting(
     "cluster config file", ("BEAMLINK_CONFIG",), _text, "a file path"
 )
 APP: EnvSetting[str] = EnvSetting("app", ("BEAMLINK_APP",), _text, "package.module:attr")
+LISTEN_HOST: EnvSetting[str] = EnvSetting(
+    "listen host", ("BEAMLINK_LISTEN_HOST",), _text, "an address to listen on"
+)
 METRICS_PORT: EnvSetting[int] = EnvSetting(
     "metrics port", ("BEAMLINK_METRICS_PORT",), _port(0),
     f"a port number 0..{MAX_PORT} (0 picks a free one)",

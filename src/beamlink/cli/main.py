@@ -54,17 +54,34 @@ def cli(ctx: click.Context, log_level: str | None, log_format: str) -> None:
     configure(log_level, log_format)
 
 
+COOKIE_ARGV_WARNING = (
+    "beamlink: warning: --cookie shows the cookie to every local user (ps, /proc/PID/cmdline); "
+    "set BEAMLINK_COOKIE in the environment or keep it in ~/.erlang.cookie (mode 0400) instead"
+)
+
+
+def _warn_cookie_argv(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--cookie`` callback: warn (stderr) that a cookie on the command line is public."""
+    if value is not None:
+        click.echo(COOKIE_ARGV_WARNING, err=True)
+    return value
+
+
 def _node_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed([
         click.option("--name", help="Long node name NAME@HOST (HOST may be 'auto'). "
                                     "Env: BEAMLINK_NODE, RELEASE_NODE."),
         click.option("--sname", help="Short node name NAME[@HOST]."),
-        click.option("--cookie", help="Cookie. Env: BEAMLINK_COOKIE, RELEASE_COOKIE; "
-                                      "else ~/.erlang.cookie."),
+        click.option("--cookie", callback=_warn_cookie_argv,
+                     help="Cookie (visible in ps: prefer the env or the file). Env: "
+                          "BEAMLINK_COOKIE, RELEASE_COOKIE; else ~/.erlang.cookie."),
         click.option("--dist-port", type=int, help="Fixed distribution port, no EPMD "
                                                    "(env ERL_DIST_PORT)."),
         click.option("--net-ticktime", type=float, help="Seconds (default 60, like OTP)."),
         click.option("--hidden", is_flag=True, help="Start as a hidden node."),
+        click.option("--listen-host", help="Address the distribution listener (and an embedded "
+                                           "EPMD) binds to (default every interface). "
+                                           "Env: BEAMLINK_LISTEN_HOST."),
     ]):
         fn = option(fn)
     return fn
@@ -72,7 +89,8 @@ def _node_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _metrics_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option("--metrics-host", help="Address the metrics server listens on (default "
-                                             "0.0.0.0). Env: BEAMLINK_METRICS_HOST.")(fn)
+                                             "127.0.0.1; 0.0.0.0 for every interface). "
+                                             "Env: BEAMLINK_METRICS_HOST.")(fn)
     return click.option("--metrics-port", type=int, help="Serve Prometheus metrics at "
                                                          "http://HOST:PORT/metrics. "
                                                          "Env: BEAMLINK_METRICS_PORT.")(fn)
@@ -100,8 +118,9 @@ def start(**options: Any) -> None:
 
 _target_options = [
     click.argument("node"),
-    click.option("--cookie", help="Cookie of the target (env BEAMLINK_COOKIE, RELEASE_COOKIE; "
-                                  "else ~/.erlang.cookie)."),
+    click.option("--cookie", callback=_warn_cookie_argv,
+                 help="Cookie of the target (visible in ps: prefer env BEAMLINK_COOKIE, "
+                      "RELEASE_COOKIE, or ~/.erlang.cookie)."),
     click.option("--timeout", type=float, default=15.0, show_default=True, help="Seconds."),
 ]
 

@@ -31,7 +31,7 @@ def node_settings(options: Mapping[str, Any], env: Mapping[str, str] | None = No
 
     ``options`` holds the command-line values (None when not given) under the keys ``name``,
     ``sname``, ``cookie``, ``dist_port``, ``net_ticktime``, ``config``, ``app``, ``hidden``,
-    ``metrics_port``, ``metrics_host``. ``metrics_host`` is only set when ``metrics_port`` is.
+    ``listen_host``, ``metrics_port``, ``metrics_host``. ``metrics_host`` is only set when ``metrics_port`` is.
     Raises `SettingsError` for a bad or conflicting value.
     """
     env = os.environ if env is None else env
@@ -57,7 +57,7 @@ def node_settings(options: Mapping[str, Any], env: Mapping[str, str] | None = No
 
     for key, setting in (("dist_port", defs.DIST_PORT), ("epmd_port", defs.EPMD_PORT),
                          ("net_ticktime", defs.NET_TICKTIME), ("config", defs.CONFIG),
-                         ("app", defs.APP)):
+                         ("app", defs.APP), ("listen_host", defs.LISTEN_HOST)):
         found = _from(setting, options, key, env)
         if found is not None:
             out[key] = found
