@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import _speedups, decoder, encoder
-from .decoder import DEFAULT_MAX_DEPTH, DEFAULT_MAX_SIZE, _budget, memoized_exact
+from .decoder import DEFAULT_MAX_DEPTH, DEFAULT_MAX_SIZE, memoized_exact
 from .tags import COMPRESSED, VERSION
 from .terms import Atom, Charlist, Pid, Reference
 
@@ -38,13 +38,9 @@ _speedups.setup(
     decoder._budget,
     decoder._over_budget,
     decoder.MemoryBudgetError,
+    vars(decoder),
 )
 _speedups.setup_encoder(encoder._any, encoder._check_distinct_keys, Atom, Pid, Reference)
-
-
-def _left() -> int | None:
-    """The budget left in this thread (see ``decoder``), or None."""
-    return getattr(_budget, "left", None) if decoder._budgeted else None
 
 
 def decode(
@@ -64,7 +60,7 @@ def _decode(data: bytes, max_depth: int, max_size: int) -> Any:
     if type(data) is not bytes:
         data = bytes(data)
     try:
-        return _c_decode(data, max_depth, max_size, _left())
+        return _c_decode(data, max_depth, max_size)
     except _Fallback:
         pass  # outside this handler, so errors of the pure decoder carry no Fallback context
     return decoder.decode(data, max_depth=max_depth, max_size=max_size)
@@ -87,7 +83,7 @@ def _body_from(data: bytes, offset: int, max_depth: int) -> tuple[Any, int]:
     if type(data) is not bytes:
         data = bytes(data)
     try:
-        return _c_body(data, offset, max_depth, _left())
+        return _c_body(data, offset, max_depth)
     except _Fallback:
         pass
     return decoder.decode_body_from(data, offset, max_depth=max_depth)
@@ -132,7 +128,7 @@ def _from(data: bytes, offset: int, max_depth: int, max_size: int) -> tuple[Any,
         and data[offset + 1] != COMPRESSED
     ):
         try:
-            return _c_body(data, offset + 1, max_depth, _left())
+            return _c_body(data, offset + 1, max_depth)
         except _Fallback:
             pass
     return decoder.decode_from(data, offset, max_depth=max_depth, max_size=max_size)

@@ -19,10 +19,11 @@ decoder's own functions, which this file uses in three ways:
    then decodes the whole input again with the pure decoder, which produces the result or the
    DecodeError with its exact message. This file therefore never builds an error message and
    only has to be right for the inputs it accepts. The one exception is the memory budget
-   (optional last argument `left`, decoder.py "Memory"): the objects the pure decoder charges
-   are charged here at the same costs, the budget is handed to and taken back from pure helpers
-   through `decoder._budget.left`, and running out raises the pure `_over_budget()` error at
-   once (redoing the work in Python would double what a hostile input costs).
+   (decoder.py "Memory"): when a budgeted decode runs in this thread (`decoder._budgeted` is not
+   0, `decoder._budget.left` is set), the objects the pure decoder charges are charged here at
+   the same costs, the budget is handed to and taken back from pure helpers through
+   `_budget.left`, and running out raises the pure `_over_budget()` error at once (redoing the
+   work in Python would double what a hostile input costs).
 
 Safety: every length is checked against the bytes that remain before anything of that size is
 allocated; containers with elements need depth > 0 (the pure decoder's rule), C recursion is
@@ -82,7 +83,9 @@ static PyObject *charlist_type;     /* terms.Charlist */
 static PyObject *budget_tls;        /* decoder._budget: .left, the bytes a decode may still use */
 static PyObject *over_budget_fn;    /* decoder._over_budget */
 static PyObject *budget_error_type; /* decoder.MemoryBudgetError */
-static PyObject *str_left;
+static PyObject *decoder_globals;   /* decoder.__dict__, for its `_budgeted` count */
+static PyObject *str_left, *str_budgeted;
+static PyObject *small_zero;        /* the int 0 (a cached small int: compared by identity) */
 static int ready;
 
 static PyObject *any_fn;            /* encoder._any */
@@ -542,19 +545,33 @@ static PyObject *as_fallback(PyObject *result) {
     return result;
 }
 
-/* Start decoding: read the budget, if any (`left` >= 0), and pause the GC for big inputs. */
-static int begin(Input *in, PyObject *obj, PyObject *left_arg, int *gc_was_on) {
+/* Start decoding: take this thread's budget, if a budgeted decode runs in it (decoder.py,
+   "Memory": `_budgeted` counts them in all threads, `_budget.left` is this thread's), and pause
+   the GC for big inputs. */
+static int begin(Input *in, PyObject *obj, int *gc_was_on) {
     in->obj = obj;
     in->buf = (const unsigned char *)PyBytes_AS_STRING(obj);
     in->size = PyBytes_GET_SIZE(obj);
     in->nesting = 0;
     in->budgeted = 0;
     in->left = 0;
-    if (left_arg != NULL && left_arg != Py_None) {
-        if (ssize_arg(left_arg, &in->left) < 0 || in->left < 0) {
-            return -1;
+    PyObject *count = PyDict_GetItemWithError(decoder_globals, str_budgeted);
+    if (count == NULL) {
+        PyErr_Clear();
+        return -1;
+    }
+    if (count != small_zero) {
+        PyObject *left = PyObject_GetAttr(budget_tls, str_left);
+        if (left == NULL) {
+            PyErr_Clear();  /* no budget set in this thread */
+        } else {
+            int rc = left == Py_None ? 0 : ssize_arg(left, &in->left);
+            in->budgeted = left != Py_None;
+            Py_DECREF(left);
+            if (rc < 0) {
+                return -1;
+            }
         }
-        in->budgeted = 1;
     }
     *gc_was_on = in->size > GC_PAUSE_BYTES ? PyGC_Disable() : 0;
     return 0;
@@ -602,9 +619,9 @@ static PyObject *decode_body(PyObject *self, PyObject *const *args, Py_ssize_t n
     Py_ssize_t offset, depth;
     Input in;
     int gc_was_on;
-    if (!ready || nargs < 3 || nargs > 4 || !PyBytes_CheckExact(args[0])
+    if (!ready || nargs != 3 || !PyBytes_CheckExact(args[0])
         || ssize_arg(args[1], &offset) < 0 || ssize_arg(args[2], &depth) < 0
-        || begin(&in, args[0], nargs == 4 ? args[3] : NULL, &gc_was_on) < 0) {
+        || begin(&in, args[0], &gc_was_on) < 0) {
         return fallback();
     }
     Py_ssize_t pos = offset;
@@ -634,9 +651,9 @@ static PyObject *decode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t depth, max_size;
     Input in;
     int gc_was_on;
-    if (!ready || nargs < 3 || nargs > 4 || !PyBytes_CheckExact(args[0])
+    if (!ready || nargs != 3 || !PyBytes_CheckExact(args[0])
         || ssize_arg(args[1], &depth) < 0 || ssize_arg(args[2], &max_size) < 0
-        || begin(&in, args[0], nargs == 4 ? args[3] : NULL, &gc_was_on) < 0) {
+        || begin(&in, args[0], &gc_was_on) < 0) {
         return fallback();
     }
     Py_ssize_t pos = 1;
@@ -1203,15 +1220,25 @@ static PyObject *setup_encoder(PyObject *self, PyObject *const *args, Py_ssize_t
 }
 
 static PyObject *setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 8 || !PyList_CheckExact(args[0]) || PyList_GET_SIZE(args[0]) != 256) {
+    if (nargs != 9 || !PyList_CheckExact(args[0]) || PyList_GET_SIZE(args[0]) != 256
+        || !PyDict_CheckExact(args[8])) {
         PyErr_SetString(PyExc_TypeError,
                         "setup(dispatch, atom, with_tail, to_map, charlist_type, budget, "
-                        "over_budget, budget_error) expected");
+                        "over_budget, budget_error, decoder_globals) expected");
         return NULL;
     }
     if (str_left == NULL && (str_left = PyUnicode_InternFromString("left")) == NULL) {
         return NULL;
     }
+    if (str_budgeted == NULL
+        && (str_budgeted = PyUnicode_InternFromString("_budgeted")) == NULL) {
+        return NULL;
+    }
+    if (small_zero == NULL && (small_zero = PyLong_FromLong(0)) == NULL) {
+        return NULL;
+    }
+    Py_INCREF(args[8]);
+    Py_XSETREF(decoder_globals, args[8]);
     Py_INCREF(args[5]);
     Py_XSETREF(budget_tls, args[5]);
     Py_INCREF(args[6]);
@@ -1236,10 +1263,9 @@ static PyObject *setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
 
 static PyMethodDef methods[] = {
     {"decode_body", (PyCFunction)(void (*)(void))decode_body, METH_FASTCALL,
-     "decode_body(data, offset, max_depth[, left]) -> (term, end); raises Fallback."},
+     "decode_body(data, offset, max_depth) -> (term, end); raises Fallback."},
     {"decode", (PyCFunction)(void (*)(void))decode, METH_FASTCALL,
-     "decode(data, max_depth, max_size[, left]) -> term for an uncompressed term; raises "
-     "Fallback."},
+     "decode(data, max_depth, max_size) -> term for an uncompressed term; raises Fallback."},
     {"setup", (PyCFunction)(void (*)(void))setup, METH_FASTCALL,
      "setup(dispatch, atom, with_tail, to_map, charlist_type): the pure decoder's helpers."},
     {"encode", (PyCFunction)encode, METH_O,
