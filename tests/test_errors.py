@@ -37,6 +37,7 @@ EXPECTED: dict[str, tuple[type[BeamlinkError], type[Exception] | None]] = {
     "beamlink.epmd.protocol.EpmdProtocolError": (RemoteProtocolError, ValueError),
     "beamlink.errors.NameInUse": (NodeError, None),
     "beamlink.etf.decoder.DecodeError": (RemoteProtocolError, ValueError),
+    "beamlink.etf.decoder.MemoryBudgetError": (RemoteProtocolError, ValueError),
     "beamlink.node.errors.NodeStartError": (NodeError, None),
     "beamlink.node.errors.ProcessExit": (NodeError, None),
     "beamlink.node.errors.ReceiveTimeout": (NodeError, TimeoutError),
