@@ -10,6 +10,7 @@ its ``DecodeError`` / ``TypeError`` / ``ValueError``.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from . import _speedups, decoder, encoder
@@ -38,8 +39,8 @@ _speedups.setup(
     decoder._budget,
     decoder._over_budget,
     decoder.MemoryBudgetError,
-    vars(decoder),
 )
+decoder._budget_watchers.append(_speedups.set_budgeted)
 _speedups.setup_encoder(encoder._any, encoder._check_distinct_keys, Atom, Pid, Reference)
 
 
@@ -52,11 +53,9 @@ def decode(
 ) -> Any:
     """Decode one complete term (version byte 131 first); trailing bytes are an error."""
     if max_memory is not None:
-        return decoder.with_memory_budget(max_memory, _decode, data, max_depth, max_size)
-    return _decode(data, max_depth, max_size)
-
-
-def _decode(data: bytes, max_depth: int, max_size: int) -> Any:
+        return decoder.with_memory_budget(
+            max_memory, partial(decode, max_depth=max_depth, max_size=max_size), data
+        )
     if type(data) is not bytes:
         data = bytes(data)
     try:
@@ -75,11 +74,9 @@ def decode_body_from(
 ) -> tuple[Any, int]:
     """Decode one term whose tag is at ``data[offset]`` (no version byte, no compression)."""
     if max_memory is not None:
-        return decoder.with_memory_budget(max_memory, _body_from, data, offset, max_depth)  # type: ignore[no-any-return]
-    return _body_from(data, offset, max_depth)
-
-
-def _body_from(data: bytes, offset: int, max_depth: int) -> tuple[Any, int]:
+        return decoder.with_memory_budget(  # type: ignore[no-any-return]
+            max_memory, partial(decode_body_from, max_depth=max_depth), data, offset
+        )
     if type(data) is not bytes:
         data = bytes(data)
     try:
@@ -99,8 +96,10 @@ def decode_body_exact(
 ) -> Any:
     """Decode the one term that fills ``data[start:end]`` exactly (see ``decoder``)."""
     if max_memory is not None:
-        return decoder.with_memory_budget(max_memory, memoized_exact, _body_from, data, start, end, max_depth)
-    return memoized_exact(_body_from, data, start, end, max_depth)
+        return decoder.with_memory_budget(
+            max_memory, memoized_exact, decode_body_from, data, start, end, max_depth
+        )
+    return memoized_exact(decode_body_from, data, start, end, max_depth)
 
 
 def decode_from(
@@ -113,11 +112,9 @@ def decode_from(
 ) -> tuple[Any, int]:
     """Decode the term starting with the version byte 131 at ``data[offset]``."""
     if max_memory is not None:
-        return decoder.with_memory_budget(max_memory, _from, data, offset, max_depth, max_size)  # type: ignore[no-any-return]
-    return _from(data, offset, max_depth, max_size)
-
-
-def _from(data: bytes, offset: int, max_depth: int, max_size: int) -> tuple[Any, int]:
+        return decoder.with_memory_budget(  # type: ignore[no-any-return]
+            max_memory, partial(decode_from, max_depth=max_depth, max_size=max_size), data, offset
+        )
     if type(data) is not bytes:
         data = bytes(data)
     if (

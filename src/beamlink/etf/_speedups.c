@@ -19,8 +19,8 @@ decoder's own functions, which this file uses in three ways:
    then decodes the whole input again with the pure decoder, which produces the result or the
    DecodeError with its exact message. This file therefore never builds an error message and
    only has to be right for the inputs it accepts. The one exception is the memory budget
-   (decoder.py "Memory"): when a budgeted decode runs in this thread (`decoder._budgeted` is not
-   0, `decoder._budget.left` is set), the objects the pure decoder charges are charged here at
+   (decoder.py "Memory"): when a budgeted decode runs in this thread (`set_budgeted()` said one
+   runs somewhere, and this thread's `decoder._budget.left` is set), the objects the pure decoder charges are charged here at
    the same costs, the budget is handed to and taken back from pure helpers through
    `_budget.left`, and running out raises the pure `_over_budget()` error at once (redoing the
    work in Python would double what a hostile input costs).
@@ -83,9 +83,8 @@ static PyObject *charlist_type;     /* terms.Charlist */
 static PyObject *budget_tls;        /* decoder._budget: .left, the bytes a decode may still use */
 static PyObject *over_budget_fn;    /* decoder._over_budget */
 static PyObject *budget_error_type; /* decoder.MemoryBudgetError */
-static PyObject *decoder_globals;   /* decoder.__dict__, for its `_budgeted` count */
-static PyObject *str_left, *str_budgeted;
-static PyObject *small_zero;        /* the int 0 (a cached small int: compared by identity) */
+static Py_ssize_t budgeted_count;   /* decoder._budgeted, kept up to date by set_budgeted() */
+static PyObject *str_left;
 static int ready;
 
 static PyObject *any_fn;            /* encoder._any */
@@ -546,8 +545,8 @@ static PyObject *as_fallback(PyObject *result) {
 }
 
 /* Start decoding: take this thread's budget, if a budgeted decode runs in it (decoder.py,
-   "Memory": `_budgeted` counts them in all threads, `_budget.left` is this thread's), and pause
-   the GC for big inputs. */
+   "Memory": `budgeted_count` counts them in all threads, `_budget.left` is this thread's), and
+   pause the GC for big inputs. */
 static int begin(Input *in, PyObject *obj, int *gc_was_on) {
     in->obj = obj;
     in->buf = (const unsigned char *)PyBytes_AS_STRING(obj);
@@ -555,12 +554,7 @@ static int begin(Input *in, PyObject *obj, int *gc_was_on) {
     in->nesting = 0;
     in->budgeted = 0;
     in->left = 0;
-    PyObject *count = PyDict_GetItemWithError(decoder_globals, str_budgeted);
-    if (count == NULL) {
-        PyErr_Clear();
-        return -1;
-    }
-    if (count != small_zero) {
+    if (budgeted_count) {
         PyObject *left = PyObject_GetAttr(budget_tls, str_left);
         if (left == NULL) {
             PyErr_Clear();  /* no budget set in this thread */
@@ -1220,25 +1214,15 @@ static PyObject *setup_encoder(PyObject *self, PyObject *const *args, Py_ssize_t
 }
 
 static PyObject *setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 9 || !PyList_CheckExact(args[0]) || PyList_GET_SIZE(args[0]) != 256
-        || !PyDict_CheckExact(args[8])) {
+    if (nargs != 8 || !PyList_CheckExact(args[0]) || PyList_GET_SIZE(args[0]) != 256) {
         PyErr_SetString(PyExc_TypeError,
                         "setup(dispatch, atom, with_tail, to_map, charlist_type, budget, "
-                        "over_budget, budget_error, decoder_globals) expected");
+                        "over_budget, budget_error) expected");
         return NULL;
     }
     if (str_left == NULL && (str_left = PyUnicode_InternFromString("left")) == NULL) {
         return NULL;
     }
-    if (str_budgeted == NULL
-        && (str_budgeted = PyUnicode_InternFromString("_budgeted")) == NULL) {
-        return NULL;
-    }
-    if (small_zero == NULL && (small_zero = PyLong_FromLong(0)) == NULL) {
-        return NULL;
-    }
-    Py_INCREF(args[8]);
-    Py_XSETREF(decoder_globals, args[8]);
     Py_INCREF(args[5]);
     Py_XSETREF(budget_tls, args[5]);
     Py_INCREF(args[6]);
@@ -1261,13 +1245,26 @@ static PyObject *setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
     Py_RETURN_NONE;
 }
 
+static PyObject *set_budgeted(PyObject *self, PyObject *arg) {
+    Py_ssize_t count;
+    if (ssize_arg(arg, &count) < 0) {
+        PyErr_SetString(PyExc_TypeError, "set_budgeted(count) expects an int");
+        return NULL;
+    }
+    budgeted_count = count;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"decode_body", (PyCFunction)(void (*)(void))decode_body, METH_FASTCALL,
      "decode_body(data, offset, max_depth) -> (term, end); raises Fallback."},
     {"decode", (PyCFunction)(void (*)(void))decode, METH_FASTCALL,
      "decode(data, max_depth, max_size) -> term for an uncompressed term; raises Fallback."},
     {"setup", (PyCFunction)(void (*)(void))setup, METH_FASTCALL,
-     "setup(dispatch, atom, with_tail, to_map, charlist_type): the pure decoder's helpers."},
+     "setup(dispatch, atom, with_tail, to_map, charlist_type, budget, over_budget, "
+     "budget_error): the pure decoder's helpers."},
+    {"set_budgeted", (PyCFunction)set_budgeted, METH_O,
+     "set_budgeted(count): how many budgeted decodes run now (decoder._budgeted)."},
     {"encode", (PyCFunction)encode, METH_O,
      "encode(term) -> uncompressed ETF bytes with the version byte; raises Fallback."},
     {"setup_encoder", (PyCFunction)(void (*)(void))setup_encoder, METH_FASTCALL,

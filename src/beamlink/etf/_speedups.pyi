@@ -18,9 +18,9 @@ def setup(
     budget: Any,
     over_budget: Callable[[], Exception],
     budget_error: type[Exception],
-    decoder_globals: dict[str, Any],
     /,
 ) -> None: ...
+def set_budgeted(count: int, /) -> None: ...
 def encode(term: Any, /) -> bytes: ...
 def setup_encoder(
     any: Callable[[Any, list[Any]], None],

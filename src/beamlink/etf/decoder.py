@@ -19,8 +19,9 @@ Memory: a decode may be given a budget (``max_memory``, bytes). The objects that
 list and map (its header and one pointer per element), each ``[]`` and each ``Charlist``; the
 rest (numbers, binaries, atoms, pids...) costs at most 10 bytes per input byte and is not
 charged. The budget lives in ``_budget`` (thread-local; the accelerator reads and writes the
-same one around its calls into this module) and ``_budgeted`` counts the decodes using one, so
-that an unbudgeted decode pays one global read per container. Spending past the budget is a
+same one around its calls into this module) and ``_budgeted`` counts the decodes using one (the
+accelerator is told each new count through ``_budget_watchers``), so that an unbudgeted decode
+pays one global read per container. Spending past the budget is a
 ``MemoryBudgetError``.
 
 Speed: ``_sequence`` decodes tuples, lists and maps with the commonest leaf tags (small
@@ -38,6 +39,7 @@ import struct
 import threading
 import zlib
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Final
 
 from beamlink.errors import RemoteProtocolError
@@ -129,6 +131,7 @@ _NIL_BATCH: Final = 256  # empty lists in one container charged together
 _budget = threading.local()  # .left: bytes still allowed, .limit: the budget (absent: none)
 _budgeted = 0  # decodes with a budget running now, in any thread
 _budgeted_lock = threading.Lock()
+_budget_watchers: list[Callable[[int], None]] = []  # told each new _budgeted (the accelerator)
 
 
 def _over_budget() -> MemoryBudgetError:
@@ -158,11 +161,15 @@ def with_memory_budget(max_memory: int, body: Callable[..., Any], *args: Any) ->
     _budget.left = _budget.limit = max_memory
     with _budgeted_lock:
         _budgeted += 1
+        for watch in _budget_watchers:
+            watch(_budgeted)
     try:
         return body(*args)
     finally:
         with _budgeted_lock:
             _budgeted -= 1
+            for watch in _budget_watchers:
+                watch(_budgeted)
         _budget.left, _budget.limit = outer
 
 
@@ -764,29 +771,28 @@ def decode_body_from(
     decode stops with `MemoryBudgetError`.
     """
     if max_memory is not None:
-        return with_memory_budget(max_memory, _body_from, data, offset, max_depth)  # type: ignore[no-any-return]
-    return _body_from(data, offset, max_depth)
-
-
-def _body_from(data: bytes, offset: int, max_depth: int) -> tuple[Any, int]:
+        return with_memory_budget(  # type: ignore[no-any-return]
+            max_memory, partial(decode_body_from, max_depth=max_depth), data, offset
+        )
     if type(data) is not bytes:
         data = bytes(data)
     if offset >= len(data):
         raise DecodeError(f"no term at byte {offset}: input has {len(data)} bytes")
     if len(data) > GC_PAUSE_BYTES and gc.isenabled():
-        gc.disable()
-        try:
-            return _at(data, offset, max_depth)
-        finally:
-            gc.enable()
-    return _at(data, offset, max_depth)
-
-
-def _at(data: bytes, offset: int, max_depth: int) -> tuple[Any, int]:
+        return _without_gc(partial(decode_body_from, data, offset, max_depth=max_depth))  # type: ignore[no-any-return]
     try:
         return _DISPATCH[data[offset]](data, offset, max_depth)
     except RecursionError:
         raise _stack_exhausted(offset) from None
+
+
+def _without_gc(body: Callable[[], Any]) -> Any:
+    """``body()`` with the cyclic GC paused (see ``GC_PAUSE_BYTES``)."""
+    gc.disable()
+    try:
+        return body()
+    finally:
+        gc.enable()
 
 
 def decode_body_exact(
@@ -861,11 +867,9 @@ def decode_from(
     ``max_memory`` as in `decode_body_from`.
     """
     if max_memory is not None:
-        return with_memory_budget(max_memory, _from, data, offset, max_depth, max_size)  # type: ignore[no-any-return]
-    return _from(data, offset, max_depth, max_size)
-
-
-def _from(data: bytes, offset: int, max_depth: int, max_size: int) -> tuple[Any, int]:
+        return with_memory_budget(  # type: ignore[no-any-return]
+            max_memory, partial(decode_from, max_depth=max_depth, max_size=max_size), data, offset
+        )
     if type(data) is not bytes:
         data = bytes(data)
     if len(data) - offset > max_size:
@@ -893,14 +897,13 @@ def decode(
     """Decode one complete term (version byte 131 first); trailing bytes are an error.
     ``max_memory`` as in `decode_body_from`."""
     if max_memory is not None:
-        return with_memory_budget(max_memory, _decode, data, max_depth, max_size)
-    return _decode(data, max_depth, max_size)
-
-
-def _decode(data: bytes, max_depth: int, max_size: int) -> Any:
+        return with_memory_budget(
+            max_memory, partial(decode, max_depth=max_depth, max_size=max_size), data
+        )
     if type(data) is not bytes:
         data = bytes(data)
-    if 1 < len(data) <= min(max_size, GC_PAUSE_BYTES) and data[0] == VERSION and data[1] != COMPRESSED:
+    size = len(data)
+    if 1 < size <= max_size and size <= GC_PAUSE_BYTES and data[0] == VERSION and data[1] != COMPRESSED:
         try:
             term, end = _DISPATCH[data[1]](data, 1, max_depth)
         except RecursionError:
