@@ -39,6 +39,7 @@ from beamlink.epmd.protocol import (
     PortPlease2Request,
     Request,
     RequestReader,
+    Response,
     ResponseReader,
     encode_request,
     encode_response,
@@ -207,7 +208,7 @@ def test_frame_seeds_are_valid() -> None:
 
 _NODE = NodeAddress(5000, 77, 0, 6, 5, "foo", b"extra")
 REQUESTS: list[Request] = [Alive2Request(_NODE), PortPlease2Request("foo"), NamesRequest()]
-RESPONSES = [
+RESPONSES: list[tuple[Request, Response]] = [
     (REQUESTS[0], Alive2Response(0, 0x01020304)),
     (REQUESTS[0], Alive2Response(0, 3, extended=False)),
     (REQUESTS[1], Port2Response(0, _NODE)),
