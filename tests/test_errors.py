@@ -40,6 +40,7 @@ EXPECTED: dict[str, tuple[type[BeamlinkError], type[Exception] | None]] = {
     "beamlink.etf.text.TermSyntaxError": (ConfigurationError, ValueError),
     "beamlink.connection.optfile.OptfileError": (ConfigurationError, ValueError),
     "beamlink.connection.tls.TlsError": (RemoteProtocolError, None),
+    "beamlink.etf.decoder.MemoryBudgetError": (RemoteProtocolError, ValueError),
     "beamlink.node.errors.NodeStartError": (NodeError, None),
     "beamlink.node.errors.ProcessExit": (NodeError, None),
     "beamlink.node.errors.ReceiveTimeout": (NodeError, TimeoutError),

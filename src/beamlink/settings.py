@@ -165,7 +165,7 @@ DEFAULT_NET_TICKTIME = 60.0
 DEFAULT_STALL_THRESHOLD = 0.1
 DEFAULT_WORKERS = 64
 MAX_WORKERS = 10_000
-DEFAULT_METRICS_HOST = "0.0.0.0"
+DEFAULT_METRICS_HOST = "127.0.0.1"
 DEFAULT_DASHBOARD_HOST = "127.0.0.1"
 DISTRIBUTIONS = ("name", "sname", "none")
 
@@ -211,6 +211,9 @@ SSL_DIST_OPTFILE: EnvSetting[str] = EnvSetting(
     "the path of an OTP ssl_dist_optfile ([{server, [...]}, {client, [...]}].)",
 )
 APP: EnvSetting[str] = EnvSetting("app", ("BEAMLINK_APP",), _text, "package.module:attr")
+LISTEN_HOST: EnvSetting[str] = EnvSetting(
+    "listen host", ("BEAMLINK_LISTEN_HOST",), _text, "an address to listen on"
+)
 METRICS_PORT: EnvSetting[int] = EnvSetting(
     "metrics port", ("BEAMLINK_METRICS_PORT",), _port(0),
     f"a port number 0..{MAX_PORT} (0 picks a free one)",

@@ -118,6 +118,22 @@ def test_version() -> None:
     assert (result.returncode, result.stdout) == (0, f"beamlink {__version__}\n")
 
 
+def test_cookie_on_the_command_line_is_warned_about(tmp_path: Path) -> None:
+    """Issue 12, item 7: ``--cookie`` is visible to every local user in ``ps``; the warning
+    says where to put the cookie instead. The environment and the file give no warning."""
+    env = cli_env(tmp_path)
+    result = beamlink("config", "--name", A, "--cookie", "argv-cookie", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "--cookie shows the cookie to every local user" in result.stderr
+    assert "BEAMLINK_COOKIE" in result.stderr and "~/.erlang.cookie" in result.stderr
+    assert "argv-cookie" not in result.stderr + result.stdout
+    pinged = beamlink("ping", "nobody@127.0.0.1", "--cookie", "argv-cookie", "--timeout", "1",
+                      env=env)
+    assert "--cookie shows the cookie" in pinged.stderr
+    quiet = beamlink("config", "--name", A, env=cli_env(tmp_path, BEAMLINK_COOKIE="env-cookie"))
+    assert "--cookie" not in quiet.stderr
+
+
 def test_config_shows_values_and_their_sources(tmp_path: Path) -> None:
     config = topology(tmp_path / "c.toml", A, B)
     env = cli_env(tmp_path, BEAMLINK_COOKIE="", RELEASE_NODE="rel@127.0.0.1",

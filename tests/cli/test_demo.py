@@ -3,9 +3,13 @@ or by Ctrl-C (SIGINT), with every child process stopped."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
+import stat
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -73,3 +77,80 @@ def test_demo_ends_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     assert "full mesh formed; all nodes stopped" in out.read_text()
     assert not processes_with_env(f"ERL_EPMD_PORT={env['ERL_EPMD_PORT']}")
     assert not epmd_running(int(env["ERL_EPMD_PORT"]))
+
+
+def _argv_of(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return []
+
+
+def _listening(pids: list[int]) -> set[str]:
+    """Local addresses of the TCP sockets the processes ``pids`` listen on (from /proc)."""
+    inodes = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+    found = set()
+    for table, width in (("tcp", 8), ("tcp6", 32)):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                    address = fields[1].split(":")[0]
+                    if width == 8:
+                        found.add(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
+                    else:
+                        found.add(address)
+    return found
+
+
+def test_demo_keeps_its_cookie_off_command_lines_and_listens_on_loopback_only(
+    tmp_path: Path,
+) -> None:
+    """Issue 12, item 7: ``ps`` (argv) of every process the demo starts holds no cookie; erl
+    reads it from a 0400 file; every listening socket (nodes, erl, EPMD) is on 127.0.0.0/8."""
+    require_tool("erl")
+    env = cli_env(tmp_path)
+    out = tmp_path / "demo.out"
+    with out.open("wb") as sink:
+        proc = subprocess.Popen(
+            argv("demo", "--nodes", "2"), env=env, stdout=sink, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+    try:
+        eventually_blocking(lambda: out.read_text().count("[2/2]") >= 3, timeout=30)
+        children = [p for p in processes_with_env(f"ERL_EPMD_PORT={env['ERL_EPMD_PORT']}")
+                    if p != proc.pid]
+        pids = [proc.pid, *children]
+        cookies = set()
+        for pid in children:  # (the demo itself has the test's cookie)
+            with contextlib.suppress(OSError):
+                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                cookies |= {e.split(b"=", 1)[1].decode() for e in environ
+                            if e.startswith(b"BEAMLINK_COOKIE=")}
+        assert len(cookies) == 1
+        cookie = cookies.pop()
+        argvs = [_argv_of(pid) for pid in pids]
+        assert any("erl_demo@127.0.0.1" in a for a in argvs), argvs
+        for args in argvs:
+            assert not any(cookie in arg for arg in args), args
+            assert "-setcookie" not in args
+        cookie_files = list(Path(tempfile.gettempdir()).glob("beamlink-demo-*/erl-home/.erlang.cookie"))
+        ours = [f for f in cookie_files if f.read_text() == cookie]
+        assert len(ours) == 1 and stat.S_IMODE(ours[0].stat().st_mode) == 0o400
+        listening = _listening(pids)
+        assert listening, "no listening socket found"
+        assert all(a.startswith("127.") for a in listening), listening
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0, out.read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)

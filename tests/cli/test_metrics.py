@@ -133,3 +133,23 @@ def test_cluster_metrics_count_the_rounds_before_the_server_started(tmp_path: Pa
         assert value(samples, "beamlink_cluster_polls_total", topology="e", result="ok") == 1
         assert value(samples, "beamlink_cluster_connects_total", topology="e", result="error") == 1
         assert a.terminate() == 0
+
+
+def test_metrics_bind_loopback_unless_told_otherwise(tmp_path: Path) -> None:
+    """Issue 12, item 7: a node started with only a metrics port serves them on 127.0.0.1,
+    not on every interface; ``--metrics-host 0.0.0.0`` (what the deploy files set) opts in."""
+    port = free_port()
+    env = cli_env(tmp_path)
+    lines = beamlink("config", "--name", A, "--metrics-port", str(port), env=env).stdout.splitlines()
+    assert "metrics_host = 127.0.0.1  (default)" in lines
+    a = StartedNode(A, env, tmp_path / "a.log", "start", "--name", A, "--metrics-port", str(port))
+    with started([a]):
+        a.wait_running()
+        assert f"metrics at http://127.0.0.1:{port}/metrics" in a.log
+        assert value(scrape(port), "beamlink_connected_nodes", visibility="visible") == 0
+        with socket.socket() as probe:  # every other address of the port is still free
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(("127.0.0.2", port))
+    deploy = Path(__file__).parents[2] / "deploy"
+    for path in ("docker/Dockerfile", "kubernetes/deployment.yaml", "swarm/stack.yml"):
+        assert "BEAMLINK_METRICS_HOST" in (deploy / path).read_text(), path

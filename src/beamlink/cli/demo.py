@@ -3,11 +3,14 @@
 It starts N ``beamlink start`` processes (``demo1@127.0.0.2``, ``demo2@127.0.0.3``, ...) that find
 each other with an ``epmd`` topology, plus a real ``erl`` node when one is installed, then shows
 every node's node list (asked over RPC by a hidden control node) once a second until Ctrl-C or
-``--duration``. The first node finds no EPMD on the machine and runs an embedded one; the others
-(and ``erl``) register with it, so the first is started alone and awaited. Children run in their
-own session (a Ctrl-C reaches only the demo, which then stops them); every process started here is
-stopped (the EPMD owner last), and its log shown if the mesh did not form, before
-:func:`run_demo` returns.
+``--duration``. When no EPMD answers, the demo runs an embedded one itself, listening on the
+loopback addresses of its nodes only; the first node is started alone and awaited. Nothing listens
+beyond loopback: each node binds its own 127.0.0.x (``BEAMLINK_LISTEN_HOST``) and ``erl`` binds
+127.0.0.1 (``inet_dist_use_interface``). No cookie appears on a command line (``ps`` shows argv to
+every local user): the beamlink nodes get it in their environment, ``erl`` from the
+``.erlang.cookie`` (mode 0400) of a private temporary HOME. Children run in their own session (a
+Ctrl-C reaches only the demo, which then stops them); every process started here is stopped (the
+first node last), and its log shown if the mesh did not form, before :func:`run_demo` returns.
 """
 
 from __future__ import annotations
@@ -39,6 +42,20 @@ class _Child:
     name: str
     proc: asyncio.subprocess.Process
     log: Path
+
+
+def _address(name: str) -> str:
+    return name.partition("@")[2]
+
+
+def _erl_home(tmp: Path, cookie: str) -> Path:
+    """A private HOME whose ``.erlang.cookie`` (0400) gives ``erl`` its cookie."""
+    home = tmp / "erl-home"
+    home.mkdir(mode=0o700)
+    path = home / ".erlang.cookie"
+    path.write_text(cookie)
+    path.chmod(0o400)
+    return home
 
 
 def _topology(names: list[str]) -> str:
@@ -135,7 +152,8 @@ async def run_demo(count: int, duration: float | None, *, with_erlang: bool = Tr
 
 async def _demo(count: int, duration: float | None, *, with_erlang: bool) -> int:
     from beamlink.epmd.client import default_epmd_port
-    from beamlink.settings import COOKIE, EPMD_PORT
+    from beamlink.epmd.server import ensure_epmd
+    from beamlink.settings import COOKIE, EPMD_PORT, LISTEN_HOST
 
     cookie = secrets.token_hex(8)
     epmd_port = default_epmd_port()
@@ -149,13 +167,25 @@ async def _demo(count: int, duration: float | None, *, with_erlang: bool) -> int
     tty = sys.stdout.isatty()
     children: list[_Child] = []
     formed = False
-    observer = await start_control_node(names[0], cookie)
+    epmd = await ensure_epmd(
+        epmd_port=epmd_port, addresses=["127.0.0.1", *(_address(n) for n in names)]
+    )
+    try:
+        observer = await start_control_node(names[0], cookie)
+    except BaseException:
+        if epmd is not None:
+            await epmd.close()
+        raise
     try:
         def start_argv(name: str) -> list[str]:
             return [sys.executable, "-m", "beamlink", "start", "--name", name,
                     "--config", str(config)]
 
-        children.append(await _spawn(names[0], start_argv(names[0]), env, tmp))
+        async def start(name: str) -> _Child:
+            node_env = {**env, LISTEN_HOST.variables[0]: _address(name)}
+            return await _spawn(name, start_argv(name), node_env, tmp)
+
+        children.append(await start(names[0]))
         deadline = time.monotonic() + START_TIMEOUT
         while names[0].partition("@")[0] not in await _registered(epmd_port):
             if time.monotonic() > deadline or children[0].proc.returncode is not None:
@@ -163,12 +193,13 @@ async def _demo(count: int, duration: float | None, *, with_erlang: bool) -> int
                 return 1
             await asyncio.sleep(0.1)
         for name in names[1:]:
-            children.append(await _spawn(name, start_argv(name), env, tmp))
+            children.append(await start(name))
         if erl:
             children.append(await _spawn(ERL_NAME, [
-                erl, "-noshell", "-name", ERL_NAME, "-setcookie", cookie,
+                erl, "-noshell", "-name", ERL_NAME,
+                "-kernel", "inet_dist_use_interface", "{127,0,0,1}",
                 "-eval", f"net_adm:ping('{names[0]}')",
-            ], env, tmp))
+            ], {**env, "HOME": str(_erl_home(tmp, cookie))}, tmp))
         started = time.monotonic()
         while duration is None or time.monotonic() - started < duration:
             registered = await _registered(epmd_port)
@@ -183,12 +214,14 @@ async def _demo(count: int, duration: float | None, *, with_erlang: bool) -> int
         print()
     finally:
         await observer.stop()
-        # The first node runs the embedded EPMD the others registered with: it goes last, so
-        # that no node takes the EPMD over while stopping.
+        # The first node goes last (it would run the embedded EPMD if the demo could not).
         statuses = [*await _stop_all(children[1:]), *await _stop_all(children[:1])]
         children = [*children[1:], *children[:1]]
         _show_logs([child for child, status in zip(children, statuses, strict=True)
                     if not formed or status is None])
+        if epmd is not None:
+            await epmd.close()
+        (tmp / "erl-home" / ".erlang.cookie").unlink(missing_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
     print("full mesh formed; all nodes stopped" if formed
           else "the cluster did not form a full mesh; all nodes stopped")

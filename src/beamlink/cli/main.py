@@ -80,7 +80,7 @@ ENV_OPTIONS: dict[str, defs.EnvSetting[Any]] = {
     "metrics_port": defs.METRICS_PORT, "metrics_host": defs.METRICS_HOST,
     "dashboard_port": defs.DASHBOARD_PORT, "dashboard_host": defs.DASHBOARD_HOST,
     "ssl_dist_optfile": defs.SSL_DIST_OPTFILE, "stall_threshold": defs.STALL_THRESHOLD,
-    "workers": defs.WORKERS, "processes": defs.PROCESSES,
+    "workers": defs.WORKERS, "processes": defs.PROCESSES, "listen_host": defs.LISTEN_HOST,
 }
 _COOKIE_FILE = "; else ~/.erlang.cookie"
 
@@ -104,18 +104,35 @@ def _tls(path: str | None) -> Any:
         raise click.UsageError(str(exc)) from None
 
 
+COOKIE_ARGV_WARNING = (
+    "beamlink: warning: --cookie shows the cookie to every local user (ps, /proc/PID/cmdline); "
+    "set BEAMLINK_COOKIE in the environment or keep it in ~/.erlang.cookie (mode 0400) instead"
+)
+
+
+def _warn_cookie_argv(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """``--cookie`` callback: warn (stderr) that a cookie on the command line is public."""
+    if value is not None:
+        click.echo(COOKIE_ARGV_WARNING, err=True)
+    return value
+
+
 def _node_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed([
         env_option("--name", setting=defs.NODE_NAME,
                    help="Long node name NAME@HOST (HOST may be 'auto')."),
         click.option("--sname", help="Short node name NAME[@HOST] (same as "
                                      "RELEASE_DISTRIBUTION=sname with a name)."),
-        env_option("--cookie", setting=defs.COOKIE, extra=_COOKIE_FILE, help="Cookie."),
+        env_option("--cookie", setting=defs.COOKIE, extra=_COOKIE_FILE, callback=_warn_cookie_argv,
+                   help="Cookie (visible in ps: prefer the environment or the file)."),
         env_option("--dist-port", setting=defs.DIST_PORT, type=int,
                    help="Fixed distribution port, no EPMD."),
         env_option("--net-ticktime", setting=defs.NET_TICKTIME, type=float,
                    help="Seconds (default 60, like OTP)."),
         click.option("--hidden", is_flag=True, help="Start as a hidden node."),
+        env_option("--listen-host", setting=defs.LISTEN_HOST,
+                   help="Address the distribution listener (and an embedded EPMD) binds to "
+                        "(default every interface)."),
         _TLS_OPTION,
         env_option("--config", setting=defs.CONFIG, type=click.Path(dir_okay=False),
                    help="Cluster topologies (TOML)."),
@@ -123,7 +140,8 @@ def _node_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         env_option("--metrics-port", setting=defs.METRICS_PORT, type=int,
                    help="Serve Prometheus metrics at http://HOST:PORT/metrics."),
         env_option("--metrics-host", setting=defs.METRICS_HOST,
-                   help="Address the metrics server listens on (default 0.0.0.0)."),
+                   help="Address the metrics server listens on (default 127.0.0.1; 0.0.0.0 for "
+                        "every interface)."),
         env_option("--dashboard-port", setting=defs.DASHBOARD_PORT, type=int,
                    help="Serve the live cluster dashboard at http://HOST:PORT/ (off by default)."),
         env_option("--dashboard-host", setting=defs.DASHBOARD_HOST,
@@ -159,7 +177,8 @@ def start(**options: Any) -> None:
 
 _target_options = [
     click.argument("node"),
-    env_option("--cookie", setting=defs.COOKIE, extra=_COOKIE_FILE, help="Cookie of the target."),
+    env_option("--cookie", setting=defs.COOKIE, extra=_COOKIE_FILE, callback=_warn_cookie_argv,
+               help="Cookie of the target (visible in ps: prefer the environment or the file)."),
     click.option("--timeout", type=float, default=15.0, show_default=True, help="Seconds."),
     _TLS_OPTION,
 ]

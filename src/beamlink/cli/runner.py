@@ -291,6 +291,7 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
             processes=int(settings["processes"].value),
             dist_port=None if dist_port is None or local_only else int(dist_port.value),
             epmd_port=int(settings["epmd_port"].value),
+            listen_host=str(settings["listen_host"].value) if "listen_host" in settings else None,
             listen=not local_only,
             tls=tls,
         )

@@ -48,7 +48,7 @@ from beamlink.connection.tls import TlsConfig, TlsError, TlsSession
 from beamlink.connection.watchdog import LoopWatchdog
 from beamlink.distribution import flags as dflags
 from beamlink.distribution.control import NO_MESSAGE
-from beamlink.distribution.frames import DEFAULT_MAX_FRAME_SIZE
+from beamlink.distribution.frames import DEFAULT_MAX_FRAME_SIZE, DEFAULT_MAX_TERM_MEMORY
 from beamlink.distribution.handshake import (
     Acceptor,
     HandshakeError,
@@ -169,6 +169,7 @@ class ConnectionManager:
         required_flags: int = dflags.MANDATORY,
         allow: Callable[[Atom], bool] | None = None,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        max_term_memory: int = DEFAULT_MAX_TERM_MEMORY,
         max_pending: int = DEFAULT_MAX_PENDING,
         max_pending_per_source: int = DEFAULT_MAX_PENDING_PER_SOURCE,
         tls: TlsConfig | None = None,
@@ -190,6 +191,7 @@ class ConnectionManager:
         self.tls = tls
         # OTP's inet_tls_dist runs the handshake with 4-byte length headers.
         self._header = 2 if tls is None else 4
+        self.max_term_memory = max_term_memory
         self._up: dict[Atom, DistConnection] = {}
         self._dials: dict[Atom, _Dial] = {}
         self._accepting: dict[Atom, set[DistConnection]] = {}
@@ -312,6 +314,7 @@ class ConnectionManager:
             net_ticktime=self.net_ticktime,
             handshake_timeout=self.handshake_timeout,
             max_frame_size=self.max_frame_size,
+            max_term_memory=self.max_term_memory,
             totals=self.stats.traffic,
             tls=tls,
         )

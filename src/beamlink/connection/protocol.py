@@ -113,6 +113,7 @@ class DistConnection(asyncio.Protocol):
         net_ticktime: float,
         handshake_timeout: float,
         max_frame_size: int,
+        max_term_memory: int,
         totals: TrafficCounters | None = None,
         tls: TlsSession | None = None,
     ) -> None:
@@ -130,6 +131,7 @@ class DistConnection(asyncio.Protocol):
         self.net_ticktime = net_ticktime
         self.handshake_timeout = handshake_timeout
         self.max_frame_size = max_frame_size
+        self.max_term_memory = max_term_memory
         self.transport: asyncio.Transport | None = None
         self.peer_address: tuple[Any, ...] | None = None
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -349,7 +351,9 @@ class DistConnection(asyncio.Protocol):
             version=event.version,
             initiated=self.initiated,
         )
-        reader = self._reader = FrameReader(max_frame_size=self.max_frame_size)
+        reader = self._reader = FrameReader(
+            max_frame_size=self.max_frame_size, max_term_memory=self.max_term_memory
+        )
         self._writer = FrameWriter(event.flags)
         if not self.owner.handshake_done(self, self.info):
             return

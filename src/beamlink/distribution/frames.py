@@ -15,7 +15,10 @@ Every frame is ``Len:32`` then ``Len`` bytes; ``Len == 0`` is a tick. Forms of t
 
 Atom-cache references are refused (`FrameError`): we do not offer DIST_HDR_ATOM_CACHE, so a peer
 using them broke the protocol. Memory is bounded: one frame by `max_frame_size`, the fragments
-waiting for reassembly by `max_reassembly_bytes` in total.
+waiting for reassembly by `max_reassembly_bytes` in total, and what decoding one frame's terms
+allocates by `max_term_memory` (the codec's memory budget, see docs/etf.md "Safety"; a frame
+too small to reach it, at `ALLOC_PER_BYTE` bytes of memory per input byte, is decoded without
+the bookkeeping).
 
 Speed: `FrameReader.feed` extracts every complete frame of a read in one pass, decoding at
 offsets of one immutable buffer (the codec copies anything but `bytes`). An incomplete tail is
@@ -33,6 +36,7 @@ from __future__ import annotations
 
 import reprlib
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,12 +44,15 @@ from beamlink.distribution import flags as dflags
 from beamlink.distribution.control import ALIAS_SEND, NO_MESSAGE, REG_SEND, SEND, SEND_SENDER
 from beamlink.errors import RemoteProtocolError
 from beamlink.etf import (
+    ALLOC_PER_BYTE,
     DEFAULT_MAX_SIZE,
     DecodeError,
+    MemoryBudgetError,
     decode_body_exact,
     decode_body_from,
     decode_from,
     encode,
+    with_memory_budget,
 )
 
 PASS_THROUGH = 112
@@ -57,6 +64,8 @@ DIST_FRAG_CONT = 70
 TICK = b"\x00\x00\x00\x00"
 DEFAULT_MAX_FRAME_SIZE = DEFAULT_MAX_SIZE
 DEFAULT_MAX_REASSEMBLY_BYTES = DEFAULT_MAX_SIZE
+#: What decoding the terms of one frame may allocate (beyond the frame's own bytes).
+DEFAULT_MAX_TERM_MEMORY = 64 * 1024 * 1024
 
 _U32 = struct.Struct(">I")
 _FRAG = struct.Struct(">QQ")
@@ -97,9 +106,12 @@ class FrameReader:
         *,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         max_reassembly_bytes: int = DEFAULT_MAX_REASSEMBLY_BYTES,
+        max_term_memory: int = DEFAULT_MAX_TERM_MEMORY,
     ) -> None:
         self.max_frame_size = max_frame_size
         self.max_reassembly_bytes = max_reassembly_bytes
+        self.max_term_memory = max_term_memory
+        self._unbudgeted_size = max_term_memory // ALLOC_PER_BYTE  # frames up to this skip it
         self._rest: list[bytes] = []  # reads holding an incomplete frame
         self._rest_size = 0
         self._rest_needed = 0  # bytes the incomplete frame needs (4 while its length is unknown)
@@ -144,7 +156,10 @@ class FrameReader:
                     # The common case with FRAGMENTS agreed: 131, 68, 0 (no atom cache refs).
                     if buf[start + 2]:
                         _check_no_atom_cache(buf[start + 2])
-                    out.append(self._bare_pair(buf, start + 3, end))
+                    if length <= self._unbudgeted_size:
+                        out.append(self._bare_pair(buf, start + 3, end))
+                    else:
+                        out.append(self._budgeted(self._bare_pair, buf, start + 3, end))
                 else:
                     self._frame(buf, start, end, out)
             pos = end
@@ -156,14 +171,15 @@ class FrameReader:
     def _frame(self, buf: bytes, start: int, end: int, out: list[Frame]) -> None:
         kind = buf[start]
         if kind == PASS_THROUGH:
-            out.append(_decode_pair(buf, start + 1, end))
+            # Always budgeted: a compressed term may inflate far beyond the frame.
+            out.append(self._budgeted(_decode_pair, buf, start + 1, end, always=True))
             return
         if kind != VERSION_MAGIC or end - start < 3:
             raise FrameError(f"unknown frame kind {kind} ({end - start} bytes)")
         tag = buf[start + 1]
         if tag == DIST_HEADER:
             _check_no_atom_cache(buf[start + 2])
-            out.append(self._bare_pair(buf, start + 3, end))
+            out.append(self._budgeted(self._bare_pair, buf, start + 3, end))
         elif tag in (DIST_FRAG_HEADER, DIST_FRAG_CONT):
             self._fragment(buf, start, end, tag, out)
         else:
@@ -182,7 +198,7 @@ class FrameReader:
             if seq in self._partials:
                 raise FrameError(f"sequence {seq} started twice")
             if frag_id == 1:
-                out.append(self._bare_pair(buf, data_start, end))
+                out.append(self._budgeted(self._bare_pair, buf, data_start, end))
                 return
             partial = self._partials[seq] = _Partial(next_id=frag_id - 1)
         else:
@@ -204,7 +220,29 @@ class FrameReader:
             del self._partials[seq]
             self._pending_bytes -= partial.size
             whole = b"".join(partial.parts)
-            out.append(self._bare_pair(whole, 0, len(whole)))
+            out.append(self._budgeted(self._bare_pair, whole, 0, len(whole)))
+
+    def _budgeted(
+        self,
+        decode: Callable[[bytes, int, int], Frame],
+        buf: bytes,
+        start: int,
+        end: int,
+        *,
+        always: bool = False,
+    ) -> Frame:
+        """``decode(buf, start, end)`` within the memory budget if the terms could exceed it."""
+        if end - start <= self._unbudgeted_size and not always:
+            return decode(buf, start, end)
+        try:
+            return with_memory_budget(self.max_term_memory, decode, buf, start, end)  # type: ignore[no-any-return]
+        except FrameError as exc:
+            if isinstance(exc.__cause__, MemoryBudgetError):
+                raise FrameError(
+                    f"a frame of {end - start} bytes needs more than the memory budget of "
+                    f"{self.max_term_memory} bytes to decode (max_term_memory)"
+                ) from exc.__cause__
+            raise
 
     def _bare_pair(self, buf: bytes, start: int, end: int) -> Frame:
         """Decode ControlTerm [Message] (terms without their 131) in ``buf[start:end]``."""

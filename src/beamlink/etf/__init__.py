@@ -12,14 +12,19 @@ tells which is active.
 import os
 
 from .decoder import (
+    ALLOC_CONSTANT,
+    ALLOC_PER_BYTE,
     DEFAULT_MAX_DEPTH,
     DEFAULT_MAX_SIZE,
     MEMO_MAX_BYTES,
+    UNCHARGED_PER_BYTE,
     DecodeError,
+    MemoryBudgetError,
     decode,
     decode_body_exact,
     decode_body_from,
     decode_from,
+    with_memory_budget,
 )
 from .encoder import encode
 from .terms import (
@@ -57,11 +62,14 @@ if os.environ.get("BEAMLINK_PURE_PYTHON") != "1":
 
 __all__ = [
     "ACCELERATED",
+    "ALLOC_CONSTANT",
+    "ALLOC_PER_BYTE",
     "ATOM_STRONG_CACHE_SIZE",
     "DEFAULT_MAX_DEPTH",
     "DEFAULT_MAX_SIZE",
     "MAX_ATOM_CHARACTERS",
     "MEMO_MAX_BYTES",
+    "UNCHARGED_PER_BYTE",
     "Atom",
     "BitString",
     "Charlist",
@@ -71,6 +79,7 @@ __all__ = [
     "Fun",
     "ImproperList",
     "Map",
+    "MemoryBudgetError",
     "Pid",
     "Port",
     "Reference",
@@ -80,4 +89,5 @@ __all__ = [
     "decode_from",
     "encode",
     "freeze",
+    "with_memory_budget",
 ]

@@ -10,6 +10,7 @@ its ``DecodeError`` / ``TypeError`` / ``ValueError``.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from . import _speedups, decoder, encoder
@@ -20,7 +21,7 @@ from .terms import Atom, Charlist, Pid, Reference
 __all__ = ["decode", "decode_body_exact", "decode_body_from", "decode_from", "encode"]
 
 #: The interface version of ``_speedups.c`` this file was written for.
-API_VERSION = 1
+API_VERSION = 2
 if getattr(_speedups, "API_VERSION", None) != API_VERSION:
     raise ImportError("beamlink.etf._speedups is a stale build; reinstall beamlink to rebuild it")
 
@@ -29,14 +30,32 @@ _c_decode = _speedups.decode
 _c_body = _speedups.decode_body
 _c_encode = _speedups.encode
 
-_speedups.setup(decoder._DISPATCH, decoder._atom, decoder._with_tail, decoder._to_map, Charlist)
+_speedups.setup(
+    decoder._DISPATCH,
+    decoder._atom,
+    decoder._with_tail,
+    decoder._to_map,
+    Charlist,
+    decoder._budget,
+    decoder._over_budget,
+    decoder.MemoryBudgetError,
+)
+decoder._budget_watchers.append(_speedups.set_budgeted)
 _speedups.setup_encoder(encoder._any, encoder._check_distinct_keys, Atom, Pid, Reference)
 
 
 def decode(
-    data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH, max_size: int = DEFAULT_MAX_SIZE
+    data: bytes,
+    *,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_size: int = DEFAULT_MAX_SIZE,
+    max_memory: int | None = None,
 ) -> Any:
     """Decode one complete term (version byte 131 first); trailing bytes are an error."""
+    if max_memory is not None:
+        return decoder.with_memory_budget(
+            max_memory, partial(decode, max_depth=max_depth, max_size=max_size), data
+        )
     if type(data) is not bytes:
         data = bytes(data)
     try:
@@ -47,9 +66,17 @@ def decode(
 
 
 def decode_body_from(
-    data: bytes, offset: int = 0, *, max_depth: int = DEFAULT_MAX_DEPTH
+    data: bytes,
+    offset: int = 0,
+    *,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_memory: int | None = None,
 ) -> tuple[Any, int]:
     """Decode one term whose tag is at ``data[offset]`` (no version byte, no compression)."""
+    if max_memory is not None:
+        return decoder.with_memory_budget(  # type: ignore[no-any-return]
+            max_memory, partial(decode_body_from, max_depth=max_depth), data, offset
+        )
     if type(data) is not bytes:
         data = bytes(data)
     try:
@@ -60,9 +87,18 @@ def decode_body_from(
 
 
 def decode_body_exact(
-    data: bytes, start: int, end: int, *, max_depth: int = DEFAULT_MAX_DEPTH
+    data: bytes,
+    start: int,
+    end: int,
+    *,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_memory: int | None = None,
 ) -> Any:
     """Decode the one term that fills ``data[start:end]`` exactly (see ``decoder``)."""
+    if max_memory is not None:
+        return decoder.with_memory_budget(
+            max_memory, memoized_exact, decode_body_from, data, start, end, max_depth
+        )
     return memoized_exact(decode_body_from, data, start, end, max_depth)
 
 
@@ -72,8 +108,13 @@ def decode_from(
     *,
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_size: int = DEFAULT_MAX_SIZE,
+    max_memory: int | None = None,
 ) -> tuple[Any, int]:
     """Decode the term starting with the version byte 131 at ``data[offset]``."""
+    if max_memory is not None:
+        return decoder.with_memory_budget(  # type: ignore[no-any-return]
+            max_memory, partial(decode_from, max_depth=max_depth, max_size=max_size), data, offset
+        )
     if type(data) is not bytes:
         data = bytes(data)
     if (

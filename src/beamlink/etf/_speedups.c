@@ -18,7 +18,12 @@ decoder's own functions, which this file uses in three ways:
    Python recursion limit, an exception from a pure helper) raises `Fallback`: the caller
    then decodes the whole input again with the pure decoder, which produces the result or the
    DecodeError with its exact message. This file therefore never builds an error message and
-   only has to be right for the inputs it accepts.
+   only has to be right for the inputs it accepts. The one exception is the memory budget
+   (decoder.py "Memory"): when a budgeted decode runs in this thread (`set_budgeted()` said one
+   runs somewhere, and this thread's `decoder._budget.left` is set), the objects the pure decoder charges are charged here at
+   the same costs, the budget is handed to and taken back from pure helpers through
+   `_budget.left`, and running out raises the pure `_over_budget()` error at once (redoing the
+   work in Python would double what a hostile input costs).
 
 Safety: every length is checked against the bytes that remain before anything of that size is
 allocated; containers with elements need depth > 0 (the pure decoder's rule), C recursion is
@@ -38,6 +43,7 @@ raises its TypeError or ValueError). Compression is left to the Python wrapper.
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <stdarg.h>
 #include <string.h>
 
 #define SMALL_INTEGER_EXT 97
@@ -63,7 +69,7 @@ raises its TypeError or ValueError). Compression is left to the Python wrapper.
 
 /* Bumped whenever setup(), setup_encoder() or the entry points change: _accelerated.py refuses
    a stale build of this file (and the pure codec is used) instead of calling it wrongly. */
-#define API_VERSION 1
+#define API_VERSION 2
 
 #define MAX_C_NESTING 10000
 #define ATOM_SLOTS 2048
@@ -74,6 +80,11 @@ static PyObject *atom_fn;           /* decoder._atom */
 static PyObject *with_tail_fn;      /* decoder._with_tail */
 static PyObject *to_map_fn;         /* decoder._to_map */
 static PyObject *charlist_type;     /* terms.Charlist */
+static PyObject *budget_tls;        /* decoder._budget: .left, the bytes a decode may still use */
+static PyObject *over_budget_fn;    /* decoder._over_budget */
+static PyObject *budget_error_type; /* decoder.MemoryBudgetError */
+static Py_ssize_t budgeted_count;   /* decoder._budgeted, kept up to date by set_budgeted() */
+static PyObject *str_left;
 static int ready;
 
 static PyObject *any_fn;            /* encoder._any */
@@ -94,7 +105,19 @@ typedef struct {
     const unsigned char *buf; /* its contents */
     Py_ssize_t size;
     int nesting;              /* C recursion depth */
+    int budgeted;             /* a memory budget applies (decoder.py, "Memory") */
+    Py_ssize_t left;          /* its bytes left; decoder._budget.left is the same number
+                                 whenever Python code runs */
 } Input;
+
+/* Costs charged to the budget: the same as decoder.COST_* */
+#define COST_CONTAINER 64
+#define COST_SLOT 8
+#define COST_NIL 56
+#define COST_CHARLIST 96
+/* Inputs above this size are decoded with the cyclic GC paused: it would otherwise scan the
+   growing result again and again (2.5x the time for 8 million empty lists). */
+#define GC_PAUSE_BYTES (1 << 20)
 
 static PyObject *fallback(void) {
     PyErr_SetNone(Fallback);
@@ -106,6 +129,75 @@ static uint32_t be32(const unsigned char *p) {
 }
 
 static PyObject *decode_term(Input *in, Py_ssize_t *pos, Py_ssize_t depth);
+
+/* Publish `left` to decoder._budget before Python code runs (or when returning). */
+static int store_left(Input *in) {
+    if (!in->budgeted) {
+        return 0;
+    }
+    PyObject *value = PyLong_FromSsize_t(in->left);
+    if (value == NULL) {
+        return -1;
+    }
+    int rc = PyObject_SetAttr(budget_tls, str_left, value);
+    Py_DECREF(value);
+    return rc;
+}
+
+/* Take back what Python code left of the budget. */
+static int load_left(Input *in) {
+    if (!in->budgeted) {
+        return 0;
+    }
+    PyObject *value = PyObject_GetAttr(budget_tls, str_left);
+    if (value == NULL) {
+        return -1;
+    }
+    in->left = PyLong_AsSsize_t(value);
+    Py_DECREF(value);
+    return (in->left == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+/* Charge `cost` bytes; past the budget, raise decoder._over_budget() (not a Fallback). */
+static int spend(Input *in, Py_ssize_t cost) {
+    if (!in->budgeted) {
+        return 0;
+    }
+    in->left -= cost;
+    if (in->left >= 0) {
+        return 0;
+    }
+    if (store_left(in) < 0) {
+        return -1;
+    }
+    PyObject *exc = PyObject_CallNoArgs(over_budget_fn);
+    if (exc != NULL) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+        Py_DECREF(exc);
+    }
+    return -1;
+}
+
+/* Call a pure-decoder function with the budget handed over (and taken back). */
+static PyObject *call_python(Input *in, PyObject *callable, const char *format, ...) {
+    if (store_left(in) < 0) {
+        return NULL;
+    }
+    va_list va;
+    va_start(va, format);
+    PyObject *args = Py_VaBuildValue(format, va);
+    va_end(va);
+    if (args == NULL) {
+        return NULL;
+    }
+    PyObject *result = PyObject_CallObject(callable, args);
+    Py_DECREF(args);
+    if (load_left(in) < 0) {
+        Py_XDECREF(result);
+        return NULL;
+    }
+    return result;
+}
 
 /* Call a pure-decoder function `fn(data, pos, depth...)` that returns (term, end). */
 static PyObject *take_pair(PyObject *pair, Py_ssize_t *pos) {
@@ -130,7 +222,7 @@ static PyObject *take_pair(PyObject *pair, Py_ssize_t *pos) {
 
 static PyObject *delegate(Input *in, Py_ssize_t *pos, Py_ssize_t depth) {
     PyObject *fn = dispatch[in->buf[*pos]];
-    return take_pair(PyObject_CallFunction(fn, "Onn", in->obj, *pos, depth), pos);
+    return take_pair(call_python(in, fn, "(Onn)", in->obj, *pos, depth), pos);
 }
 
 static uint32_t hash_raw(const unsigned char *p, Py_ssize_t n) {
@@ -302,6 +394,9 @@ static PyObject *decode_container(Input *in, Py_ssize_t *pos, Py_ssize_t depth) 
         return fallback();
     }
     depth -= 1;
+    if (spend(in, COST_CONTAINER + COST_SLOT * (tag == MAP_EXT ? 2 * count : count)) < 0) {
+        return NULL;
+    }
     if (count > 0) {
         if (in->nesting >= MAX_C_NESTING) {
             return fallback();
@@ -341,7 +436,7 @@ static PyObject *decode_container(Input *in, Py_ssize_t *pos, Py_ssize_t depth) 
         return result;
     }
     PyObject *whole = take_pair(
-        PyObject_CallFunction(with_tail_fn, "OOnnn", result, in->obj, *pos, depth, start), pos);
+        call_python(in, with_tail_fn, "(OOnnn)", result, in->obj, *pos, depth, start), pos);
     Py_DECREF(result);
     return whole;
 }
@@ -405,6 +500,9 @@ static PyObject *decode_term(Input *in, Py_ssize_t *pos, Py_ssize_t depth) {
         if (len > in->size - at - 3) {
             return fallback();
         }
+        if (spend(in, COST_CHARLIST + 3 + len) < 0) {
+            return NULL;
+        }
         PyObject *text = PyUnicode_DecodeLatin1((const char *)p + 3, len, NULL);
         if (text == NULL) {
             return NULL;
@@ -415,6 +513,9 @@ static PyObject *decode_term(Input *in, Py_ssize_t *pos, Py_ssize_t depth) {
         return charlist;
     }
     case NIL_EXT:
+        if (spend(in, COST_NIL) < 0) {
+            return NULL;
+        }
         *pos = at + 1;
         return PyList_New(0);
     case SMALL_TUPLE_EXT:
@@ -432,11 +533,66 @@ static PyObject *decode_term(Input *in, Py_ssize_t *pos, Py_ssize_t depth) {
     }
 }
 
+static int ssize_arg(PyObject *arg, Py_ssize_t *out);
+
 /* Turn any Exception into Fallback (KeyboardInterrupt and the like propagate). */
-static PyObject *finish(PyObject *result) {
+static PyObject *as_fallback(PyObject *result) {
     if (result == NULL && PyErr_ExceptionMatches(PyExc_Exception)) {
         PyErr_Clear();
         PyErr_SetNone(Fallback);
+    }
+    return result;
+}
+
+/* Start decoding: take this thread's budget, if a budgeted decode runs in it (decoder.py,
+   "Memory": `budgeted_count` counts them in all threads, `_budget.left` is this thread's), and
+   pause the GC for big inputs. */
+static int begin(Input *in, PyObject *obj, int *gc_was_on) {
+    in->obj = obj;
+    in->buf = (const unsigned char *)PyBytes_AS_STRING(obj);
+    in->size = PyBytes_GET_SIZE(obj);
+    in->nesting = 0;
+    in->budgeted = 0;
+    in->left = 0;
+    if (budgeted_count) {
+        PyObject *left = PyObject_GetAttr(budget_tls, str_left);
+        if (left == NULL) {
+            PyErr_Clear();  /* no budget set in this thread */
+        } else {
+            int rc = left == Py_None ? 0 : ssize_arg(left, &in->left);
+            in->budgeted = left != Py_None;
+            Py_DECREF(left);
+            if (rc < 0) {
+                return -1;
+            }
+        }
+    }
+    *gc_was_on = in->size > GC_PAUSE_BYTES ? PyGC_Disable() : 0;
+    return 0;
+}
+
+/* Finish decoding: turn any Exception but a MemoryBudgetError into Fallback (KeyboardInterrupt
+   and the like propagate), after which the budget is as it was at `entry_left` (the pure
+   decoder redoes the whole input); publish what is left otherwise. */
+static PyObject *finish(Input *in, PyObject *result, Py_ssize_t entry_left, int gc_was_on) {
+    if (gc_was_on) {
+        PyGC_Enable();
+    }
+    if (result == NULL && !PyErr_ExceptionMatches(budget_error_type)) {
+        as_fallback(NULL);
+        in->left = entry_left;
+    }
+    if (in->budgeted) {
+        PyObject *type, *value, *tb;
+        PyErr_Fetch(&type, &value, &tb);
+        if (store_left(in) < 0) {
+            Py_XDECREF(result);
+            Py_XDECREF(type);
+            Py_XDECREF(value);
+            Py_XDECREF(tb);
+            return NULL;
+        }
+        PyErr_Restore(type, value, tb);
     }
     return result;
 }
@@ -455,17 +611,17 @@ static int ssize_arg(PyObject *arg, Py_ssize_t *out) {
 
 static PyObject *decode_body(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     Py_ssize_t offset, depth;
-    if (!ready || nargs != 3 || !PyBytes_CheckExact(args[0]) || ssize_arg(args[1], &offset) < 0
-        || ssize_arg(args[2], &depth) < 0) {
-        return fallback();
-    }
-    Input in = {args[0], (const unsigned char *)PyBytes_AS_STRING(args[0]),
-                PyBytes_GET_SIZE(args[0]), 0};
-    if (offset < 0 || offset >= in.size) {
+    Input in;
+    int gc_was_on;
+    if (!ready || nargs != 3 || !PyBytes_CheckExact(args[0])
+        || ssize_arg(args[1], &offset) < 0 || ssize_arg(args[2], &depth) < 0
+        || begin(&in, args[0], &gc_was_on) < 0) {
         return fallback();
     }
     Py_ssize_t pos = offset;
-    PyObject *term = finish(decode_term(&in, &pos, depth));
+    Py_ssize_t entry_left = in.left;
+    PyObject *term = (offset < 0 || offset >= in.size) ? fallback() : decode_term(&in, &pos, depth);
+    term = finish(&in, term, entry_left, gc_was_on);
     if (term == NULL) {
         return NULL;
     }
@@ -487,17 +643,20 @@ static PyObject *decode_body(PyObject *self, PyObject *const *args, Py_ssize_t n
 
 static PyObject *decode(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
     Py_ssize_t depth, max_size;
-    if (!ready || nargs != 3 || !PyBytes_CheckExact(args[0]) || ssize_arg(args[1], &depth) < 0
-        || ssize_arg(args[2], &max_size) < 0) {
-        return fallback();
-    }
-    Input in = {args[0], (const unsigned char *)PyBytes_AS_STRING(args[0]),
-                PyBytes_GET_SIZE(args[0]), 0};
-    if (in.size < 2 || in.size > max_size || in.buf[0] != VERSION || in.buf[1] == COMPRESSED) {
+    Input in;
+    int gc_was_on;
+    if (!ready || nargs != 3 || !PyBytes_CheckExact(args[0])
+        || ssize_arg(args[1], &depth) < 0 || ssize_arg(args[2], &max_size) < 0
+        || begin(&in, args[0], &gc_was_on) < 0) {
         return fallback();
     }
     Py_ssize_t pos = 1;
-    PyObject *term = finish(decode_term(&in, &pos, depth));
+    Py_ssize_t entry_left = in.left;
+    PyObject *term = (in.size < 2 || in.size > max_size || in.buf[0] != VERSION
+                      || in.buf[1] == COMPRESSED)
+                         ? fallback()
+                         : decode_term(&in, &pos, depth);
+    term = finish(&in, term, entry_left, gc_was_on);
     if (term != NULL && pos != in.size) {
         Py_DECREF(term);
         return fallback();
@@ -1027,7 +1186,7 @@ static PyObject *encode(PyObject *self, PyObject *term) {
     out.len = 1;
     if (encode_term(&out, term) < 0) {
         Py_XDECREF(out.bytes);
-        return finish(NULL);
+        return as_fallback(NULL);
     }
     if (_PyBytes_Resize(&out.bytes, out.len) < 0) {
         return NULL;
@@ -1055,11 +1214,21 @@ static PyObject *setup_encoder(PyObject *self, PyObject *const *args, Py_ssize_t
 }
 
 static PyObject *setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 5 || !PyList_CheckExact(args[0]) || PyList_GET_SIZE(args[0]) != 256) {
+    if (nargs != 8 || !PyList_CheckExact(args[0]) || PyList_GET_SIZE(args[0]) != 256) {
         PyErr_SetString(PyExc_TypeError,
-                        "setup(dispatch, atom, with_tail, to_map, charlist_type) expected");
+                        "setup(dispatch, atom, with_tail, to_map, charlist_type, budget, "
+                        "over_budget, budget_error) expected");
         return NULL;
     }
+    if (str_left == NULL && (str_left = PyUnicode_InternFromString("left")) == NULL) {
+        return NULL;
+    }
+    Py_INCREF(args[5]);
+    Py_XSETREF(budget_tls, args[5]);
+    Py_INCREF(args[6]);
+    Py_XSETREF(over_budget_fn, args[6]);
+    Py_INCREF(args[7]);
+    Py_XSETREF(budget_error_type, args[7]);
     for (int i = 0; i < 256; i++) {
         Py_INCREF(PyList_GET_ITEM(args[0], i));
         Py_XSETREF(dispatch[i], PyList_GET_ITEM(args[0], i));
@@ -1076,13 +1245,26 @@ static PyObject *setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
     Py_RETURN_NONE;
 }
 
+static PyObject *set_budgeted(PyObject *self, PyObject *arg) {
+    Py_ssize_t count;
+    if (ssize_arg(arg, &count) < 0) {
+        PyErr_SetString(PyExc_TypeError, "set_budgeted(count) expects an int");
+        return NULL;
+    }
+    budgeted_count = count;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"decode_body", (PyCFunction)(void (*)(void))decode_body, METH_FASTCALL,
      "decode_body(data, offset, max_depth) -> (term, end); raises Fallback."},
     {"decode", (PyCFunction)(void (*)(void))decode, METH_FASTCALL,
      "decode(data, max_depth, max_size) -> term for an uncompressed term; raises Fallback."},
     {"setup", (PyCFunction)(void (*)(void))setup, METH_FASTCALL,
-     "setup(dispatch, atom, with_tail, to_map, charlist_type): the pure decoder's helpers."},
+     "setup(dispatch, atom, with_tail, to_map, charlist_type, budget, over_budget, "
+     "budget_error): the pure decoder's helpers."},
+    {"set_budgeted", (PyCFunction)set_budgeted, METH_O,
+     "set_budgeted(count): how many budgeted decodes run now (decoder._budgeted)."},
     {"encode", (PyCFunction)encode, METH_O,
      "encode(term) -> uncompressed ETF bytes with the version byte; raises Fallback."},
     {"setup_encoder", (PyCFunction)(void (*)(void))setup_encoder, METH_FASTCALL,

@@ -15,8 +15,12 @@ def setup(
     with_tail: Callable[[list[Any], bytes, int, int, int], tuple[Any, int]],
     to_map: Callable[[list[Any], int], Any],
     charlist_type: type,
+    budget: Any,
+    over_budget: Callable[[], Exception],
+    budget_error: type[Exception],
     /,
 ) -> None: ...
+def set_budgeted(count: int, /) -> None: ...
 def encode(term: Any, /) -> bytes: ...
 def setup_encoder(
     any: Callable[[Any, list[Any]], None],

@@ -14,6 +14,16 @@ Rules every function keeps:
    end raise ``IndexError``/``struct.error``, which the reading function converts.
 3. Nothing is built by repeated concatenation; bytes are sliced once.
 
+Memory: a decode may be given a budget (``max_memory``, bytes). The objects that can cost more than
+10 bytes of memory per byte of input are charged against it where they are created: each tuple,
+list and map (its header and one pointer per element), each ``[]`` and each ``Charlist``; the
+rest (numbers, binaries, atoms, pids...) costs at most 10 bytes per input byte and is not
+charged. The budget lives in ``_budget`` (thread-local; the accelerator reads and writes the
+same one around its calls into this module) and ``_budgeted`` counts the decodes using one (the
+accelerator is told each new count through ``_budget_watchers``), so that an unbudgeted decode
+pays one global read per container. Spending past the budget is a
+``MemoryBudgetError``.
+
 Speed: ``_sequence`` decodes tuples, lists and maps with the commonest leaf tags (small
 integers, integers, UTF-8 atoms, binaries) inlined. Atoms are cached by their raw encoding and pids
 by theirs (a pid is looked up by its bytes before anything is parsed); `decode_body_exact`
@@ -23,10 +33,13 @@ by exact bytes.
 
 from __future__ import annotations
 
+import gc
 import re
 import struct
+import threading
 import zlib
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Final
 
 from beamlink.errors import RemoteProtocolError
@@ -38,6 +51,7 @@ from .tags import (
     INTEGER_EXT,
     LARGE_TUPLE_EXT,
     MAP_EXT,
+    NIL_EXT,
     SMALL_ATOM_UTF8_EXT,
     SMALL_INTEGER_EXT,
     SMALL_TUPLE_EXT,
@@ -60,14 +74,19 @@ from .terms import (
 )
 
 __all__ = [
+    "ALLOC_CONSTANT",
+    "ALLOC_PER_BYTE",
     "DEFAULT_MAX_DEPTH",
     "DEFAULT_MAX_SIZE",
     "MEMO_MAX_BYTES",
+    "UNCHARGED_PER_BYTE",
     "DecodeError",
+    "MemoryBudgetError",
     "decode",
     "decode_body_exact",
     "decode_body_from",
     "decode_from",
+    "with_memory_budget",
 ]
 
 #: Default nesting limit. Each level uses one Python frame, so keep it well below
@@ -84,6 +103,74 @@ Decoder = Callable[[bytes, int, int], "tuple[Any, int]"]
 
 class DecodeError(RemoteProtocolError, ValueError):
     """The input is not a valid External Term Format encoding (message says where and why)."""
+
+
+class MemoryBudgetError(DecodeError):
+    """Decoding the input would allocate more memory than the caller's ``max_memory`` allows."""
+
+
+#: Decoding n bytes without a budget (and without compression) allocates at most
+#: ``ALLOC_PER_BYTE * n + ALLOC_CONSTANT`` bytes (64-bit CPython; measured worst case: a tuple
+#: of empty lists, 72 bytes per input byte); with a budget, at most
+#: ``max_memory + UNCHARGED_PER_BYTE * n + ALLOC_CONSTANT``. tests/etf/test_memory.py checks both.
+ALLOC_PER_BYTE: Final = 80
+UNCHARGED_PER_BYTE: Final = 16
+ALLOC_CONSTANT: Final = 256 * 1024
+
+#: What the budget charges (bytes, 64-bit CPython): a container's header, each element slot,
+#: an empty list, a Charlist (plus its characters).
+COST_CONTAINER: Final = 64
+COST_SLOT: Final = 8
+COST_NIL: Final = 56
+COST_CHARLIST: Final = 96
+#: Inputs above this size are decoded with the cyclic GC paused: it would scan the growing
+#: result again and again (the C decoder does the same).
+GC_PAUSE_BYTES: Final = 1 << 20
+_NIL_BATCH: Final = 256  # empty lists in one container charged together
+
+_budget = threading.local()  # .left: bytes still allowed, .limit: the budget (absent: none)
+_budgeted = 0  # decodes with a budget running now, in any thread
+_budgeted_lock = threading.Lock()
+_budget_watchers: list[Callable[[int], None]] = []  # told each new _budgeted (the accelerator)
+
+
+def _over_budget() -> MemoryBudgetError:
+    return MemoryBudgetError(
+        f"decoding needs more than the memory budget of {_budget.limit} bytes "
+        "(max_memory; see docs/etf.md, Safety)"
+    )
+
+
+def _spend(cost: int) -> None:
+    """Charge ``cost`` bytes to this thread's budget, if a budgeted decode is running in it."""
+    left = getattr(_budget, "left", None)
+    if left is not None:
+        left -= cost
+        _budget.left = left
+        if left < 0:
+            raise _over_budget()
+
+
+def with_memory_budget(max_memory: int, body: Callable[..., Any], *args: Any) -> Any:
+    """Run ``body(*args)`` with ``max_memory`` bytes of budget for every decode it makes in
+    this thread (together), e.g. the control term and the message of one frame."""
+    global _budgeted
+    if max_memory < 0:
+        raise ValueError(f"max_memory must be >= 0, got {max_memory}")
+    outer = getattr(_budget, "left", None), getattr(_budget, "limit", None)
+    _budget.left = _budget.limit = max_memory
+    with _budgeted_lock:
+        _budgeted += 1
+        for watch in _budget_watchers:
+            watch(_budgeted)
+    try:
+        return body(*args)
+    finally:
+        with _budgeted_lock:
+            _budgeted -= 1
+            for watch in _budget_watchers:
+                watch(_budgeted)
+        _budget.left, _budget.limit = outer
 
 
 def _fail(tag: int, pos: int, why: str) -> DecodeError:
@@ -304,6 +391,8 @@ def _string(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
         raise _truncated(data[pos], pos) from None
     if end > len(data):
         raise _truncated(data[pos], pos)
+    if _budgeted:
+        _spend(COST_CHARLIST + end - pos)
     return Charlist(data[pos + 3 : end], "latin-1"), end
 
 
@@ -329,7 +418,10 @@ def _sequence(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
         if count:
             raise _too_deep(tag, start)
     depth -= 1
+    if _budgeted:
+        _spend(COST_CONTAINER + COST_SLOT * count)
     out: list[Any] = []
+    nils = 0  # empty-list elements not charged yet (charged in batches: few thread-local reads)
     try:
         for _ in range(count):
             item_tag = data[pos]
@@ -352,11 +444,20 @@ def _sequence(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
             elif item_tag == INTEGER_EXT:
                 out.append(_i32(data, pos + 1)[0])
                 pos += 5
+            elif item_tag == NIL_EXT:
+                out.append([])
+                pos += 1
+                nils += 1
+                if nils == _NIL_BATCH and _budgeted:
+                    _spend(COST_NIL * nils)
+                    nils = 0
             else:
                 value, pos = _DISPATCH[item_tag](data, pos, depth)
                 out.append(value)
     except _STRUCT_ERRORS:
         raise _fail(tag, start, f"input ends inside the element at byte {pos} (truncated)") from None
+    if nils and _budgeted:
+        _spend(COST_NIL * nils)
     if tag in (SMALL_TUPLE_EXT, LARGE_TUPLE_EXT):
         return tuple(out), pos
     if tag == MAP_EXT:
@@ -365,6 +466,8 @@ def _sequence(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
 
 
 def _nil(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
+    if _budgeted:
+        _spend(COST_NIL)
     return [], pos + 1
 
 
@@ -389,6 +492,8 @@ def _with_tail(items: list[Any], data: bytes, pos: int, depth: int, start: int) 
             raise _truncated(tag, pos) from None
         if count > size - pos - 5:
             raise _fail(tag, pos, f"declares {count} terms but only {size - pos - 5} bytes remain")
+        if _budgeted:
+            _spend(COST_SLOT * count)
         pos += 5
         try:
             for _ in range(count):
@@ -409,6 +514,8 @@ def _items(data: bytes, pos: int, count: int, depth: int, owner: int, owner_pos:
     """Decode ``count`` consecutive terms at ``pos`` (a fun's free variables)."""
     if count > len(data) - pos:
         raise _fail(owner, owner_pos, f"declares {count} elements but only {len(data) - pos} bytes remain")
+    if _budgeted:
+        _spend(COST_SLOT * count)
     out = []
     for _ in range(count):
         if pos >= len(data):
@@ -650,25 +757,51 @@ def _inflate(data: bytes, pos: int, max_size: int) -> tuple[bytes, int]:
 
 
 def decode_body_from(
-    data: bytes, offset: int = 0, *, max_depth: int = DEFAULT_MAX_DEPTH
+    data: bytes,
+    offset: int = 0,
+    *,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_memory: int | None = None,
 ) -> tuple[Any, int]:
     """Decode one term whose tag is at ``data[offset]`` (no version byte, no compression).
 
     Returns ``(term, end)`` where ``end`` is the offset just past the term. This is the entry
-    point for callers that have already consumed the version byte themselves.
+    point for callers that have already consumed the version byte themselves. ``max_memory``
+    (bytes) bounds what decoding may allocate (see the module docstring); over it, the
+    decode stops with `MemoryBudgetError`.
     """
+    if max_memory is not None:
+        return with_memory_budget(  # type: ignore[no-any-return]
+            max_memory, partial(decode_body_from, max_depth=max_depth), data, offset
+        )
     if type(data) is not bytes:
         data = bytes(data)
     if offset >= len(data):
         raise DecodeError(f"no term at byte {offset}: input has {len(data)} bytes")
+    if len(data) > GC_PAUSE_BYTES and gc.isenabled():
+        return _without_gc(partial(decode_body_from, data, offset, max_depth=max_depth))  # type: ignore[no-any-return]
     try:
         return _DISPATCH[data[offset]](data, offset, max_depth)
     except RecursionError:
         raise _stack_exhausted(offset) from None
 
 
+def _without_gc(body: Callable[[], Any]) -> Any:
+    """``body()`` with the cyclic GC paused (see ``GC_PAUSE_BYTES``)."""
+    gc.disable()
+    try:
+        return body()
+    finally:
+        gc.enable()
+
+
 def decode_body_exact(
-    data: bytes, start: int, end: int, *, max_depth: int = DEFAULT_MAX_DEPTH
+    data: bytes,
+    start: int,
+    end: int,
+    *,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_memory: int | None = None,
 ) -> Any:
     """Decode the one term that fills ``data[start:end]`` exactly (tag at ``start``, no version
     byte); a term ending elsewhere is a ``DecodeError``.
@@ -677,15 +810,18 @@ def decode_body_exact(
     A term of up to ``MEMO_MAX_BYTES`` bytes seen a second time is memoized by its bytes if its
     value is immutable (tuples of atoms, numbers, binaries, pids...; no list or map anywhere):
     the same message sent again is not decoded again, and the check costs nothing for terms
-    that never repeat.
+    that never repeat. ``max_memory`` as in `decode_body_from`.
     """
+    if max_memory is not None:
+        return with_memory_budget(max_memory, memoized_exact, decode_body_from, data, start, end, max_depth)
     return memoized_exact(decode_body_from, data, start, end, max_depth)
 
 
 def memoized_exact(
     body_from: Callable[..., tuple[Any, int]], data: bytes, start: int, end: int, max_depth: int
 ) -> Any:
-    """`decode_body_exact` with ``body_from`` as the term decoder (pure or accelerated)."""
+    """`decode_body_exact` with ``body_from`` as the term decoder (pure or accelerated); a
+    budget, if any, is already set in this thread."""
     if type(data) is not bytes:
         data = bytes(data)
     if end - start <= MEMO_MAX_BYTES <= max_depth:  # n bytes nest at most n levels deep
@@ -721,13 +857,19 @@ def decode_from(
     *,
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_size: int = DEFAULT_MAX_SIZE,
+    max_memory: int | None = None,
 ) -> tuple[Any, int]:
     """Decode the term starting with the version byte 131 at ``data[offset]``.
 
     Returns ``(term, end)``, ``end`` being the offset just past it, so several terms encoded
     back to back (a distribution control message and its payload) decode one after the other.
     Compressed terms are inflated (at most ``max_size`` bytes, checked before inflating).
+    ``max_memory`` as in `decode_body_from`.
     """
+    if max_memory is not None:
+        return with_memory_budget(  # type: ignore[no-any-return]
+            max_memory, partial(decode_from, max_depth=max_depth, max_size=max_size), data, offset
+        )
     if type(data) is not bytes:
         data = bytes(data)
     if len(data) - offset > max_size:
@@ -746,12 +888,22 @@ def decode_from(
 
 
 def decode(
-    data: bytes, *, max_depth: int = DEFAULT_MAX_DEPTH, max_size: int = DEFAULT_MAX_SIZE
+    data: bytes,
+    *,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+    max_size: int = DEFAULT_MAX_SIZE,
+    max_memory: int | None = None,
 ) -> Any:
-    """Decode one complete term (version byte 131 first); trailing bytes are an error."""
+    """Decode one complete term (version byte 131 first); trailing bytes are an error.
+    ``max_memory`` as in `decode_body_from`."""
+    if max_memory is not None:
+        return with_memory_budget(
+            max_memory, partial(decode, max_depth=max_depth, max_size=max_size), data
+        )
     if type(data) is not bytes:
         data = bytes(data)
-    if 1 < len(data) <= max_size and data[0] == VERSION and data[1] != COMPRESSED:
+    size = len(data)
+    if 1 < size <= max_size and size <= GC_PAUSE_BYTES and data[0] == VERSION and data[1] != COMPRESSED:
         try:
             term, end = _DISPATCH[data[1]](data, 1, max_depth)
         except RecursionError:

@@ -111,6 +111,14 @@ def resolve_tls(tls: TlsConfig | None = None) -> TlsConfig | None:
     return None if path is None else load_optfile(path)
 
 
+def _epmd_addresses(listen_host: str | None) -> list[str] | None:
+    """Where an embedded EPMD listens: everywhere, or ``listen_host`` and the loopback
+    address the node registers through."""
+    if listen_host is None or listen_host in ("0.0.0.0", "::", ""):
+        return None
+    return list(dict.fromkeys([listen_host, "127.0.0.1"]))
+
+
 async def _host_address(host: str) -> str:
     try:
         return str(ipaddress.ip_address(host))
@@ -215,7 +223,7 @@ class Node:
         name's host address only and dial every peer on the same port. Otherwise the node
         listens on ``listen_host`` (default all interfaces) on a free port and registers with
         the EPMD on ``epmd_port`` (default $ERL_EPMD_PORT or 4369), starting an embedded one
-        when none answers. ``net_ticktime`` as in OTP (peers silent that long are down).
+        when none answers (on ``listen_host`` and 127.0.0.1 when ``listen_host`` is given). ``net_ticktime`` as in OTP (peers silent that long are down).
         ``rpc_allow``: the Python modules RPC from other nodes may call (default: any, as any
         cookie holder is trusted in Erlang; see docs/rpc.md).
         ``listen=False``: a client-only node (control commands): it only dials, never listens
@@ -303,6 +311,7 @@ class Node:
                 self.port,
                 hidden=self.hidden,
                 epmd_port=self.epmd_port,
+                addresses=_epmd_addresses(listen_host),
                 on_change=self._creation_changed,
             )
             creation = await self._registration.wait_registered()

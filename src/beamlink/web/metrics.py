@@ -20,6 +20,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from prometheus_client import REGISTRY, CollectorRegistry, make_wsgi_app
 
 from beamlink.node.metrics import NodeCollector
+from beamlink.settings import DEFAULT_METRICS_HOST
 
 if TYPE_CHECKING:
     from beamlink.node.node import Node
@@ -45,7 +46,7 @@ class MetricsServer:
     """
 
     def __init__(
-        self, registry: CollectorRegistry = REGISTRY, host: str = "0.0.0.0", port: int = 0
+        self, registry: CollectorRegistry = REGISTRY, host: str = DEFAULT_METRICS_HOST, port: int = 0
     ) -> None:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
         server_class = type("_Server", (_ThreadingServer,), {"address_family": family})
@@ -69,7 +70,7 @@ class MetricsServer:
 def serve_metrics(
     node: Node,
     *,
-    host: str = "0.0.0.0",
+    host: str = DEFAULT_METRICS_HOST,
     port: int = 0,
     registry: CollectorRegistry | None = None,
 ) -> MetricsServer:
