@@ -120,6 +120,7 @@ def test_files_prompts_and_vary(tmp_path: Path) -> None:
 
 def test_wildcards() -> None:
     assert matches("a\n...\nz", "a\nb\nc\nz\n")
+    assert matches("a\nz", "a\nX WARNING beamlink.connection.watchdog: event loop blocked\nz")
     assert matches("a\n...\nz", "a\nz")
     assert not matches("a\n...\nz", "a\nb")
     assert matches("port ... up", "port 4369 up")

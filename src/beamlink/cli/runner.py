@@ -206,7 +206,8 @@ class _Dashboard:
             raise StartError(f"dashboard: {exc}") from None
 
     async def serve(self, node: Any) -> None:
-        """Join ``node`` and serve the page."""
+        """Join ``node`` and serve the page (its web stack imported in a thread, off the loop)."""
+        await asyncio.to_thread(importlib.import_module, "beamlink.web.dashboard")
         from beamlink.web.dashboard import DashboardServer
 
         if not await self.observer.connect(str(node.name)):
