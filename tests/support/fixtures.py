@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,11 +22,35 @@ from tests.support.erlang import (
 )
 
 
+def _epmd_daemons(cwd: str) -> set[int]:
+    """Pids of the ``epmd`` processes started from ``cwd`` (their environment's PWD)."""
+    found = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if (proc / "comm").read_text().strip() != "epmd":
+                continue
+            env = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if f"PWD={cwd}".encode() in env:
+            found.add(int(proc.name))
+    return found
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _epmd_hygiene() -> Iterator[None]:
-    """A plain ``erl -name`` starts Debian's epmd; stop it at the end if none ran before."""
+    """A plain ``erl -name`` starts Debian's epmd (on the ERL_EPMD_PORT it was given) when none
+    answers: stop every epmd this session's tests started, and the default one if none ran before.
+    Only epmd processes started from this directory count, so other sessions' stay."""
     was_running = epmd_running()
+    cwd = os.getcwd()
+    before = _epmd_daemons(cwd)
     yield
+    for pid in _epmd_daemons(cwd) - before:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
     if not was_running and epmd_running():
         kill_epmd()
 
