@@ -336,6 +336,7 @@ class Bench:
         self.profile: bool = args.profile
         self.profile_count: int = args.profile_count
         self.rounds: int = args.rounds
+        self.uvloop: bool = args.uvloop
         self.best: dict[tuple[str, str], float] = {}  # (direction, unit) -> best rate
         self.round_refs: dict[str, float] = {}  # unit -> this round's Erlang->Erlang figure
         self.peers: list[ErlPeer] = []
@@ -494,7 +495,8 @@ class Bench:
     async def python_to_python(self, node: Node, n: int, distinct: bool) -> float:
         rx_name = f"bench_py2@{HOST}"
         child = subprocess.Popen(
-            [sys.executable, __file__, "--serve-rx", rx_name, "--count", str(n), "--tx", str(node.name)],
+            [sys.executable, __file__, "--serve-rx", rx_name, "--count", str(n), "--tx", str(node.name),
+             *(["--uvloop"] if self.uvloop else [])],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
         try:
@@ -531,11 +533,19 @@ def main() -> None:
     parser.add_argument("--profile-count", type=int, default=200_000, help="messages when profiling")
     parser.add_argument("--tls", action="store_true",
                         help="TLS distribution on every node (Erlang: -proto_dist inet_tls)")
+    parser.add_argument("--uvloop", action="store_true",
+                        help="run the Python nodes on uvloop (pip install beamlink[fast])")
     parser.add_argument("--serve-rx", help=argparse.SUPPRESS)
     parser.add_argument("--tx", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    loop_factory = asyncio.new_event_loop
+    if args.uvloop:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
     if args.serve_rx:
-        asyncio.run(serve_rx(args.serve_rx, args.count, args.tx))
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(serve_rx(args.serve_rx, args.count, args.tx))
         return
     bench = Bench(args)
     with tempfile.TemporaryDirectory(prefix="beamlink-bench-") as code_dir:
@@ -553,7 +563,8 @@ def main() -> None:
             bench.erl_args = ("-proto_dist", "inet_tls", "-ssl_dist_optfile", str(files.optfile))
             print(f"TLS distribution on every node ({files.optfile})")
         try:
-            asyncio.run(bench.run(code_dir))
+            with asyncio.Runner(loop_factory=loop_factory) as runner:
+                runner.run(bench.run(code_dir))
         finally:
             bench.close()
 

@@ -39,7 +39,7 @@ import asyncio
 import logging
 import socket
 import threading
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from beamlink.connection.events import (
     CLOSED,
@@ -159,8 +159,8 @@ class DistConnection(asyncio.Protocol):
     # -- asyncio.Protocol -------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport (uvloop's are not asyncio.Transport subclasses, hence no isinstance).
+        self.transport = cast(asyncio.Transport, transport)
         self.peer_address = transport.get_extra_info("peername")
         self._timer = self._loop.call_later(self.handshake_timeout, self._handshake_timed_out)
         assert self.handshake is not None
