@@ -67,6 +67,7 @@ BENCH_TX = Atom("bench_tx")
 BENCH_GS = Atom("bench_gs")
 DONE = Atom("bench_done")
 SEND_CHUNK = 2000
+SECTIONS = "messages,senders,binaries,calls,rpc"
 
 ERLANG_SOURCE = r"""
 -module(bl_bench).
@@ -337,6 +338,7 @@ class Bench:
         self.profile_count: int = args.profile_count
         self.rounds: int = args.rounds
         self.uvloop: bool = args.uvloop
+        self.only: set[str] = set(args.only.split(","))
         self.best: dict[tuple[str, str], float] = {}  # (direction, unit) -> best rate
         self.round_refs: dict[str, float] = {}  # unit -> this round's Erlang->Erlang figure
         self.peers: list[ErlPeer] = []
@@ -374,11 +376,16 @@ class Bench:
             senders = [e1, *others]
             for round_ in range(1, self.rounds + 1):
                 print(f"--- round {round_} of {self.rounds}")
-                await self.messages(node, e1, e2)
-                await self.many_senders(node, senders, e2)
-                await self.binaries(node, e1, e2)
-                await self.gen_server_calls(node, e1, e2)
-                await self.rpc_calls(node, e1, e2)
+                if "messages" in self.only:
+                    await self.messages(node, e1, e2)
+                if "senders" in self.only:
+                    await self.many_senders(node, senders, e2)
+                if "binaries" in self.only:
+                    await self.binaries(node, e1, e2)
+                if "calls" in self.only:
+                    await self.gen_server_calls(node, e1, e2)
+                if "rpc" in self.only:
+                    await self.rpc_calls(node, e1, e2)
             self.report()
             if self.profile:
                 await self.profiled_runs(node, e1, e2)
@@ -533,6 +540,7 @@ def main() -> None:
     parser.add_argument("--profile-count", type=int, default=200_000, help="messages when profiling")
     parser.add_argument("--tls", action="store_true",
                         help="TLS distribution on every node (Erlang: -proto_dist inet_tls)")
+    parser.add_argument("--only", default=SECTIONS, help=f"comma-separated subset of {SECTIONS}")
     parser.add_argument("--uvloop", action="store_true",
                         help="run the Python nodes on uvloop (pip install beamlink[fast])")
     parser.add_argument("--serve-rx", help=argparse.SUPPRESS)
