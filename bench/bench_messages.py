@@ -55,6 +55,7 @@ from beamlink import (  # noqa: E402
     GenServer,
     Node,
     etf,
+    eventloop,
 )
 from beamlink.etf import Atom  # noqa: E402
 from beamlink.node.runtime.executor import on_loop  # noqa: E402
@@ -337,7 +338,6 @@ class Bench:
         self.profile: bool = args.profile
         self.profile_count: int = args.profile_count
         self.rounds: int = args.rounds
-        self.uvloop: bool = args.uvloop
         self.only: set[str] = set(args.only.split(","))
         self.best: dict[tuple[str, str], float] = {}  # (direction, unit) -> best rate
         self.round_refs: dict[str, float] = {}  # unit -> this round's Erlang->Erlang figure
@@ -502,8 +502,7 @@ class Bench:
     async def python_to_python(self, node: Node, n: int, distinct: bool) -> float:
         rx_name = f"bench_py2@{HOST}"
         child = subprocess.Popen(
-            [sys.executable, __file__, "--serve-rx", rx_name, "--count", str(n), "--tx", str(node.name),
-             *(["--uvloop"] if self.uvloop else [])],
+            [sys.executable, __file__, "--serve-rx", rx_name, "--count", str(n), "--tx", str(node.name)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )
         try:
@@ -546,14 +545,10 @@ def main() -> None:
     parser.add_argument("--serve-rx", help=argparse.SUPPRESS)
     parser.add_argument("--tx", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    loop_factory = asyncio.new_event_loop
-    if args.uvloop:
-        import uvloop
-
-        loop_factory = uvloop.new_event_loop
+    # The Python->Python child inherits the choice through the environment.
+    os.environ[eventloop.ENV] = "uvloop" if args.uvloop else "asyncio"
     if args.serve_rx:
-        with asyncio.Runner(loop_factory=loop_factory) as runner:
-            runner.run(serve_rx(args.serve_rx, args.count, args.tx))
+        eventloop.run(serve_rx(args.serve_rx, args.count, args.tx))
         return
     bench = Bench(args)
     with tempfile.TemporaryDirectory(prefix="beamlink-bench-") as code_dir:
@@ -571,8 +566,7 @@ def main() -> None:
             bench.erl_args = ("-proto_dist", "inet_tls", "-ssl_dist_optfile", str(files.optfile))
             print(f"TLS distribution on every node ({files.optfile})")
         try:
-            with asyncio.Runner(loop_factory=loop_factory) as runner:
-                runner.run(bench.run(code_dir))
+            eventloop.run(bench.run(code_dir))
         finally:
             bench.close()
 
