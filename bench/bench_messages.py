@@ -12,8 +12,16 @@ Erlang->Erlang, Erlang->Python (a plain ``handle_call``, in the worker pool, and
 ``on_loop``), Python->Erlang; and ``rpc:call`` round trips per second into a
 function that returns its argument, sequential, one caller: Erlang->Erlang, Erlang->Python into a
 synchronous Python function (it runs in the node's worker pool) and into one marked ``on_loop``
-(it runs inline). Every figure is printed with its ratio to the Erlang->Erlang reference of the
-same run and kind.
+(it runs inline). Then the rows of issue 17: ``--callers`` (50) concurrent callers making
+``--calls`` calls between them (aggregate calls/s; Erlang->Erlang, Erlang->Python into both
+servers, Python->Erlang); ``--senders`` (4) Erlang nodes sending distinct messages at once into one
+Erlang process and into one Python process; ``--big`` (200) binaries of 1 MiB Erlang->Erlang,
+Erlang->Python, Python->Erlang (MiB/s); and last the RSS of an idle Python node in its own OS
+process. Every figure of every round is printed with its ratio to that round's Erlang->Erlang
+figure of the same kind; the final table puts each row's best against the best Erlang->Erlang
+round. ``--only`` picks sections; ``--uvloop`` runs the Python nodes on uvloop
+(``beamlink.eventloop``); ``BEAMLINK_PURE_PYTHON=1`` in the environment measures the pure-Python
+codec (the first line printed says which codec and loop run).
 
 Everything runs ``--rounds`` times (default 3), interleaved, and the table keeps each row's best
 (the machine is shared and noisy; Erlang and Python rows see the same conditions).
@@ -23,7 +31,7 @@ ssl_dist_optfile made by ``beamlink tls init`` (TLS 1.3, mutual verification), s
 is Erlang TLS-to-TLS in the same run (target: Python directions >= 0.5x of it).
 
 Run from the repository root:
-``python3 bench/bench_messages.py [--count N] [--calls N] [--rounds N] [--tls]``.
+``python3 bench/bench_messages.py [--count N] [--calls N] [--rounds N] [--tls] [--only S,...]``.
 ``--profile`` then profiles the Python receiver and sender in separate runs (cProfile, top
 functions by own time).
 Needs ``erl``/``erlc`` (OTP 25+) on PATH.
