@@ -12,8 +12,16 @@ Erlang->Erlang, Erlang->Python (a plain ``handle_call``, in the worker pool, and
 ``on_loop``), Python->Erlang; and ``rpc:call`` round trips per second into a
 function that returns its argument, sequential, one caller: Erlang->Erlang, Erlang->Python into a
 synchronous Python function (it runs in the node's worker pool) and into one marked ``on_loop``
-(it runs inline). Every figure is printed with its ratio to the Erlang->Erlang reference of the
-same run and kind.
+(it runs inline). Then the rows of issue 17: ``--callers`` (50) concurrent callers making
+``--calls`` calls between them (aggregate calls/s; Erlang->Erlang, Erlang->Python into both
+servers, Python->Erlang); ``--senders`` (4) Erlang nodes sending distinct messages at once into one
+Erlang process and into one Python process; ``--big`` (200) binaries of 1 MiB Erlang->Erlang,
+Erlang->Python, Python->Erlang (MiB/s); and last the RSS of an idle Python node in its own OS
+process. Every figure of every round is printed with its ratio to that round's Erlang->Erlang
+figure of the same kind; the final table puts each row's best against the best Erlang->Erlang
+round. ``--only`` picks sections; ``--uvloop`` runs the Python nodes on uvloop
+(``beamlink.eventloop``); ``BEAMLINK_PURE_PYTHON=1`` in the environment measures the pure-Python
+codec (the first line printed says which codec and loop run).
 
 Everything runs ``--rounds`` times (default 3), interleaved, and the table keeps each row's best
 (the machine is shared and noisy; Erlang and Python rows see the same conditions).
@@ -23,7 +31,7 @@ ssl_dist_optfile made by ``beamlink tls init`` (TLS 1.3, mutual verification), s
 is Erlang TLS-to-TLS in the same run (target: Python directions >= 0.5x of it).
 
 Run from the repository root:
-``python3 bench/bench_messages.py [--count N] [--calls N] [--rounds N] [--tls]``.
+``python3 bench/bench_messages.py [--count N] [--calls N] [--rounds N] [--tls] [--only S,...]``.
 ``--profile`` then profiles the Python receiver and sender in separate runs (cProfile, top
 functions by own time).
 Needs ``erl``/``erlc`` (OTP 25+) on PATH.
@@ -51,7 +59,12 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from tests.support.erlang import ErlPeer, free_port, runtime, start_peer  # noqa: E402
 
-from beamlink import GenServer, Node  # noqa: E402
+from beamlink import (  # noqa: E402
+    GenServer,
+    Node,
+    etf,
+    eventloop,
+)
 from beamlink.etf import Atom  # noqa: E402
 from beamlink.node.runtime.executor import on_loop  # noqa: E402
 
@@ -63,11 +76,13 @@ BENCH_TX = Atom("bench_tx")
 BENCH_GS = Atom("bench_gs")
 DONE = Atom("bench_done")
 SEND_CHUNK = 2000
+SECTIONS = "messages,senders,binaries,calls,rpc"
 
 ERLANG_SOURCE = r"""
 -module(bl_bench).
 -behaviour(gen_server).
 -export([start_rx/2, send/2, send_distinct/2, start_gs/0, calls/2, rpcs/4, echo/1]).
+-export([start_rx_any/2, send_bin/3, concurrent_calls/3, multi_send/3]).
 -export([init/1, handle_call/3, handle_cast/2]).
 
 %% A registered receiver that tells {bench_tx, TxNode} when Count messages have arrived.
@@ -78,6 +93,46 @@ start_rx(Count, TxNode) ->
 
 rx(0, TxNode) -> {bench_tx, TxNode} ! bench_done;
 rx(N, TxNode) -> receive {hello, _, _} -> rx(N - 1, TxNode) end.
+
+%% As start_rx/2, counting messages of any shape (the 1 MiB binaries).
+start_rx_any(Count, TxNode) ->
+    Pid = spawn(fun() -> rx_any(Count, TxNode) end),
+    register(bench_rx, Pid),
+    ok.
+
+rx_any(0, TxNode) -> {bench_tx, TxNode} ! bench_done;
+rx_any(N, TxNode) -> receive _ -> rx_any(N - 1, TxNode) end.
+
+%% Send Count binaries of Size bytes to {bench_rx, RxNode}; microseconds until the report.
+send_bin(RxNode, Count, Size) ->
+    register(bench_tx, self()),
+    Bin = binary:copy(<<"0123456789abcdef">>, Size div 16),
+    T0 = erlang:monotonic_time(microsecond),
+    send_loop({bench_rx, RxNode}, Bin, Count),
+    receive bench_done -> ok end,
+    unregister(bench_tx),
+    erlang:monotonic_time(microsecond) - T0.
+
+%% Callers processes each make PerCaller sequential calls to {bench_gs, Node} at once;
+%% microseconds until the last one is done.
+concurrent_calls(Node, Callers, PerCaller) ->
+    Self = self(),
+    T0 = erlang:monotonic_time(microsecond),
+    Pids = [spawn_link(fun() -> call_loop({bench_gs, Node}, PerCaller), Self ! {self(), done} end)
+            || _ <- lists:seq(1, Callers)],
+    [receive {Pid, done} -> ok end || Pid <- Pids],
+    erlang:monotonic_time(microsecond) - T0.
+
+%% One sender process on each of SenderNodes sends Count distinct messages to
+%% {bench_rx, RxNode} at once (the receiver expects all of them and reports to this node);
+%% microseconds until the report.
+multi_send(RxNode, SenderNodes, Count) ->
+    register(bench_tx, self()),
+    T0 = erlang:monotonic_time(microsecond),
+    [spawn(N, fun() -> distinct_loop({bench_rx, RxNode}, Count) end) || N <- SenderNodes],
+    receive bench_done -> ok end,
+    unregister(bench_tx),
+    erlang:monotonic_time(microsecond) - T0.
 
 %% Send Count messages to {bench_rx, RxNode}; microseconds until the receiver's report.
 send(RxNode, Count) ->
@@ -178,10 +233,14 @@ async def python_receiver(node: Node, count: int, tx_node: str) -> None:
     node.spawn(body, name=BENCH_RX)
 
 
-async def python_sender(node: Node, rx_node: str, count: int, distinct: bool = False) -> float:
+async def python_sender(
+    node: Node, rx_node: str, count: int, distinct: bool = False, payload: Any = MESSAGE,
+    chunk: int = SEND_CHUNK,
+) -> float:
     """Send ``count`` messages to ``{bench_rx, rx_node}``; seconds until the receiver reports.
 
-    ``distinct``: send ``{hello, <<"world">>, N}`` with N counting down instead of one message.
+    ``distinct``: send ``{hello, <<"world">>, N}`` with N counting down instead of ``payload``.
+    ``chunk`` messages go out per loop iteration.
     """
     dest = (BENCH_RX, Atom(rx_node))
     hello, world = MESSAGE[0], MESSAGE[1]
@@ -190,14 +249,14 @@ async def python_sender(node: Node, rx_node: str, count: int, distinct: bool = F
         start = time.perf_counter()
         sent = 0
         while sent < count:
-            chunk = range(count - sent, max(count - sent - SEND_CHUNK, 0), -1)
+            numbers = range(count - sent, max(count - sent - chunk, 0), -1)
             if distinct:
-                for n in chunk:
+                for n in numbers:
                     send(dest, (hello, world, n))
             else:
-                for _ in chunk:
-                    send(dest, MESSAGE)
-            sent += SEND_CHUNK
+                for _ in numbers:
+                    send(dest, payload)
+            sent += chunk
             await asyncio.sleep(0)
         await proc.receive(lambda m: m == DONE, timeout=600)
         return time.perf_counter() - start
@@ -211,12 +270,63 @@ async def python_calls(node: Node, dest: Any, count: int) -> float:
     return time.perf_counter() - start
 
 
+async def python_concurrent_calls(node: Node, dest: Any, callers: int, per_caller: int) -> float:
+    """Seconds for ``callers`` tasks making ``per_caller`` sequential calls each, all at once."""
+    start = time.perf_counter()
+    await asyncio.gather(*(python_calls(node, dest, per_caller) for _ in range(callers)))
+    return time.perf_counter() - start
+
+
+IDLE_NODE = """
+import asyncio, sys
+from beamlink import Node
+
+async def main():
+    async with Node.start(sys.argv[1], cookie="beamlinkbench"):
+        print("READY", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+asyncio.run(main())
+"""
+
+
+def rss_mib(pid: int) -> float:
+    """Resident set size of process ``pid`` in MiB (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+async def idle_rss(settle: float = 3.0) -> float:
+    """RSS (MiB) of a fresh Python node, alone in its OS process, ``settle`` s after start."""
+    child = subprocess.Popen(
+        [sys.executable, "-c", IDLE_NODE, f"bench_idle@{HOST}"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert child.stdout is not None
+        line = await asyncio.to_thread(child.stdout.readline)
+        assert line.strip() == "READY", line
+        await asyncio.sleep(settle)
+        return rss_mib(child.pid)
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait(timeout=30)
+
+
 async def serve_rx(name: str, count: int, tx_node: str) -> None:
     """The second Python node of the Python->Python run (a separate OS process)."""
     async with Node.start(name, cookie=COOKIE) as node:
         await python_receiver(node, count, tx_node)
         print("READY", flush=True)
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+
+
+def codec_name() -> str:
+    """Which ETF codec runs: the C accelerator or the pure-Python fallback."""
+    return "C accelerator" if etf.ACCELERATED else "pure Python (BEAMLINK_PURE_PYTHON=1 or not built)"
 
 
 def profiled(label: str, profile: cProfile.Profile) -> None:
@@ -230,10 +340,15 @@ class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.count: int = args.count
         self.calls: int = args.calls
+        self.callers: int = args.callers
+        self.senders: int = args.senders
+        self.big: int = args.big
         self.profile: bool = args.profile
         self.profile_count: int = args.profile_count
         self.rounds: int = args.rounds
+        self.only: set[str] = set(args.only.split(","))
         self.best: dict[tuple[str, str], float] = {}  # (direction, unit) -> best rate
+        self.round_refs: dict[str, float] = {}  # unit -> this round's Erlang->Erlang figure
         self.peers: list[ErlPeer] = []
         self.erl_args: tuple[str, ...] = ()
 
@@ -244,28 +359,46 @@ class Bench:
         return peer
 
     def row(self, label: str, per_second: float, unit: str) -> None:
-        """Record one measurement; the report keeps the best of the rounds."""
+        """Record one measurement, printed with its ratio to this round's Erlang->Erlang figure
+        of the same unit (measured first); the report keeps the best of the rounds."""
         key = (label, unit)
         self.best[key] = max(self.best.get(key, 0.0), per_second)
-        print(f"  {label:<30} {per_second:>12,.0f} {unit}", flush=True)
+        if label.startswith("Erlang -> Erlang"):
+            self.round_refs[unit] = per_second
+        ref = self.round_refs.get(unit)
+        ratio = f"{per_second / ref:6.2f}x" if ref else ""
+        print(f"  {label:<34} {per_second:>12,.0f} {unit:<22} {ratio}", flush=True)
 
     async def run(self, code_dir: str) -> None:
-        e1, e2 = await asyncio.gather(
-            asyncio.to_thread(self.erl, "bench_e1", code_dir),
-            asyncio.to_thread(self.erl, "bench_e2", code_dir),
-        )
+        names = ["bench_e1", "bench_e2", *(f"bench_s{i}" for i in range(2, self.senders + 1))]
+        peers = await asyncio.gather(*(asyncio.to_thread(self.erl, name, code_dir) for name in names))
+        e1, e2, *others = peers
+        print(f"codec: {codec_name()}; event loop: {type(asyncio.get_running_loop()).__module__}")
         async with Node.start(f"bench_py@{HOST}", cookie=COOKIE) as node:
             py = str(node.name)
             await e1.aeval(f"net_adm:ping('{e2.name}'), net_adm:ping('{py}')")
             await e2.aeval(f"net_adm:ping('{py}'), bl_bench:start_gs()")
+            for peer in others:
+                await peer.aeval(f"net_adm:ping('{e1.name}'), net_adm:ping('{e2.name}'), "
+                                 f"net_adm:ping('{py}')")
+            senders = [e1, *others]
             for round_ in range(1, self.rounds + 1):
                 print(f"--- round {round_} of {self.rounds}")
-                await self.messages(node, e1, e2)
-                await self.gen_server_calls(node, e1, e2)
-                await self.rpc_calls(node, e1, e2)
+                if "messages" in self.only:
+                    await self.messages(node, e1, e2)
+                if "senders" in self.only:
+                    await self.many_senders(node, senders, e2)
+                if "binaries" in self.only:
+                    await self.binaries(node, e1, e2)
+                if "calls" in self.only:
+                    await self.gen_server_calls(node, e1, e2)
+                if "rpc" in self.only:
+                    await self.rpc_calls(node, e1, e2)
             self.report()
             if self.profile:
                 await self.profiled_runs(node, e1, e2)
+        rss = await idle_rss()
+        print(f"\nidle Python node RSS: {rss:.1f} MiB (target < 40 MB)")
 
     async def messages(self, node: Node, e1: ErlPeer, e2: ErlPeer) -> None:
         n, py = self.count, str(node.name)
@@ -290,6 +423,35 @@ class Bench:
             seconds = await self.python_to_python(node, n, distinct)
             self.row("Python -> Python", n / seconds, kind)
 
+    async def many_senders(self, node: Node, senders: list[ErlPeer], e2: ErlPeer) -> None:
+        """One sender on each of ``senders`` (Erlang nodes) at once, distinct messages, into
+        one Erlang process (on ``e2``) and into one Python process."""
+        n, k, py, e1 = self.count // len(senders), len(senders), str(node.name), senders[0]
+        kind = f"msg/s ({k} senders)"
+        print(f"{k} Erlang senders on {k} nodes at once, {n:,} distinct messages each:")
+        names = "[" + ", ".join(f"'{peer.name}'" for peer in senders) + "]"
+        await e2.aeval(f"bl_bench:start_rx({n * k}, '{e1.name}')")
+        us = int(await e1.aeval(f"bl_bench:multi_send('{e2.name}', {names}, {n})", timeout=600))
+        self.row("Erlang -> Erlang", n * k / (us / 1e6), kind)
+        await python_receiver(node, n * k, e1.name)
+        us = int(await e1.aeval(f"bl_bench:multi_send('{py}', {names}, {n})", timeout=600))
+        self.row("Erlang -> Python", n * k / (us / 1e6), kind)
+
+    async def binaries(self, node: Node, e1: ErlPeer, e2: ErlPeer) -> None:
+        n, py, size = self.big, str(node.name), 1 << 20
+        kind = "MiB/s (1 MiB binaries)"
+        print(f"{n:,} binaries of 1 MiB:")
+        await e2.aeval(f"bl_bench:start_rx_any({n}, '{e1.name}')")
+        us = int(await e1.aeval(f"bl_bench:send_bin('{e2.name}', {n}, {size})", timeout=600))
+        self.row("Erlang -> Erlang", n / (us / 1e6), kind)
+        await python_receiver(node, n, e1.name)
+        us = int(await e1.aeval(f"bl_bench:send_bin('{py}', {n}, {size})", timeout=600))
+        self.row("Erlang -> Python", n / (us / 1e6), kind)
+        await e2.aeval(f"bl_bench:start_rx_any({n}, '{py}')")
+        payload = b"0123456789abcdef" * (size // 16)
+        seconds = await python_sender(node, e2.name, n, payload=payload, chunk=4)
+        self.row("Python -> Erlang", n / seconds, kind)
+
     async def gen_server_calls(self, node: Node, e1: ErlPeer, e2: ErlPeer) -> None:
         calls, py = self.calls, str(node.name)
         print(f"gen_server calls ({calls:,} sequential round trips):")
@@ -303,6 +465,21 @@ class Bench:
             await server.proc.wait()
         seconds = await python_calls(node, (BENCH_GS, Atom(e2.name)), calls)
         self.row("Python -> Erlang call", calls / seconds, "calls/s")
+
+        k = self.callers
+        per = max(calls // k, 1)
+        kind = f"calls/s ({k} callers)"
+        print(f"gen_server calls, {k} concurrent callers x {per:,} sequential calls:")
+        us = int(await e1.aeval(f"bl_bench:concurrent_calls('{e2.name}', {k}, {per})", timeout=600))
+        self.row("Erlang -> Erlang call", k * per / (us / 1e6), kind)
+        for label, server_class in (("", Echo), (", on_loop", EchoOnLoop)):
+            server = await server_class.start(node)
+            us = int(await e1.aeval(f"bl_bench:concurrent_calls('{py}', {k}, {per})", timeout=600))
+            self.row(f"Erlang -> Python call{label}", k * per / (us / 1e6), kind)
+            server.proc.close()
+            await server.proc.wait()
+        seconds = await python_concurrent_calls(node, (BENCH_GS, Atom(e2.name)), k, per)
+        self.row("Python -> Erlang call", k * per / seconds, kind)
 
     async def rpc_calls(self, node: Node, e1: ErlPeer, e2: ErlPeer) -> None:
         calls, py = self.calls, str(node.name)
@@ -348,7 +525,7 @@ class Bench:
 
     def report(self) -> None:
         refs = {unit: v for (label, unit), v in self.best.items() if label.startswith("Erlang -> Erlang")}
-        print(f"\nbest of {self.rounds} round(s):")
+        print(f"\nbest of {self.rounds} round(s), each against the best Erlang->Erlang round:")
         print("| direction | rate | vs Erlang->Erlang |\n|---|---:|---:|")
         for (label, unit), value in self.best.items():
             print(f"| {label} | {value:,.0f} {unit} | {value / refs[unit]:.2f} |")
@@ -362,16 +539,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1_000_000, help="messages per direction")
     parser.add_argument("--calls", type=int, default=20_000, help="gen_server calls per direction")
+    parser.add_argument("--callers", type=int, default=50, help="concurrent callers (--calls shared)")
+    parser.add_argument("--senders", type=int, default=4, help="Erlang sender nodes at once")
+    parser.add_argument("--big", type=int, default=200, help="1 MiB binaries per direction")
     parser.add_argument("--rounds", type=int, default=3, help="rounds of everything; best kept")
     parser.add_argument("--profile", action="store_true", help="then profile the Python side")
     parser.add_argument("--profile-count", type=int, default=200_000, help="messages when profiling")
     parser.add_argument("--tls", action="store_true",
                         help="TLS distribution on every node (Erlang: -proto_dist inet_tls)")
+    parser.add_argument("--only", default=SECTIONS, help=f"comma-separated subset of {SECTIONS}")
+    parser.add_argument("--uvloop", action="store_true",
+                        help="run the Python nodes on uvloop (pip install beamlink[fast])")
     parser.add_argument("--serve-rx", help=argparse.SUPPRESS)
     parser.add_argument("--tx", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    # The Python->Python child inherits the choice through the environment.
+    os.environ[eventloop.ENV] = "uvloop" if args.uvloop else "asyncio"
     if args.serve_rx:
-        asyncio.run(serve_rx(args.serve_rx, args.count, args.tx))
+        eventloop.run(serve_rx(args.serve_rx, args.count, args.tx))
         return
     bench = Bench(args)
     with tempfile.TemporaryDirectory(prefix="beamlink-bench-") as code_dir:
@@ -389,7 +574,7 @@ def main() -> None:
             bench.erl_args = ("-proto_dist", "inet_tls", "-ssl_dist_optfile", str(files.optfile))
             print(f"TLS distribution on every node ({files.optfile})")
         try:
-            asyncio.run(bench.run(code_dir))
+            eventloop.run(bench.run(code_dir))
         finally:
             bench.close()
 

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
+from beamlink import eventloop
 from beamlink.connection import ConnectionManager, LoopWatchdog
 from beamlink.connection.watchdog import LAG_BUCKETS, LagStats, Tickable
 from beamlink.etf import Atom
@@ -138,3 +141,28 @@ async def test_ticks_flow_while_the_loop_is_stalled() -> None:
     finally:
         await a.close()
         await b.close()
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_an_idle_loop_is_sampled_as_idle(loop: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # uvloop polls in C: the loop thread's innermost Python frame is then the one running the
+    # loop, which must count as idle (a process short of CPU is not a loop blocked by code).
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+    monkeypatch.setenv(eventloop.ENV, loop)
+
+    async def sample_while_idle() -> list[Any]:
+        owner = NoConnections()
+        dog = LoopWatchdog.attach(owner, threshold=30)
+        try:
+            thread = threading.Thread(target=lambda: (time.sleep(0.2), dog._sample()))
+            thread.start()
+            await asyncio.sleep(0.6)  # idle; the sample is taken meanwhile
+            while thread.is_alive():  # bounded: _sample returns at once
+                await asyncio.sleep(0.05)
+            return list(dog._samples)
+        finally:
+            dog.detach(owner)
+
+    samples = eventloop.run(sample_while_idle())
+    assert samples and all(culprit.idle for culprit in samples), samples

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,9 +12,10 @@ import pytest
 
 from beamlink.etf import Atom, ImproperList
 from beamlink.node import genserver, rpc
+from beamlink.node.errors import ReceiveTimeout
 from beamlink.node.genserver import NOREPLY, CallError, CallTimeout, GenServer
 from beamlink.node.kernel.rex import install
-from beamlink.node.runtime import ProcessRuntime
+from beamlink.node.runtime import ProcessRuntime, on_loop
 from tests.rpc import sample_module
 
 NODE = "py@127.0.0.1"
@@ -196,3 +198,65 @@ async def test_genserver_init_failure_raises_from_start(rt: ProcessRuntime) -> N
 
     with pytest.raises(ValueError):
         await Broken.start(rt)
+
+
+class Batched(GenServer):
+    """Plain handle_call (worker pool) between an on_loop handle_cast and an async handle_info."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[Any] = []
+        self.threads: set[int] = set()
+
+    def handle_call(self, request: Any, from_: Any) -> Any:
+        self.seen.append(request)
+        self.threads.add(threading.get_ident())
+        if request == A("stop"):
+            self.stop(A("normal"))
+            return A("stopping")
+        return request * 2
+
+    @on_loop
+    def handle_cast(self, msg: Any) -> None:
+        self.seen.append(("cast", msg))
+
+    async def handle_info(self, msg: Any) -> None:
+        self.seen.append(("info", msg))
+
+
+async def test_queued_messages_of_a_pooled_server_keep_their_order(rt: ProcessRuntime) -> None:
+    # Everything is queued before the server runs again, so the plain handle_calls go to the
+    # worker pool in batches, broken by the cast and the info (which run on the loop).
+    server = await Batched.start(rt, name="batched")
+    jobs = rt.executor.completed
+    with rt.new_process() as me:
+        expected: list[Any] = []
+        for i in range(150):
+            if i == 50:
+                me.send("batched", (A("$gen_cast"), i))
+                expected.append(("cast", i))
+            elif i == 90:
+                me.send("batched", A("plain"))
+                expected.append(("info", A("plain")))
+            else:
+                me.send("batched", (A("$gen_call"), (me.pid, i), i))
+                expected.append(i)
+        replies = [await me.receive(timeout=10) for _ in range(148)]
+    assert replies == [(i, 2 * i) for i in range(150) if i not in (50, 90)]
+    assert server.seen == expected
+    assert threading.get_ident() not in server.threads
+    # 148 calls in a handful of worker jobs (batches of up to BATCH, cut by the cast and info).
+    assert rt.executor.completed - jobs <= 8
+
+
+async def test_stop_in_a_batch_drops_the_messages_behind_it(rt: ProcessRuntime) -> None:
+    server = await Batched.start(rt, name="batched")
+    with rt.new_process() as me:
+        for request in (1, A("stop"), 3):
+            me.send("batched", (A("$gen_call"), (me.pid, request), request))
+        assert await me.receive(timeout=10) == (1, 2)
+        assert await me.receive(timeout=10) == (A("stop"), A("stopping"))
+        assert await server.proc.wait() == A("normal")
+        with pytest.raises(ReceiveTimeout):
+            await me.receive(timeout=0.2)
+    assert server.seen == [1, A("stop")]

@@ -8,14 +8,13 @@ effective settings; ``demo`` starts a local demo cluster.
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import click
 
-from beamlink import __version__
+from beamlink import __version__, eventloop
 from beamlink import settings as defs
 from beamlink.cli.settings import SettingsError, describe, node_settings
 from beamlink.errors import ConfigurationError
@@ -26,7 +25,7 @@ T = TypeVar("T")
 
 def _run(coro: Awaitable[T]) -> T:
     try:
-        return asyncio.run(coro)  # type: ignore[arg-type]
+        return eventloop.run(coro)  # type: ignore[arg-type]
     except KeyboardInterrupt:
         raise SystemExit(130) from None
 

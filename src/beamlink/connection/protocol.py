@@ -40,7 +40,7 @@ import logging
 import os
 import socket
 import threading
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from beamlink.connection.events import (
     CLOSED,
@@ -66,6 +66,8 @@ from beamlink.etf import Atom
 log = logging.getLogger(__name__)
 
 TICKS_PER_TICKTIME = 4
+WRITE_CHUNK = 1 << 20
+"""At most this many bytes of queued frames are handed to the transport at once (see `_flush`)."""
 
 
 class TrafficCounters:
@@ -140,6 +142,7 @@ class DistConnection(asyncio.Protocol):
         self._reader: FrameReader | None = None
         self._writer: FrameWriter | None = None
         self._out: list[bytes] = []
+        self._paused = False  # the transport's buffer is over its high-water mark
         self._flush_scheduled = False
         self._finished = False
         self._read_count = 0
@@ -162,8 +165,8 @@ class DistConnection(asyncio.Protocol):
     # -- asyncio.Protocol -------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport (uvloop's are not asyncio.Transport subclasses, hence no isinstance).
+        self.transport = cast(asyncio.Transport, transport)
         self.peer_address = transport.get_extra_info("peername")
         self._timer = self._loop.call_later(self.handshake_timeout, self._handshake_timed_out)
         assert self.handshake is not None
@@ -379,16 +382,48 @@ class DistConnection(asyncio.Protocol):
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
 
-    def _flush(self) -> None:
+    def _flush(self, everything: bool = False) -> None:
+        """Hand the queued frames to the transport; while it is paused (its buffer over the
+        high-water mark) they wait here, and go out when it resumes, at most `WRITE_CHUNK`
+        bytes at a time: asyncio keeps unsent bytes in one bytearray that moves its whole
+        remainder on every partial send, so feeding it megabytes at once costs quadratic copying.
+        ``everything``: write all of it now (closing)."""
         self._flush_scheduled = False
         out = self._out
-        if out and not self._finished and self.transport is not None:
-            data = b"".join(out)
-            count = len(out)
-            self.traffic.frames_out += count
-            self._totals.frames_out += count
-            self._write(data)
-        out.clear()
+        if not out or self._finished or self.transport is None:
+            out.clear()
+            return
+        if self._paused and not everything:
+            return
+        if everything:
+            taken = len(out)
+        else:
+            taken = size = 0
+            for frame in out:
+                taken += 1
+                size += len(frame)
+                if size >= WRITE_CHUNK:
+                    break
+        data = b"".join(out[:taken]) if taken > 1 else out[0]
+        if taken == len(out):
+            out.clear()
+        else:
+            del out[:taken]
+        self.traffic.frames_out += taken
+        self._totals.frames_out += taken
+        self._write(data)
+        if out and not self._paused and not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._out and not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
 
     def tick_now(self) -> bool:
         """Write a tick from another thread (the watchdog, while the loop is stalled); True when
@@ -449,7 +484,7 @@ class DistConnection(asyncio.Protocol):
         """Flush what is queued, close the socket and report `reason` (once)."""
         if self._finished:
             return
-        self._flush()
+        self._flush(everything=True)
         if self.tls is not None and self.transport is not None:
             with self._lock:
                 self._write_wire_locked(self.tls.close_notify())

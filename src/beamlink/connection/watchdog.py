@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import inspect
 import logging
 import os
 import sys
@@ -47,6 +48,7 @@ STILL_BLOCKED_AFTER = 60.0
 WARNING_INTERVAL = 60.0
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _SELECTORS = os.sep + "selectors.py"
+_ASYNCIO_EVENTS = os.sep + os.path.join("asyncio", "events.py")
 _LIBRARY_DIRS = tuple(
     {os.path.normcase(p) + os.sep for key in ("stdlib", "platstdlib", "purelib", "platlib")
      if (p := sysconfig.get_paths().get(key))}
@@ -125,6 +127,21 @@ def _is_library(filename: str) -> bool:
     return os.path.normcase(filename).startswith(_LIBRARY_DIRS) or filename.startswith("<")
 
 
+def _loop_entry_frame() -> FrameType | None:
+    """The frame that runs the loop when the loop itself is C code (uvloop): the first frame
+    outside the running coroutines. When it is the loop thread's innermost frame, no Python code
+    runs there: the loop waits in its C poll. None under asyncio's loop (its poll is in
+    selectors.py, which `_sample` recognises) or when not called from a coroutine."""
+    frame: FrameType | None = sys._getframe(1)
+    while frame is not None and not frame.f_code.co_flags & inspect.CO_COROUTINE:
+        frame = frame.f_back
+    while frame is not None and frame.f_code.co_flags & inspect.CO_COROUTINE:
+        frame = frame.f_back
+    if frame is None or frame.f_code.co_filename.endswith(_ASYNCIO_EVENTS):
+        return None
+    return frame
+
+
 class LoopWatchdog:
     """Watches one event loop; get it with `LoopWatchdog.attach`, release it with `detach`."""
 
@@ -143,6 +160,7 @@ class LoopWatchdog:
         self._samples: Counter[Culprit] = Counter()
         self._samples_lock = threading.Lock()
         self._stall_ticks = 0
+        self._entry = _loop_entry_frame()
         self._stop = threading.Event()
         self._thread = threading.Thread(
             target=self._run, name="beamlink-loop-watchdog", daemon=True
@@ -308,7 +326,9 @@ class LoopWatchdog:
             coro = task.get_coro()
             qualname = getattr(coro, "__qualname__", type(coro).__name__)
             task_name = f"{task.get_name()!r} ({qualname})"
-        idle = frame.f_code.co_filename.endswith(_SELECTORS) and task is None
+        idle = task is None and (
+            frame.f_code.co_filename.endswith(_SELECTORS) or frame is self._entry
+        )
         innermost = _location(frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name)
         where = innermost
         walker: FrameType | None = frame

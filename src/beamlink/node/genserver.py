@@ -157,6 +157,10 @@ async def _maybe_await(value: Any) -> Any:
     return value
 
 
+BATCH = 64
+"""At most this many queued messages of one server are handled in one worker job."""
+
+
 class GenServer:
     """Base class of a Python server process speaking the ``gen_server`` protocol.
 
@@ -270,7 +274,11 @@ class GenServer:
         started.set_result(None)
         try:
             while self._stop_reason is None:
-                await self._handle(await proc.receive())
+                msg = await proc.receive()
+                if runs_inline(self._callback_of(msg)):
+                    await self._handle(msg)
+                else:
+                    await self._handle_pooled([msg, *proc.mailbox.take_queued(BATCH - 1)])
         except BaseException as exc:
             if isinstance(exc, ProcessExit):
                 reason = exc.reason
@@ -283,6 +291,12 @@ class GenServer:
         await self._callback(self.terminate, self._stop_reason)
         if self._stop_reason != NORMAL:
             raise ProcessExit(self._stop_reason)
+
+    def _callback_of(self, msg: Any) -> Callable[..., Any]:
+        """The callback that handles ``msg``."""
+        if parse_call(msg) is not None:
+            return self.handle_call
+        return self.handle_cast if parse_cast(msg)[0] else self.handle_info
 
     async def _handle(self, msg: Any) -> None:
         call_ = parse_call(msg)
@@ -297,3 +311,46 @@ class GenServer:
             await self._callback(self.handle_cast, payload)
         else:
             await self._callback(self.handle_info, msg)
+
+    async def _handle_pooled(self, batch: list[Any]) -> None:
+        """Handle ``batch`` (the first message has a worker-pool callback; the others were queued
+        behind it) in order: runs of worker-pool callbacks go to a worker as one job (one thread
+        hop for the lot instead of one per message), the others run here."""
+        while batch and self._stop_reason is None:
+            if runs_inline(self._callback_of(batch[0])):
+                await self._handle(batch[0])
+                batch = batch[1:]
+                continue
+            done, pending = await self.proc.node.executor.submit(self._run_batch, batch)
+            if pending is not None:  # batch[done]'s callback returned an awaitable
+                value = await pending
+                call_ = parse_call(batch[done])
+                if call_ is not None and value is not NOREPLY:
+                    reply(self.proc, call_[0], value)
+                done += 1
+            batch = batch[done:]
+
+    def _run_batch(self, batch: list[Any]) -> tuple[int, Any]:
+        """In a worker thread: handle the messages of ``batch`` in order while their callbacks
+        are worker-pool ones; each reply goes out as soon as its callback returns. Stops early
+        (returning the index reached) after a `stop`, at a message whose callback runs on the
+        loop, or when a callback returns an awaitable (returned with its index, to be awaited on
+        the loop)."""
+        for index, msg in enumerate(batch):
+            if self._stop_reason is not None:
+                return len(batch), None  # the process exits: the rest would be dropped anyway
+            call_ = parse_call(msg)
+            if call_ is not None:
+                fn: Callable[..., Any] = self.handle_call
+                args: tuple[Any, ...] = (call_[1], call_[0])
+            else:
+                is_cast, payload = parse_cast(msg)
+                fn, args = (self.handle_cast, (payload,)) if is_cast else (self.handle_info, (msg,))
+            if runs_inline(fn):
+                return index, None
+            value = fn(*args)
+            if inspect.isawaitable(value):
+                return index, value
+            if call_ is not None and value is not NOREPLY:
+                self._on_loop(reply, self.proc, call_[0], value)
+        return len(batch), None

@@ -61,6 +61,11 @@ class Mailbox:
         """A copy of the queued messages, oldest first (for inspection and tests)."""
         return list(self._queue)
 
+    def take_queued(self, limit: int) -> list[Any]:
+        """Remove and return up to ``limit`` queued messages, oldest first, without waiting."""
+        queue = self._queue
+        return [queue.popleft() for _ in range(min(limit, len(queue)))]
+
     def remove_all(self, match: Match) -> int:
         """Drop every queued message ``match`` accepts; returns how many were dropped."""
         kept = [m for m in self._queue if not match(m)]
