@@ -11,23 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import os
 from collections.abc import Coroutine
 from typing import Any, TypeVar
+
+from beamlink.settings import EVENT_LOOP
 
 __all__ = ["ENV", "loop_name", "run"]
 
 T = TypeVar("T")
 
-ENV = "BEAMLINK_EVENT_LOOP"
+ENV = EVENT_LOOP.variables[0]
 """``asyncio`` keeps asyncio's loop even when uvloop is installed; ``uvloop`` requires uvloop."""
 
 
 def _uvloop() -> Any:
-    """The uvloop module when it is installed and wanted, else None."""
-    choice = os.environ.get(ENV, "auto")
-    if choice not in ("auto", "asyncio", "uvloop"):
-        raise ValueError(f"{ENV} must be auto, asyncio or uvloop, got {choice!r}")
+    """The uvloop module when it is installed and wanted, else None (a bad value of
+    ``BEAMLINK_EVENT_LOOP`` raises `SettingsError`)."""
+    choice = EVENT_LOOP.require().value
     if choice == "asyncio":
         return None
     try:

@@ -180,6 +180,10 @@ DISTRIBUTION: EnvSetting[str] = EnvSetting(
     "distribution mode", ("RELEASE_DISTRIBUTION",), _choice(*DISTRIBUTIONS),
     "name, sname or none", default="name",
 )
+EVENT_LOOP: EnvSetting[str] = EnvSetting(
+    "event loop", ("BEAMLINK_EVENT_LOOP",), _choice("auto", "asyncio", "uvloop"),
+    "auto, asyncio or uvloop", default="auto",
+)
 DIST_PORT: EnvSetting[int] = EnvSetting(
     "distribution port", ("ERL_DIST_PORT",), _port(1), f"a port number 1..{MAX_PORT}"
 )
