@@ -10,7 +10,7 @@ import pytest
 
 from beamlink import GenServer, Node, eventloop
 from beamlink.etf import Atom
-from tests.support.erlang import runtime
+from tests.support.erlang import host_runtime
 from tests.support.fixtures import PeerFactory
 
 
@@ -49,7 +49,7 @@ def test_a_node_on_uvloop_serves_and_makes_calls(
 ) -> None:
     pytest.importorskip("uvloop")
     monkeypatch.setenv(eventloop.ENV, "uvloop")
-    peer = peers.start(runtime("otp25"), "uvpeer@127.0.0.1")
+    peer = peers.start(host_runtime(), "uvpeer@127.0.0.1")
 
     async def main() -> tuple[str, str, Any]:
         async with Node.start("uvpy@127.0.0.1", cookie="beamlinktest") as node:

@@ -42,7 +42,14 @@ def cli_env(home: Path, **extra: str) -> dict[str, str]:
 
 
 def argv(*args: str, python_flags: tuple[str, ...] = ()) -> list[str]:
-    """The command line of ``beamlink ARGS`` run with this interpreter (and ``python_flags``)."""
+    """The command line of ``beamlink ARGS`` run with this interpreter (and ``python_flags``).
+
+    ``-P`` (Python 3.11+: the current directory not on sys.path, as for the installed console
+    script) is emulated on older Pythons by removing that entry before running the CLI."""
+    if "-P" in python_flags and sys.version_info < (3, 11):
+        rest = tuple(flag for flag in python_flags if flag != "-P")
+        script = "import sys; del sys.path[0]; from beamlink.cli.main import main; main()"
+        return [sys.executable, *rest, "-c", script, *args]
     return [sys.executable, *python_flags, "-m", "beamlink", *args]
 
 

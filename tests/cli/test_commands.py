@@ -13,7 +13,7 @@ import pytest
 
 from beamlink import __version__
 from tests.cli.support import StartedNode, argv, beamlink, cli_env, started
-from tests.support.erlang import epmd_running, runtime, start_peer
+from tests.support.erlang import epmd_running, host_runtime, start_peer
 from tests.support.wait import eventually_blocking
 
 pytestmark = pytest.mark.timeout(120)
@@ -242,7 +242,7 @@ async def test_stop_a_node_not_hosted_by_start(tmp_path: Path) -> None:
 
 def test_rpc_and_remote_on_an_erlang_node_say_what_to_use_instead(tmp_path: Path) -> None:
     env = cli_env(tmp_path)
-    erl = start_peer(runtime("otp25"), "cmd_erl@127.0.0.1", env["BEAMLINK_COOKIE"],
+    erl = start_peer(host_runtime(), "cmd_erl@127.0.0.1", env["BEAMLINK_COOKIE"],
                      env={"ERL_EPMD_PORT": env["ERL_EPMD_PORT"]})
     try:
         for args in (("rpc", erl.name, "1 + 1"), ("remote", erl.name)):

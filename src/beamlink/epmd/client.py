@@ -73,7 +73,7 @@ async def _connect(
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     try:
         return await asyncio.wait_for(asyncio.open_connection(host, epmd_port), timeout)
-    except TimeoutError:
+    except asyncio.TimeoutError:  # builtins.TimeoutError on 3.11+, distinct on 3.10
         raise EpmdUnavailable(
             f"EPMD at {host}:{epmd_port} did not accept a connection within {timeout} s"
         ) from None
@@ -107,7 +107,7 @@ async def _exchange(
     try:
         writer.write(encode_request(request))
         response = await asyncio.wait_for(_read_response(reader, request), timeout)
-    except TimeoutError:
+    except asyncio.TimeoutError:  # builtins.TimeoutError on 3.11+, distinct on 3.10
         writer.close()
         raise EpmdUnavailable(f"{where} did not answer within {timeout} s") from None
     except (OSError, EpmdError) as exc:

@@ -282,7 +282,7 @@ class EmbeddedEpmd:
             await writer.drain()
         except EpmdProtocolError as exc:
             self._complaints.warning("embedded EPMD: dropping %s: %s", peer, exc)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # builtins.TimeoutError on 3.11+, distinct on 3.10
             self._complaints.warning(
                 "embedded EPMD: dropping %s: no complete request within %s s",
                 peer, self._request_timeout,

@@ -30,7 +30,9 @@ call blocks only the process serving it, as in Erlang (docs/rpc.md).
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import os
 import traceback
 from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
@@ -79,9 +81,16 @@ def _atom(text: str) -> Atom:
     return Atom(text[:255])
 
 
+_ASYNCIO_DIR = os.path.dirname(asyncio.__file__) + os.sep
+
+
 def python_stack(tb: TracebackType | None, skip: int = 0) -> list[Any]:
     """Erlang-style stack frames for a traceback, innermost first, without the first ``skip``."""
-    frames = list(traceback.walk_tb(tb))[skip:]
+    frames = [
+        (frame, line) for frame, line in list(traceback.walk_tb(tb))[skip:]
+        # asyncio's own frames (Python 3.10 re-raises a worker's exception in Task.__wakeup)
+        if not frame.f_code.co_filename.startswith(_ASYNCIO_DIR)
+    ]
     stack: list[Any] = []
     for frame, line in reversed(frames[-MAX_STACK_FRAMES:]):
         code = frame.f_code
