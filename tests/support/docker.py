@@ -45,7 +45,9 @@ PYTHON_BASE_PACKAGES = "python3,python3-venv"
 ELIXIR_BASE = "beamlink-base/elixir:bookworm"
 ELIXIR_BASE_PACKAGES = "elixir,erlang-base"
 BASE_IMAGES = {PYTHON_BASE: PYTHON_BASE_PACKAGES, ELIXIR_BASE: ELIXIR_BASE_PACKAGES}
-TEST_IMAGE = "beamlink/cluster_demo:test"
+# The project image the tests build from this tree; a distinct tag keeps concurrent runs from
+# different trees on one engine apart.
+TEST_IMAGE = os.environ.get("BEAMLINK_TEST_IMAGE", "beamlink/cluster_demo:test")
 
 STACK_LABEL = "com.docker.stack.namespace"
 ENGINE_START_TIMEOUT = 60.0
