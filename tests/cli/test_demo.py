@@ -10,6 +10,7 @@ import socket
 import stat
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,31 @@ def processes_with_env(entry: str) -> list[int]:
     return found
 
 
+@contextlib.contextmanager
+def meshed_demo(env: dict[str, str], out: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """``beamlink demo --nodes 2`` (output in ``out``) once its mesh has formed; killed at the end
+    if it still runs."""
+    with out.open("wb") as sink:
+        proc = subprocess.Popen(
+            argv("demo", "--nodes", "2"), env=env, stdout=sink, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
+    try:
+        eventually_blocking(lambda: out.read_text().count("[2/2]") >= 3, timeout=30)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def assert_all_stopped(env: dict[str, str]) -> None:
+    """No process of the demo (they share its EPMD port) is left, nor its EPMD."""
+    assert not processes_with_env(f"ERL_EPMD_PORT={env['ERL_EPMD_PORT']}")
+    assert not epmd_running(int(env["ERL_EPMD_PORT"]))
+
+
 def final_frame(output: str) -> list[str]:
     frames = [f for f in output.split("beamlink demo cluster") if " sees " in f]
     return [line for line in frames[-1].splitlines() if " sees " in line]
@@ -52,31 +78,18 @@ def test_demo_with_duration_forms_a_full_mesh_with_erl(tmp_path: Path) -> None:
     assert [row.split()[0] for row in rows] == [
         "demo1@127.0.0.2", "demo2@127.0.0.3", "demo3@127.0.0.4", "erl_demo@127.0.0.1"]
     assert all("[3/3]" in row for row in rows), rows
-    assert not processes_with_env(f"ERL_EPMD_PORT={env['ERL_EPMD_PORT']}")
-    assert not epmd_running(int(env["ERL_EPMD_PORT"]))
+    assert_all_stopped(env)
 
 
 def test_demo_ends_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     require_tool("erl")
     env = cli_env(tmp_path)
     out = tmp_path / "demo.out"
-    with out.open("wb") as sink:
-        proc = subprocess.Popen(
-            argv("demo", "--nodes", "2"), env=env, stdout=sink, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )
-    try:
-        eventually_blocking(lambda: out.read_text().count("[2/2]") >= 3, timeout=30)
+    with meshed_demo(env, out) as proc:
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0, out.read_text()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
     assert "full mesh formed; all nodes stopped" in out.read_text()
-    assert not processes_with_env(f"ERL_EPMD_PORT={env['ERL_EPMD_PORT']}")
-    assert not epmd_running(int(env["ERL_EPMD_PORT"]))
+    assert_all_stopped(env)
 
 
 def _argv_of(pid: int) -> list[str]:
@@ -118,14 +131,7 @@ def test_demo_keeps_its_cookie_off_command_lines_and_listens_on_loopback_only(
     require_tool("erl")
     env = cli_env(tmp_path)
     out = tmp_path / "demo.out"
-    with out.open("wb") as sink:
-        proc = subprocess.Popen(
-            argv("demo", "--nodes", "2"), env=env, stdout=sink, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
-        )
-    try:
-        eventually_blocking(lambda: out.read_text().count("[2/2]") >= 3, timeout=30)
+    with meshed_demo(env, out) as proc:
         children = [p for p in processes_with_env(f"ERL_EPMD_PORT={env['ERL_EPMD_PORT']}")
                     if p != proc.pid]
         pids = [proc.pid, *children]
@@ -150,7 +156,3 @@ def test_demo_keeps_its_cookie_off_command_lines_and_listens_on_loopback_only(
         assert all(a.startswith("127.") for a in listening), listening
         proc.send_signal(signal.SIGINT)
         assert proc.wait(30) == 0, out.read_text()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -21,6 +23,16 @@ from tests.cluster.support import EventLog, MemoryMembership, Script, ScriptedCo
 from tests.support.wait import eventually
 
 SELF = "app@10.0.0.1"
+
+
+@contextlib.asynccontextmanager
+async def running(cluster: Cluster) -> AsyncIterator[None]:
+    """``cluster`` started; stopped at the end without leaving (nobody disconnected)."""
+    await cluster.start()
+    try:
+        yield
+    finally:
+        await cluster.stop(leave=False)
 
 
 def make(
@@ -52,15 +64,12 @@ async def test_first_poll_connects_everyone_at_once_and_concurrently() -> None:
     script = Script()
     script.set(SELF, *peers)
     cluster, events = make(script, membership, interval=60_000)
-    await cluster.start()
-    try:
+    async with running(cluster):
         await cluster.topologies["t"].wait_polls(1)
         assert membership.connected == set(peers)
         assert membership.max_in_flight == len(peers)
         assert membership.count("connect", SELF) == 0
         assert {e.node for e in events.of(ConnectOk)} == set(peers)
-    finally:
-        await cluster.stop(leave=False)
 
 
 async def test_slow_peer_is_bounded_by_connect_timeout() -> None:
@@ -70,15 +79,12 @@ async def test_slow_peer_is_bounded_by_connect_timeout() -> None:
     script = Script()
     script.set("a@1", "slow@2")
     cluster, events = make(script, membership, interval=30, connect_timeout=100)
-    await cluster.start()
-    try:
+    async with running(cluster):
         await cluster.topologies["t"].wait_polls(3)
         errors = [e for e in events.of(ConnectError) if e.node == "slow@2"]
         assert len(errors) >= 2
         assert "timed out" in errors[0].reason
         assert membership.connected == {"a@1"}
-    finally:
-        await cluster.stop(leave=False)
 
 
 async def test_polls_never_overlap_even_when_discovery_is_slow() -> None:
@@ -87,16 +93,13 @@ async def test_polls_never_overlap_even_when_discovery_is_slow() -> None:
     script.set("a@1")
     cluster, _ = make(script, membership, interval=1)
     topology = cluster.topologies["t"]
-    await cluster.start()
-    try:
+    async with running(cluster):
         for _ in range(5):
             topology.wakeup.set()
             await asyncio.sleep(0.01)
         await topology.wait_polls(4)
         gaps = [b - a for a, b in zip(script.discover_times, script.discover_times[1:], strict=False)]
         assert all(gap >= 0.09 for gap in gaps)
-    finally:
-        await cluster.stop(leave=False)
 
 
 async def test_dropped_node_still_discovered_is_reconnected() -> None:
@@ -104,14 +107,11 @@ async def test_dropped_node_still_discovered_is_reconnected() -> None:
     script = Script()
     script.set("a@1", "b@2")
     cluster, _ = make(script, membership)
-    await cluster.start()
-    try:
+    async with running(cluster):
         await eventually(lambda: membership.connected == {"a@1", "b@2"})
         membership.connected.discard("a@1")
         await eventually(lambda: membership.count("connect", "a@1") >= 2)
         assert "a@1" in membership.connected
-    finally:
-        await cluster.stop(leave=False)
 
 
 async def test_discovery_error_keeps_last_good_answer_and_disconnects_nobody() -> None:
@@ -120,8 +120,7 @@ async def test_discovery_error_keeps_last_good_answer_and_disconnects_nobody() -
     script.set("a@1", "b@2")
     cluster, events = make(script, membership)
     topology = cluster.topologies["t"]
-    await cluster.start()
-    try:
+    async with running(cluster):
         await eventually(lambda: membership.connected == {"a@1", "b@2"})
         script.fail("SERVFAIL")
         polls = topology.polls
@@ -133,8 +132,6 @@ async def test_discovery_error_keeps_last_good_answer_and_disconnects_nobody() -
         await eventually(lambda: "b@2" in membership.connected)
         assert topology.last_good is not None
         assert topology.last_good.nodes == {"a@1", "b@2"}
-    finally:
-        await cluster.stop(leave=False)
 
 
 async def test_failed_first_poll_is_retried_long_before_the_polling_interval() -> None:
@@ -145,8 +142,7 @@ async def test_failed_first_poll_is_retried_long_before_the_polling_interval() -
     script.fail("timed out")
     cluster, events = make(script, membership, interval=600_000)
     topology = cluster.topologies["t"]
-    await cluster.start()
-    try:
+    async with running(cluster):
         await asyncio.wait_for(topology.wait_polls(2), 30)
         assert membership.connected == set()
         script.set(SELF, "a@1")
@@ -156,8 +152,6 @@ async def test_failed_first_poll_is_retried_long_before_the_polling_interval() -
         await eventually(lambda: membership.connected == {"a@1"})
         await asyncio.sleep(0.3)
         assert topology.polls == len(polls)
-    finally:
-        await cluster.stop(leave=False)
 
 
 async def test_prune_on_disconnects_vanished_nodes_only_those_it_manages() -> None:
@@ -165,16 +159,13 @@ async def test_prune_on_disconnects_vanished_nodes_only_those_it_manages() -> No
     script = Script()
     script.set("a@1", "b@2")
     cluster, events = make(script, membership)
-    await cluster.start()
-    try:
+    async with running(cluster):
         await eventually(lambda: membership.connected == {"a@1", "b@2", "shell@9"})
         script.set("a@1")
         await eventually(lambda: "b@2" not in membership.connected)
         assert [e.node for e in events.of(DisconnectOk)] == ["b@2"]
         assert "shell@9" in membership.connected
         assert cluster.topologies["t"].managed == {"a@1"}
-    finally:
-        await cluster.stop(leave=False)
 
 
 async def test_vanished_node_gets_one_round_to_leave_by_itself() -> None:
@@ -185,8 +176,7 @@ async def test_vanished_node_gets_one_round_to_leave_by_itself() -> None:
     script.set("a@1", "b@2", "c@3")
     cluster, events = make(script, membership)
     topology = cluster.topologies["t"]
-    await cluster.start()
-    try:
+    async with running(cluster):
         await eventually(lambda: membership.connected == {"a@1", "b@2", "c@3"})
         script.set("a@1")
         polls = topology.polls
@@ -198,8 +188,6 @@ async def test_vanished_node_gets_one_round_to_leave_by_itself() -> None:
         assert [e.node for e in events.of(DisconnectOk)] == ["b@2"]
         assert membership.count("disconnect", "c@3") == 0
         assert topology.managed == {"a@1"} and topology.missing == frozenset()
-    finally:
-        await cluster.stop(leave=False)
 
 
 async def test_prune_off_keeps_vanished_nodes() -> None:
@@ -208,15 +196,12 @@ async def test_prune_off_keeps_vanished_nodes() -> None:
     script.set("a@1", "b@2")
     cluster, _ = make(script, membership, prune=False)
     topology = cluster.topologies["t"]
-    await cluster.start()
-    try:
+    async with running(cluster):
         await eventually(lambda: membership.connected == {"a@1", "b@2"})
         script.set()
         await topology.wait_polls(topology.polls + 3)
         assert membership.connected == {"a@1", "b@2"}
         assert membership.count("disconnect") == 0
-    finally:
-        await cluster.stop(leave=False)
 
 
 async def test_draining_nodes_are_neither_connected_nor_pruned() -> None:
@@ -225,8 +210,7 @@ async def test_draining_nodes_are_neither_connected_nor_pruned() -> None:
     script.set("a@1", "b@2")
     cluster, _ = make(script, membership)
     topology = cluster.topologies["t"]
-    await cluster.start()
-    try:
+    async with running(cluster):
         await eventually(lambda: membership.connected == {"a@1", "b@2"})
         script.set("a@1", draining=("b@2", "c@3"))
         membership.connected.discard("a@1")
@@ -237,8 +221,6 @@ async def test_draining_nodes_are_neither_connected_nor_pruned() -> None:
         membership.connected.discard("b@2")
         await topology.wait_polls(topology.polls + 2)
         assert membership.count("connect", "b@2") == 1
-    finally:
-        await cluster.stop(leave=False)
 
 
 async def test_hooks_replace_membership_operations() -> None:
@@ -264,15 +246,12 @@ async def test_hooks_replace_membership_operations() -> None:
     cluster, _ = make(
         script, membership, connect=connect, disconnect=disconnect, list_nodes=list_nodes
     )
-    await cluster.start()
-    try:
+    async with running(cluster):
         await eventually(lambda: fake_connected == {"a@1", "b@2"})
         script.set("b@2")
         await eventually(lambda: ("disconnect", "a@1") in seen)
         assert membership.calls == []
         assert seen.count(("connect", "a@1")) == 1
-    finally:
-        await cluster.stop(leave=False)
 
 
 async def test_crash_is_logged_and_restarted_with_backoff(caplog: pytest.LogCaptureFixture) -> None:
@@ -281,11 +260,8 @@ async def test_crash_is_logged_and_restarted_with_backoff(caplog: pytest.LogCapt
     script.set("a@1")
     cluster, events = make(script, membership)
     with caplog.at_level(logging.ERROR, logger="beamlink.cluster"):
-        await cluster.start()
-        try:
+        async with running(cluster):
             await eventually(lambda: membership.connected == {"a@1"})
-        finally:
-            await cluster.stop(leave=False)
     crashes = events.of(TopologyCrashed)
     assert len(crashes) == 3
     assert crashes[0].restart_in <= crashes[2].restart_in * 2
@@ -299,8 +275,7 @@ async def test_unexpected_discover_exception_restarts_and_keeps_state() -> None:
     script.set("a@1")
     cluster, events = make(script, membership)
     topology = cluster.topologies["t"]
-    await cluster.start()
-    try:
+    async with running(cluster):
         await eventually(lambda: membership.connected == {"a@1"})
         script.answer = ZeroDivisionError("bug")
         await eventually(lambda: len(events.of(TopologyCrashed)) >= 2)
@@ -309,8 +284,6 @@ async def test_unexpected_discover_exception_restarts_and_keeps_state() -> None:
         assert membership.count("disconnect") == 0
         script.set("a@1")
         await eventually(lambda: len(events.of(PollOk)) >= 2)
-    finally:
-        await cluster.stop(leave=False)
 
 
 async def test_connect_exception_is_an_error_event_not_a_crash() -> None:
@@ -322,13 +295,10 @@ async def test_connect_exception_is_an_error_event_not_a_crash() -> None:
     script = Script()
     script.set("a@1")
     cluster, events = make(script, membership)
-    await cluster.start()
-    try:
+    async with running(cluster):
         await eventually(lambda: len(events.of(ConnectError)) >= 2)
         assert "ConnectionRefusedError" in events.of(ConnectError)[0].reason
         assert events.of(TopologyCrashed) == []
-    finally:
-        await cluster.stop(leave=False)
 
 
 async def test_stop_leaves_everyone() -> None:
@@ -354,11 +324,8 @@ async def test_subscriber_failure_does_not_disturb_the_loop() -> None:
         raise RuntimeError("subscriber bug")
 
     cluster.subscribe(broken)
-    await cluster.start()
-    try:
+    async with running(cluster):
         await eventually(lambda: membership.connected == {"a@1"})
-    finally:
-        await cluster.stop(leave=False)
 
 
 async def test_node_not_yet_listed_polls_quickly_until_it_is() -> None:
@@ -370,8 +337,7 @@ async def test_node_not_yet_listed_polls_quickly_until_it_is() -> None:
     script.set("a@1")
     cluster, _ = make(script, membership, interval=600_000)
     topology = cluster.topologies["t"]
-    await cluster.start()
-    try:
+    async with running(cluster):
         await asyncio.wait_for(topology.wait_polls(3), 30)
         gaps = [b - a for a, b in itertools.pairwise(script.discover_times)]
         assert all(0.24 <= gap < 60 for gap in gaps)  # 0.25 s, not 600 s
@@ -380,8 +346,6 @@ async def test_node_not_yet_listed_polls_quickly_until_it_is() -> None:
         polls = topology.polls
         await asyncio.sleep(2.5)
         assert topology.polls == polls
-    finally:
-        await cluster.stop(leave=False)
 
 
 async def test_answers_never_listing_the_node_slow_down_to_the_interval() -> None:
@@ -390,11 +354,8 @@ async def test_answers_never_listing_the_node_slow_down_to_the_interval() -> Non
     script.set("a@1")
     cluster, _ = make(script, membership, interval=1000)
     topology = cluster.topologies["t"]
-    await cluster.start()
-    try:
+    async with running(cluster):
         await asyncio.wait_for(topology.wait_polls(8), 30)
         gaps = [b - a for a, b in itertools.pairwise(script.discover_times)]
         # Every 0.25 s for at most one interval (1 s), then the interval for good.
         assert gaps[0] < 0.75 and all(gap >= 0.95 for gap in gaps[5:])
-    finally:
-        await cluster.stop(leave=False)

@@ -54,13 +54,17 @@ class Cluster:
         self.managers.append(manager)
         return manager, recorder
 
+    async def close(self) -> None:
+        """Close every manager `node` made."""
+        for manager in self.managers:
+            await manager.close()
+
 
 @pytest.fixture
 async def cluster() -> AsyncIterator[Cluster]:
     c = Cluster()
     yield c
-    for manager in c.managers:
-        await manager.close()
+    await c.close()
 
 
 async def handshake_raw(port: int, local: str, peer: str, cookie: str = COOKIE) -> socket.socket:

@@ -8,7 +8,6 @@ import asyncio
 import datetime
 import logging
 import ssl
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,8 +18,10 @@ from beamlink.connection.tls import TlsSession, looks_like_tls
 from beamlink.distribution import control
 from beamlink.etf import Atom, Pid
 from tests.connection.recorder import Recorder
-from tests.connection.test_manager import Cluster
+from tests.connection.test_manager import Cluster, cluster
 from tests.connection.test_watchdog import block_loop
+
+__all__ = ["cluster"]
 
 NODES = ["a@127.0.0.1", "b@127.0.0.1"]
 
@@ -28,14 +29,6 @@ NODES = ["a@127.0.0.1", "b@127.0.0.1"]
 @pytest.fixture(scope="module")
 def certs(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
     return tls_init(tmp_path_factory.mktemp("tls"), NODES)
-
-
-@pytest.fixture
-async def cluster() -> AsyncIterator[Cluster]:
-    c = Cluster()
-    yield c
-    for manager in c.managers:
-        await manager.close()
 
 
 def _variant(certs: TlsFiles, tmp_path: Path, name: str, old: str, new: str) -> Path:

@@ -5,25 +5,22 @@ reuse node names), each in its own directory with its own HOME."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.docs.markdown import run_document
-from tests.support.erlang import epmd_running, free_port, runtime, start_peer
-from tests.support.require import require_tool
+from tests.support.erlang import real_epmd, runtime, start_peer
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md"),
                *(ROOT / "examples").glob("**/README.md")])
 ERL_NODE = "erl@127.0.0.1"
 COOKIE = "secret"
+# The shared EPMD listens on 127.0.0.1-127.0.0.10 (the demo's nodes use 127.0.0.2...).
 EPMD_ADDRESSES = ",".join(f"127.0.0.{n}" for n in range(1, 11))
 
 pytestmark = pytest.mark.timeout(600)
@@ -42,32 +39,11 @@ def doc_env(home: Path, epmd_port: int) -> dict[str, str]:
     return env
 
 
-@contextlib.contextmanager
-def shared_epmd() -> Iterator[int]:
-    """Debian's epmd on a free port of 127.0.0.1-127.0.0.10 (the demo's nodes use 127.0.0.2...),
-    stopped afterwards."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [require_tool("epmd"), "-port", str(port), "-address", EPMD_ADDRESSES],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 10
-        while not epmd_running(port):
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError(f"epmd did not start on port {port}")
-            time.sleep(0.05)
-        yield port
-    finally:
-        proc.kill()
-        proc.wait(10)
-
-
 @pytest.fixture(scope="module")
 def epmd_with_erl() -> Iterator[int]:
     """A private EPMD port with ``erl@127.0.0.1`` registered on it."""
     rt = runtime("otp25")
-    with shared_epmd() as port:
+    with real_epmd(EPMD_ADDRESSES) as port:
         erl = start_peer(rt, ERL_NODE, COOKIE, env={"ERL_EPMD_PORT": str(port)})
         try:
             yield port

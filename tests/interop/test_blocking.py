@@ -34,6 +34,16 @@ async def no_nodedown(erl: Any, node: Any, events: list[Any]) -> None:
     assert [e for e in events if e.kind == "nodedown"] == []
 
 
+async def answers_meanwhile(erl: Any, node: Any, during: str) -> None:
+    """``rpc:call(node, erlang, node, [])`` from ``erl`` answers within 0.5 s ``during`` a
+    long call."""
+    micros, answer = await term(
+        erl, f"timer:tc(fun() -> rpc:call('{node.name}', erlang, node, []) end)"
+    )
+    assert answer == node.name
+    assert micros < 500_000, f"a call during {during} took {micros / 1e6:.3f} s"
+
+
 async def test_a_12s_blocking_rpc_returns_and_other_calls_answer_meanwhile(
     erl_runtime: ErlRuntime, peers: PeerFactory
 ) -> None:
@@ -43,9 +53,7 @@ async def test_a_12s_blocking_rpc_returns_and_other_calls_answer_meanwhile(
             f"Me = self(), spawn(fun() -> Me ! {{slow, rpc:call({py}, time, sleep, [12])}} end)"
         )
         await asyncio.sleep(1.0)  # the slow call is running
-        micros, answer = await term(erl, f"timer:tc(fun() -> rpc:call({py}, erlang, node, []) end)")
-        assert answer == node.name
-        assert micros < 500_000, f"a call during the blocking one took {micros / 1e6:.3f} s"
+        await answers_meanwhile(erl, node, "the blocking one")
         slow = await term(erl, "receive {slow, R} -> R after 30000 -> timeout end", timeout=40)
         assert slow == Atom("undefined")  # time.sleep's None
         await no_nodedown(erl, node, events)
@@ -79,10 +87,8 @@ async def test_a_10s_pure_python_cpu_loop_keeps_the_node_up_and_responsive(
             f"Me = self(), spawn(fun() -> Me ! {{spun, rpc:call({py}, {MODULE}, spin, [10])}} end)"
         )
         await asyncio.sleep(2.0)  # well into the loop
-        micros, answer = await term(erl, f"timer:tc(fun() -> rpc:call({py}, erlang, node, []) end)")
-        assert answer == node.name
         # The GIL is handed over every 5 ms: the loop still answers while a worker spins.
-        assert micros < 500_000, f"a call during the CPU loop took {micros / 1e6:.3f} s"
+        await answers_meanwhile(erl, node, "the CPU loop")
         rounds = await term(erl, "receive {spun, R} -> R after 40000 -> timeout end", timeout=50)
         assert isinstance(rounds, int) and rounds > 0
         await no_nodedown(erl, node, events)

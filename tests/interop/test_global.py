@@ -6,45 +6,24 @@ syncs again after a disconnect and reconnect (with OTP's prevent_overlapping_par
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from beamlink.etf import Atom, Pid, encode
-from beamlink.node import Node, Process
+from beamlink.node import Node
 from beamlink.node.kernel.globalname.vocabulary import pid_order
 from tests.node.interop import COOKIE, start_erl, term
 from tests.support import wait
 from tests.support.erlang import ErlPeer, ErlRuntime, free_port, host_runtime, start_peer
 from tests.support.fixtures import PeerFactory, _epmd_hygiene, erl_runtime, peers
+from tests.support.nodes import idle, python_nodes
 
 pytestmark = pytest.mark.interop
 __all__ = ["_epmd_hygiene", "erl_runtime", "peers"]
 
 SYNC = 20.0  # bound on every global:sync() (it never returned before this module existed)
-
-
-@contextlib.asynccontextmanager
-async def python_nodes(port: int, *names: str, hidden: bool = False) -> AsyncIterator[list[Node]]:
-    nodes: list[Node] = []
-    try:
-        for name in names:
-            nodes.append(
-                await Node.start(
-                    name, COOKIE, epmd_port=port, listen_host="127.0.0.1", hidden=hidden
-                )
-            )
-        yield nodes
-    finally:
-        for node in reversed(nodes):
-            await node.stop()
-
-
-async def idle(proc: Process) -> None:
-    await proc.receive(lambda m: False)
 
 
 async def erl_sync(erl: ErlPeer) -> None:
@@ -62,7 +41,7 @@ async def eventually(peer: ErlPeer, expr: str, expected: str, timeout: float = S
 async def test_sync_and_names_both_ways(erl_runtime: ErlRuntime, peers: PeerFactory) -> None:
     label = erl_runtime.label
     port = free_port()
-    async with python_nodes(port, f"pyg_{label}@127.0.0.1") as (node,):
+    async with python_nodes(COOKIE, port, f"pyg_{label}@127.0.0.1") as (node,):
         erl = await start_erl(peers, erl_runtime, f"erlg_{label}@127.0.0.1", epmd_port=port)
         assert await erl.aeval(f"net_kernel:connect_node('{node.name}')") == "true"
         await erl_sync(erl)
@@ -116,7 +95,7 @@ async def test_sync_and_names_both_ways(erl_runtime: ErlRuntime, peers: PeerFact
 async def test_sync_with_two_python_nodes(erl_runtime: ErlRuntime, peers: PeerFactory) -> None:
     label = erl_runtime.label
     port = free_port()
-    async with python_nodes(port, f"pya_{label}@127.0.0.1", f"pyb_{label}@127.0.0.1") as (a, b):
+    async with python_nodes(COOKIE, port, f"pya_{label}@127.0.0.1", f"pyb_{label}@127.0.0.1") as (a, b):
         erl = await start_erl(peers, erl_runtime, f"erl2g_{label}@127.0.0.1", epmd_port=port)
         for py in (a, b):
             assert await erl.aeval(f"net_kernel:connect_node('{py.name}')") == "true"
@@ -154,7 +133,7 @@ async def test_two_erlang_nodes_and_python_resync_after_reconnect(
 ) -> None:
     label = erl_runtime.label
     port = free_port()
-    async with python_nodes(port, f"pyr_{label}@127.0.0.1") as (node,):
+    async with python_nodes(COOKIE, port, f"pyr_{label}@127.0.0.1") as (node,):
         e1 = await start_erl(peers, erl_runtime, f"e1_{label}@127.0.0.1", epmd_port=port)
         e2 = await start_erl(peers, erl_runtime, f"e2_{label}@127.0.0.1", epmd_port=port)
         assert await e1.aeval(f"net_kernel:connect_node('{e2.name}')") == "true"
@@ -197,7 +176,7 @@ async def test_clash_resolved_when_partitions_merge(
     label = erl_runtime.label
     port = free_port()
     # 'a...' < 'z...': the Erlang node's pid wins, random_exit_name kills the Python one
-    async with python_nodes(port, f"zpy_{label}@127.0.0.1") as (node,):
+    async with python_nodes(COOKIE, port, f"zpy_{label}@127.0.0.1") as (node,):
         erl = await start_erl(peers, erl_runtime, f"aerl_{label}@127.0.0.1", epmd_port=port)
         await erl.aeval("W = spawn(fun() -> receive _ -> ok end end)")
         assert await erl.aeval("global:register_name(clash, W)") == "yes"
@@ -218,7 +197,8 @@ async def test_clash_resolved_when_partitions_merge(
 async def test_hidden_python_node_is_left_out(erl_runtime: ErlRuntime, peers: PeerFactory) -> None:
     label = erl_runtime.label
     port = free_port()
-    async with python_nodes(port, f"pyh_{label}@127.0.0.1", hidden=True) as (node,):
+    name = f"pyh_{label}@127.0.0.1"
+    async with python_nodes(COOKIE, port, name, hidden=[name]) as (node,):
         erl = await start_erl(peers, erl_runtime, f"erlh_{label}@127.0.0.1", epmd_port=port)
         assert await erl.aeval(f"net_kernel:connect_node('{node.name}')") == "true"
         assert await term(erl, "nodes()") == []
@@ -229,7 +209,7 @@ async def test_hidden_python_node_is_left_out(erl_runtime: ErlRuntime, peers: Pe
 async def test_elixir_global(erl_runtime: ErlRuntime, peers: PeerFactory) -> None:
     label = erl_runtime.label
     port = free_port()
-    async with python_nodes(port, f"pyex_{label}@127.0.0.1") as (node,):
+    async with python_nodes(COOKIE, port, f"pyex_{label}@127.0.0.1") as (node,):
         ex = await start_erl(
             peers, erl_runtime, f"ex_{label}@127.0.0.1", epmd_port=port, elixir=True
         )

@@ -6,9 +6,7 @@ come and go, and a partition that heals."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,30 +17,13 @@ from tests.node.interop import COOKIE, start_erl, term
 from tests.support import wait
 from tests.support.erlang import ErlPeer, ErlRuntime, free_port
 from tests.support.fixtures import PeerFactory, _epmd_hygiene, erl_runtime, peers
+from tests.support.nodes import idle, python_nodes
 
 pytestmark = pytest.mark.interop
 __all__ = ["_epmd_hygiene", "erl_runtime", "peers"]
 
 JOBS = Atom("jobs")
 CONVERGE = 30.0
-
-
-@contextlib.asynccontextmanager
-async def python_nodes(port: int, *names: str) -> AsyncIterator[list[Node]]:
-    nodes: list[Node] = []
-    try:
-        for name in names:
-            nodes.append(
-                await Node.start(name, COOKIE, epmd_port=port, listen_host="127.0.0.1")
-            )
-        yield nodes
-    finally:
-        for node in reversed(nodes):
-            await node.stop()
-
-
-async def idle(proc: Process) -> None:
-    await proc.receive(lambda m: False)
 
 
 async def start_pg_peer(peers: PeerFactory, rt: ErlRuntime, name: str, port: int, **kw: Any) -> ErlPeer:
@@ -82,7 +63,7 @@ async def test_membership_both_ways_and_monitors(
 ) -> None:
     label = erl_runtime.label
     port = free_port()
-    async with python_nodes(port, f"pypg_{label}@127.0.0.1") as (node,):
+    async with python_nodes(COOKIE, port, f"pypg_{label}@127.0.0.1") as (node,):
         node.pg  # noqa: B018 -- start the default scope before the Erlang node connects
         erl = await start_pg_peer(peers, erl_runtime, f"erlpg_{label}@127.0.0.1", port)
         await erl.aeval("{MRef, []} = pg:monitor(jobs), {SRef, _} = pg:monitor_scope()")
@@ -149,7 +130,7 @@ async def test_membership_both_ways_and_monitors(
 async def test_node_stop_and_sigkill(erl_runtime: ErlRuntime, peers: PeerFactory, how: str) -> None:
     label = erl_runtime.label
     port = free_port()
-    async with python_nodes(port, f"pyd_{how}_{label}@127.0.0.1") as (node,):
+    async with python_nodes(COOKIE, port, f"pyd_{how}_{label}@127.0.0.1") as (node,):
         node.pg  # noqa: B018
         erl = await start_pg_peer(peers, erl_runtime, f"erld_{how}_{label}@127.0.0.1", port)
         assert await erl.aeval(f"net_kernel:connect_node('{node.name}')") == "true"
@@ -173,7 +154,7 @@ async def test_node_stop_and_sigkill(erl_runtime: ErlRuntime, peers: PeerFactory
 async def test_partition_heals(erl_runtime: ErlRuntime, peers: PeerFactory) -> None:
     label = erl_runtime.label
     port = free_port()
-    async with python_nodes(port, f"pyp_{label}@127.0.0.1") as (node,):
+    async with python_nodes(COOKIE, port, f"pyp_{label}@127.0.0.1") as (node,):
         node.pg  # noqa: B018
         erl = await start_pg_peer(peers, erl_runtime, f"erlp_{label}@127.0.0.1", port)
         assert await erl.aeval(f"net_kernel:connect_node('{node.name}')") == "true"
@@ -202,7 +183,7 @@ async def test_churn(erl_runtime: ErlRuntime, peers: PeerFactory) -> None:
     label = erl_runtime.label
     port = free_port()
     rng = random.Random(15)
-    async with python_nodes(port, f"pyc_{label}@127.0.0.1") as (py,):
+    async with python_nodes(COOKIE, port, f"pyc_{label}@127.0.0.1") as (py,):
         py.pg  # noqa: B018
         erl = await start_pg_peer(peers, erl_runtime, f"erlc_{label}@127.0.0.1", port)
         assert await erl.aeval(f"net_kernel:connect_node('{py.name}')") == "true"
@@ -215,7 +196,7 @@ async def test_churn(erl_runtime: ErlRuntime, peers: PeerFactory) -> None:
         )
         mine: list[Process] = []
         for round_ in range(3):
-            async with python_nodes(port, f"pyc{round_}_{label}@127.0.0.1") as (guest,):
+            async with python_nodes(COOKIE, port, f"pyc{round_}_{label}@127.0.0.1") as (guest,):
                 guest.pg.join(JOBS, [guest.spawn(idle) for _ in range(3)])
                 assert await guest.connect(erl.name)
                 erl2 = await start_pg_peer(
@@ -257,7 +238,7 @@ async def test_elixir_named_scope(erl_runtime: ErlRuntime, peers: PeerFactory) -
     sends to the members it lists."""
     label = erl_runtime.label
     port = free_port()
-    async with python_nodes(port, f"pyex_{label}@127.0.0.1") as (node,):
+    async with python_nodes(COOKIE, port, f"pyex_{label}@127.0.0.1") as (node,):
         scope = node.pg_scope("Elixir.MyApp.Workers")
         ex = await start_erl(
             peers, erl_runtime, f"expg_{label}@127.0.0.1", epmd_port=port, elixir=True

@@ -5,9 +5,8 @@ registration, cleanup on process exit and node loss, clash resolution when parti
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
-from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from beamlink.etf import Atom, Export, Pid
-from beamlink.node import Node, Process, UnknownName
+from beamlink.node import Node, UnknownName
 from beamlink.node.genserver import GEN_CALL, GEN_CAST
 from beamlink.node.kernel.globalname.resolve import resolve_method
 from beamlink.node.kernel.globalname.vocabulary import (
@@ -28,35 +27,21 @@ from beamlink.node.kernel.globalname.vocabulary import (
 )
 from tests.support import wait
 from tests.support.erlang import free_port
+from tests.support.nodes import idle, python_nodes
 
 COOKIE = "globaltest"
 SYNC_TIMEOUT = 20.0
 
 
-@contextlib.asynccontextmanager
-async def cluster(*names: str, hidden: tuple[str, ...] = ()) -> AsyncIterator[list[Node]]:
-    """Python nodes sharing one (embedded) EPMD port; all stopped at the end."""
-    port = free_port()
-    nodes: list[Node] = []
-    try:
-        for name in names:
-            nodes.append(
-                await Node.start(
-                    f"{name}@127.0.0.1",
-                    COOKIE,
-                    epmd_port=port,
-                    listen_host="127.0.0.1",
-                    hidden=name in hidden,
-                )
-            )
-        yield nodes
-    finally:
-        for node in reversed(nodes):
-            await node.stop()
-
-
-async def idle(proc: Process) -> None:
-    await proc.receive(lambda m: False)
+def cluster(*names: str, hidden: tuple[str, ...] = ()) -> AbstractAsyncContextManager[list[Node]]:
+    """Python nodes ``<name>@127.0.0.1`` (those in ``hidden`` hidden) sharing one (embedded) EPMD
+    port; all stopped at the end."""
+    return python_nodes(
+        COOKIE,
+        free_port(),
+        *(f"{name}@127.0.0.1" for name in names),
+        hidden=[f"{name}@127.0.0.1" for name in hidden],
+    )
 
 
 async def eventually(check: Any, timeout: float = SYNC_TIMEOUT) -> None:

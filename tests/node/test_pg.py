@@ -3,8 +3,7 @@ a crash, a node stop, a disconnect that heals, named scopes and a scope that sur
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
@@ -14,31 +13,15 @@ from beamlink.node import Node, Process
 from beamlink.node.kernel.pg import PgEvent
 from tests.support import wait
 from tests.support.erlang import free_port
+from tests.support.nodes import idle, python_nodes
 
 COOKIE = "pgtest"
 JOBS = Atom("jobs")
 
 
-@contextlib.asynccontextmanager
-async def cluster(*names: str) -> AsyncIterator[list[Node]]:
-    """Python nodes sharing one (embedded) EPMD port; all stopped at the end."""
-    port = free_port()
-    nodes: list[Node] = []
-    try:
-        for name in names:
-            nodes.append(
-                await Node.start(
-                    f"{name}@127.0.0.1", COOKIE, epmd_port=port, listen_host="127.0.0.1"
-                )
-            )
-        yield nodes
-    finally:
-        for node in reversed(nodes):
-            await node.stop()
-
-
-async def idle(proc: Process) -> None:
-    await proc.receive(lambda m: False)
+def cluster(*names: str) -> AbstractAsyncContextManager[list[Node]]:
+    """Python nodes ``<name>@127.0.0.1`` sharing one (embedded) EPMD port; all stopped at the end."""
+    return python_nodes(COOKIE, free_port(), *(f"{name}@127.0.0.1" for name in names))
 
 
 def members(node: Node, group: Any = JOBS, scope: str | None = None) -> list[Pid]:

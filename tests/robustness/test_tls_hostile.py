@@ -55,8 +55,7 @@ async def setup(certs: TlsFiles) -> AsyncIterator[Setup]:
     try:
         yield Setup(target, cluster.ports[TARGET], honest, honest_rec, target_rec, tls)
     finally:
-        for manager in cluster.managers:
-            await manager.close()
+        await cluster.close()
 
 
 async def honest_traffic(s: Setup, count: int = 20) -> None:

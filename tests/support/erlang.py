@@ -350,13 +350,14 @@ def epmd_running(port: int = 4369) -> bool:
 
 
 @contextlib.contextmanager
-def epmd_process() -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
-    """Debian's ``epmd`` started on a free port of 127.0.0.1 (foreground, killed after the
-    block); yields ``(port, process)`` at once, before it listens."""
+def epmd_process(address: str = "127.0.0.1") -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """Debian's ``epmd`` started on a free port of ``address`` (epmd's ``-address``: one or more,
+    comma-separated; foreground, killed after the block); yields ``(port, process)`` at once,
+    before it listens."""
     binary = require_tool("epmd")
     port = free_port()
     proc = subprocess.Popen(
-        [binary, "-port", str(port), "-address", "127.0.0.1"],
+        [binary, "-port", str(port), "-address", address],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -368,10 +369,10 @@ def epmd_process() -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
 
 
 @contextlib.contextmanager
-def real_epmd() -> Iterator[int]:
+def real_epmd(address: str = "127.0.0.1") -> Iterator[int]:
     """``epmd_process`` once it listens; yields the port. This waits blocking: enter it before
     any node runs in the caller's event loop (async code awaits the port instead)."""
-    with epmd_process() as (port, proc):
+    with epmd_process(address) as (port, proc):
         deadline = time.monotonic() + 10
         while not epmd_running(port):
             if time.monotonic() > deadline or proc.poll() is not None:

@@ -139,7 +139,12 @@ class TopologyConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class DnsOptions(TopologyConfig):
-    """DNS resolver options shared by the DNS strategies."""
+    """DNS resolver options shared by the DNS strategies, and the checks of their name keys:
+    each of ``required_keys`` must not be empty, and ``basename_key`` names the key that holds
+    the node name part before ``@`` of every node found."""
+
+    required_keys: ClassVar[tuple[str, ...]] = ()
+    basename_key: ClassVar[str] = ""
 
     nameservers: tuple[str, ...] = ()
     dns_timeout: int = 2000
@@ -149,6 +154,11 @@ class DnsOptions(TopologyConfig):
         _require(self.dns_timeout > 0, "dns_timeout", "must be > 0 (milliseconds)")
         for server in self.nameservers:
             _check_host_port("nameservers", server, 53)
+        for key in self.required_keys:
+            _require(bool(getattr(self, key)), key, "must not be empty")
+        if self.basename_key:
+            basename = getattr(self, self.basename_key)
+            _require(_valid_basename(basename), self.basename_key, "must be a node name part")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -157,14 +167,11 @@ class DnsPollConfig(DnsOptions):
 
     strategy: ClassVar[str] = "dns_poll"
     implementation: ClassVar[str] = "beamlink.cluster.strategies.dns:DnsPollStrategy"
+    required_keys: ClassVar[tuple[str, ...]] = ("query",)
+    basename_key: ClassVar[str] = "node_basename"
 
     query: str
     node_basename: str
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _require(bool(self.query), "query", "must not be empty")
-        _require(_valid_basename(self.node_basename), "node_basename", "must be a node name part")
 
     def dns_listing(self) -> DnsListing:
         return DnsListing(self.query, self.nameservers, self.dns_timeout)
@@ -176,16 +183,11 @@ class KubernetesDnsConfig(DnsOptions):
 
     strategy: ClassVar[str] = "kubernetes_dns"
     implementation: ClassVar[str] = "beamlink.cluster.strategies.dns:KubernetesDnsStrategy"
+    required_keys: ClassVar[tuple[str, ...]] = ("service",)
+    basename_key: ClassVar[str] = "application_name"
 
     service: str
     application_name: str
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _require(bool(self.service), "service", "must not be empty")
-        _require(
-            _valid_basename(self.application_name), "application_name", "must be a node name part"
-        )
 
     def dns_listing(self) -> DnsListing:
         return DnsListing(self.service, self.nameservers, self.dns_timeout)
@@ -197,19 +199,13 @@ class KubernetesDnsSrvConfig(DnsOptions):
 
     strategy: ClassVar[str] = "kubernetes_dnssrv"
     implementation: ClassVar[str] = "beamlink.cluster.strategies.dns:KubernetesDnsSrvStrategy"
+    required_keys: ClassVar[tuple[str, ...]] = ("service", "namespace")
+    basename_key: ClassVar[str] = "application_name"
 
     service: str
     namespace: str
     application_name: str
     cluster_domain: str = "cluster.local"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _require(bool(self.service), "service", "must not be empty")
-        _require(bool(self.namespace), "namespace", "must not be empty")
-        _require(
-            _valid_basename(self.application_name), "application_name", "must be a node name part"
-        )
 
     @property
     def query(self) -> str:

@@ -58,6 +58,18 @@ class NodeCollector(Collector):
     def _name(self, name: str) -> str:
         return f"{self.prefix}_{name}"
 
+    def _gauge(self, name: str, help_: str, value: float) -> GaugeMetricFamily:
+        """A gauge with one unlabelled sample."""
+        gauge = GaugeMetricFamily(self._name(name), help_)
+        gauge.add_metric([], value)
+        return gauge
+
+    def _counter(self, name: str, help_: str, value: float) -> CounterMetricFamily:
+        """A counter with one unlabelled sample."""
+        counter = CounterMetricFamily(self._name(name), help_)
+        counter.add_metric([], value)
+        return counter
+
     def _node(self) -> Iterator[Metric]:
         node = self.node
         info = InfoMetricFamily(self._name("node"), "This node: name, beamlink version, hidden.")
@@ -66,11 +78,9 @@ class NodeCollector(Collector):
             {"name": str(node.name), "version": __version__, "hidden": str(node.hidden).lower()},
         )
         yield info
-        creation = GaugeMetricFamily(
-            self._name("node_creation"), "The creation in this node's pids and references."
+        yield self._gauge(
+            "node_creation", "The creation in this node's pids and references.", node.creation
         )
-        creation.add_metric([], node.creation)
-        yield creation
 
     def _connections(self) -> Iterator[Metric]:
         manager = self.node.manager
@@ -126,11 +136,9 @@ class NodeCollector(Collector):
             ("frames_in", "received_frames", "Distribution messages received"),
             ("frames_out", "sent_frames", "Distribution messages sent"),
         ):
-            family = CounterMetricFamily(
-                self._name(f"dist_{name}"), f"{what} (all connections, ever)."
+            yield self._counter(
+                f"dist_{name}", f"{what} (all connections, ever).", getattr(totals, field)
             )
-            family.add_metric([], getattr(totals, field))
-            yield family
             per_peer = CounterMetricFamily(
                 self._name(f"dist_peer_{name}"),
                 f"{what}, per connected peer (its current connection).",
@@ -151,12 +159,11 @@ class NodeCollector(Collector):
         delivered.add_metric(["remote"], node.delivered_remote)
         delivered.add_metric(["local"], node.delivered_local)
         yield delivered
-        dropped = CounterMetricFamily(
-            self._name("messages_dropped"),
+        yield self._counter(
+            "messages_dropped",
             "Messages to a local pid, name or alias that does not exist.",
+            node.dropped,
         )
-        dropped.add_metric([], node.dropped)
-        yield dropped
         depths = [len(proc.mailbox) for proc in processes]
         for name, help_, value in (
             ("processes", "Live processes.", len(processes)),
@@ -165,9 +172,7 @@ class NodeCollector(Collector):
             ("mailbox_messages", "Messages queued in all mailboxes.", sum(depths)),
             ("global_names", "Names in the global name table.", len(node.global_server.names)),
         ):
-            gauge = GaugeMetricFamily(self._name(name), help_)
-            gauge.add_metric([], value)
-            yield gauge
+            yield self._gauge(name, help_, value)
 
     def _rpc(self) -> Iterator[Metric]:
         calls = CounterMetricFamily(
@@ -193,20 +198,16 @@ class NodeCollector(Collector):
                 int(embedded is not None and embedded.serving),
             ),
         ):
-            gauge = GaugeMetricFamily(self._name(name), help_)
-            gauge.add_metric([], value)
-            yield gauge
+            yield self._gauge(name, help_, value)
         if creation is not None:
-            gauge = GaugeMetricFamily(
-                self._name("epmd_creation"), "The creation of the current EPMD registration."
+            yield self._gauge(
+                "epmd_creation", "The creation of the current EPMD registration.", creation
             )
-            gauge.add_metric([], creation)
-            yield gauge
-        again = CounterMetricFamily(
-            self._name("epmd_reregistrations"), "Registrations after EPMD dropped the node."
+        yield self._counter(
+            "epmd_reregistrations",
+            "Registrations after EPMD dropped the node.",
+            self.node.epmd_reregistrations,
         )
-        again.add_metric([], self.node.epmd_reregistrations)
-        yield again
 
 
     def _workers(self) -> Iterator[Metric]:
@@ -220,14 +221,12 @@ class NodeCollector(Collector):
                 executor.busy,
             ),
         ):
-            gauge = GaugeMetricFamily(self._name(name), help_)
-            gauge.add_metric([], value)
-            yield gauge
-        done = CounterMetricFamily(
-            self._name("worker_calls"), "Synchronous calls that finished in the worker pool."
+            yield self._gauge(name, help_, value)
+        yield self._counter(
+            "worker_calls",
+            "Synchronous calls that finished in the worker pool.",
+            executor.completed,
         )
-        done.add_metric([], executor.completed)
-        yield done
 
     def _event_loop(self) -> Iterator[Metric]:
         watchdog = self.node.manager.watchdog
@@ -249,9 +248,7 @@ class NodeCollector(Collector):
                 watchdog.threshold,
             ),
         ):
-            gauge = GaugeMetricFamily(self._name(name), help_)
-            gauge.add_metric([], value)
-            yield gauge
+            yield self._gauge(name, help_, value)
         for name, help_, value in (
             ("event_loop_stalls", "Event loop lags at or above the stall threshold.", stats.stalls),
             (
@@ -260,6 +257,4 @@ class NodeCollector(Collector):
                 stats.ticks,
             ),
         ):
-            counter = CounterMetricFamily(self._name(name), help_)
-            counter.add_metric([], value)
-            yield counter
+            yield self._counter(name, help_, value)

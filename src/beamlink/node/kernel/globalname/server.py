@@ -85,7 +85,6 @@ from beamlink.node.kernel.globalname.vocabulary import (
     UNREGISTER,
     UNUSED,
     VSN,
-    WAIT_LOCK_IS_SET,
     WHEREIS,
     is_atom,
     key,
@@ -532,7 +531,7 @@ class GlobalServer:
         )
         session.lock_id = lock_id
         waiting = session.wait_lock
-        session.wait_lock = WAIT_LOCK_IS_SET
+        session.wait_lock = LOCK_IS_SET
         if type(waiting) is tuple:
             self._exchange(node, waiting[1])
 
@@ -545,7 +544,7 @@ class GlobalServer:
     def _exchange(self, node: Atom, name_list: Any) -> None:
         session = self._session(node)
         waiting, session.wait_lock = session.wait_lock, None
-        if waiting == WAIT_LOCK_IS_SET:
+        if waiting == LOCK_IS_SET:
             resolver = self.resolvers.get(node)
             if resolver is not None:
                 resolver[1].mailbox.put((RESOLVE, name_list, node))

@@ -61,7 +61,6 @@ ASYNC_DEL_LOCK: Final = Atom("async_del_lock")
 NONE: Final = Atom("none")
 GLOBAL_NAME_CONFLICT: Final = Atom("global_name_conflict")
 NONODE: Final = Atom("nonode@nohost")
-WAIT_LOCK_IS_SET: Final = Atom("lock_is_set")
 
 # Conflict resolution functions of global.erl that a Python node can run itself.
 RANDOM_EXIT_NAME: Final = Atom("random_exit_name")
