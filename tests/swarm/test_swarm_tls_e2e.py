@@ -5,7 +5,8 @@ header of ``stack-tls.yml`` shows.
 
 The replicas cluster over TLS while scaled 2 -> 3; an Elixir node started in the overlay with
 ``-proto_dist inet_tls -ssl_dist_optfile /run/secrets/beamlink_dist_optfile`` (the same secrets,
-mounted into a service) and the replicas list each other both ways; a plain-TCP Elixir node and a
+mounted into a service) and the replicas list each other both ways, and ``beamlink ping`` from a
+replica's container dials it over TLS; a plain-TCP Elixir node and a
 plain-TCP ``beamlink nodes`` are refused; ``docker stack rm`` leaves nothing behind. Every
 observation is made from inside the containers (``docker exec``); ``beamlink nodes`` there reads
 the optfile from the replica's own ``BEAMLINK_SSL_DIST_OPTFILE``.
@@ -158,6 +159,10 @@ def test_tls_swarm_cluster_with_elixir(
             seen = wait_node_lists(full_mesh(three, frozenset({probe.name})),
                                    "every replica listing the TLS Elixir node")
             timings.record("Elixir TLS service created -> in every node list", seen - joining)
+            # Python dialling Elixir over TLS too: a control node in a replica's container.
+            ping = container_exec(three[0].container, "beamlink", "ping", probe.name,
+                                  check=False, timeout=60)
+            assert ping.returncode == 0, ping.stderr
 
             plain = elixir_node(box, "plain", cookie_secret.value, tls=False)
             try:
