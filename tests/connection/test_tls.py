@@ -182,6 +182,10 @@ def test_unknown_option_names_the_option_and_the_file(tmp_path: Path, certs: Tls
     ("[{server, [{versions, ['tlsv1.1']}]}, {client, []}].", "'tlsv1.1' is not supported"),
     ("[{server, [{customize_hostname_check, [{match_fun, x}]}]}, {client, []}].",
      "server option 'customize_hostname_check' is not supported"),
+    ("[{server, []}, {client, [{customize_hostname_check, [{match_fun, fun(_, _) -> false end}]}]}].",
+     "only [] or [{match_fun, fun(_, _) -> true end}]"),
+    ("[{server, []}, {client, [{customize_hostname_check, [{match_fun, fun(A, B) -> A end}]}]}].",
+     "unexpected 'A'"),
 ])
 def test_bad_optfiles_say_what_is_wrong(tmp_path: Path, text: str, words: str) -> None:
     path = tmp_path / "opt.conf"
@@ -247,6 +251,24 @@ async def test_sni_disable_skips_the_name_check(
     relaxed.write_text(text[:client_at] + text[client_at:].replace(
         "{verify, verify_peer}", "{verify, verify_peer}, {server_name_indication, disable}"))
     a, _ = await cluster.node("a@127.0.0.1", tls=load_optfile(relaxed))
+    await cluster.node("b@127.0.0.1", tls=bad)
+    assert await a.connect("b@127.0.0.1")
+
+
+async def test_match_any_fun_skips_the_name_check(
+    cluster: Cluster, certs: TlsFiles, tmp_path: Path
+) -> None:
+    bad = load_optfile(_bad_optfile(certs, tmp_path, "wrong_name"))
+    text = certs.optfile.read_text()
+    client_at = text.index("{client")
+    relaxed = tmp_path / "match_any.conf"
+    relaxed.write_text(text[:client_at] + text[client_at:].replace(
+        "{verify, verify_peer}",
+        "{verify, verify_peer},\n    {customize_hostname_check, [{match_fun, fun(_, _) -> true end}]}"))
+    config = load_optfile(relaxed)
+    assert not config.client.check_hostname
+    assert config.client.verify_mode == ssl.CERT_REQUIRED  # still authenticated by the CA
+    a, _ = await cluster.node("a@127.0.0.1", tls=config)
     await cluster.node("b@127.0.0.1", tls=bad)
     assert await a.connect("b@127.0.0.1")
 

@@ -5,6 +5,7 @@ points BEAMLINK_SSL_DIST_OPTFILE at the mounted Secret."""
 from __future__ import annotations
 
 import re
+import ssl
 from pathlib import Path
 
 import yaml
@@ -35,8 +36,8 @@ def test_swarm_optfile_loads_with_real_certificates(tmp_path: Path) -> None:
     path = tmp_path / "swarm.conf"
     path.write_text(text)
     config = load_optfile(path)
-    assert config.server_name is False  # task IPs are not in the certificate
-    assert not config.client.check_hostname
+    assert not config.client.check_hostname  # task IPs are not in the certificate
+    assert config.client.verify_mode == ssl.CERT_REQUIRED  # the cluster CA still is checked
 
 
 def test_kubernetes_patch_points_at_the_mounted_secret() -> None:

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from beamlink.etf import Atom, Charlist, ImproperList, decode, encode
-from beamlink.etf.text import MAX_DEPTH, TermSyntaxError, parse_term
+from beamlink.etf.text import MAX_DEPTH, ConstantFun, TermSyntaxError, parse_term
 from tests.support.require import require_tool
 
 _UNQUOTED = st.from_regex(r"[a-z][a-zA-Z0-9_@]{0,12}", fullmatch=True).filter(
@@ -128,7 +128,13 @@ def test_examples(text: str, value: Any) -> None:
     ("[a,\n b c].", (2, 4), "expected ','"),
     ("X.", (1, 1), "unexpected 'X'"),
     ("os:cmd(\"rm\").", (1, 3), "expected '.'"),
-    ("fun.", (1, 1), "keyword"),
+    ("fun.", (1, 4), r"expected '\(' after 'fun'"),
+    ("end.", (1, 1), "keyword"),
+    ("fun(x) -> a end.", (1, 5), "expected a variable"),
+    ("fun(X) -> X end.", (1, 11), "unexpected 'X'"),
+    ("fun(X, X) -> a end.", (1, 8), "repeated"),
+    ("fun(_) -> a.", (1, 12), "expected 'end'"),
+    ("fun lists:map/2.", (1, 5), r"expected '\('"),
     ("#{a => 1}.", (1, 1), "unexpected '#'"),
     ("[a]", (1, 4), "expected '.'"),
     ("a. b.", (1, 4), "more than one term"),
@@ -140,6 +146,20 @@ def test_errors_say_where(text: str, where: tuple[int, int], words: str) -> None
     with pytest.raises(TermSyntaxError, match=words) as info:
         parse_term(text)
     assert (info.value.line, info.value.column) == where
+
+
+@given(terms, st.lists(st.sampled_from(["_", "_Name", "X", "Cert", "Y2"]), max_size=4,
+                       unique_by=lambda v: v if v != "_" else object()),
+       st.sampled_from(["", " ", "\n  ", " % note\n "]))
+def test_constant_funs_read_back(term: Any, names: list[str], spacing: str) -> None:
+    """``fun(Vars) -> Term end`` (any arity, blanks and comments anywhere) reads as a
+    `ConstantFun`; its body is only ever read as a term, never run."""
+    text = (f"fun{spacing}({spacing}{(',' + spacing).join(names)}{spacing}){spacing}->"
+            f"{spacing}{render(term, spacing)}{spacing}end{spacing}.")
+    fun = parse_term(text)
+    assert isinstance(fun, ConstantFun)
+    assert fun.arity == len(names)
+    assert _normal(fun.value) == _normal(term)
 
 
 def test_deep_nesting_is_an_error_not_a_crash() -> None:

@@ -214,6 +214,39 @@ async def test_bad_certificates_fail_on_both_sides(
                 assert words.replace("server", "client") in caplog.text or "TLS" in caplog.text
 
 
+MATCH_ANY = "{customize_hostname_check, [{match_fun, fun(_, _) -> true end}]}"
+
+
+async def test_match_any_fun_authenticates_by_ca_alone_both_ways(
+    tls_runtime: ErlRuntime, peers: PeerFactory
+) -> None:
+    """The Swarm optfile's way of turning the host name check off (node names are task IPs the
+    certificate cannot know), which OTP 25 honours too: both nodes hold a certificate for another
+    name and still connect in both directions."""
+    label = tls_runtime.label
+    with shared_dir(tls_runtime) as d:
+        files = tls_init(d, ["py@elsewhere.example"])
+        text = files.optfile.read_text()
+        client_at = text.index("{client")
+        optfile = d / "match_any.conf"
+        optfile.write_text(text[:client_at] + text[client_at:].replace(
+            "{verify, verify_peer}", "{verify, verify_peer}, " + MATCH_ANY))
+        epmd = free_port()
+        async with Node.start(
+            f"py_any_{label}@127.0.0.1", COOKIE, epmd_port=epmd, listen_host="127.0.0.1",
+            tls=load_optfile(optfile),
+        ) as node:
+            erl = await start_erl(peers, tls_runtime, f"erl_any_{label}@127.0.0.1",
+                                  epmd_port=epmd, extra_args=tls_args(optfile))
+            assert await erl.aeval(f"net_adm:ping('{node.name}')") == "pong"
+            assert await erl.aeval(f"erlang:disconnect_node('{node.name}')") == "true"
+            for _ in range(100):
+                if not node.nodes():
+                    break
+                await asyncio.sleep(0.05)
+            assert await node.ping(erl.name)
+
+
 def _ca(d: Path) -> tuple[object, object]:
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization

@@ -258,10 +258,12 @@ class Secret:
     value: str
 
 
-def create_secret(prefix: str = "beamlink_test") -> Secret:
-    """A swarm secret with a random alphanumeric value (a cookie)."""
+def create_secret(prefix: str = "beamlink_test", value: str | None = None) -> Secret:
+    """A swarm secret with a unique name holding ``value`` (default: a random alphanumeric
+    value, a cookie)."""
     name = f"{prefix}_{secrets.token_hex(4)}"
-    value = secrets.token_hex(16)
+    if value is None:
+        value = secrets.token_hex(16)
     docker("secret", "create", name, "-", input=value)
     return Secret(name, value)
 
@@ -516,6 +518,32 @@ def detached_container(
         yield name
     finally:
         docker("rm", "--force", name, check=False, timeout=60)
+
+
+@contextlib.contextmanager
+def swarm_service(
+    image: str, *args: str, network: str, options: tuple[str, ...] = (), timeout: float = 90.0
+) -> Iterator[Task]:
+    """A one-replica service ``image args`` on ``network`` (``options`` go to ``docker service
+    create``, e.g. ``--secret``), for a container that needs what only services get (secrets).
+    Yields its running task; the service is removed afterwards, and its container waited for."""
+    name = unique_stack_name("bls")
+    docker("service", "create", "--detach", "--name", name, "--network", network,
+           "--restart-condition", "none", "--stop-signal", "SIGKILL", *options, image, *args,
+           timeout=60)
+    label = f"label=com.docker.swarm.service.name={name}"
+    try:
+        def started() -> Task | None:
+            tasks = running_tasks(name, network)
+            return tasks[0] if tasks else None
+
+        yield wait_until(started, timeout=timeout, what=f"the task of service {name}")
+    finally:
+        docker("service", "rm", name, check=False, timeout=60)
+        wait_until(
+            lambda: not docker_out("ps", "--all", "--quiet", "--filter", label),
+            timeout=timeout, what=f"the container of service {name} to be gone", interval=0.5,
+        )
 
 
 def container_address(container: str, network: str) -> str:

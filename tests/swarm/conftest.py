@@ -1,4 +1,9 @@
-"""Fixtures of the Swarm suites: the Docker harness of ``tests/support/docker.py``."""
+"""Fixtures of the Swarm suites: the Docker harness of ``tests/support/docker.py`` and the
+timings the end-to-end tests print."""
+
+from collections.abc import Iterator
+
+import pytest
 
 from tests.support.docker import (
     base_images,
@@ -10,6 +15,7 @@ from tests.support.docker import (
     python_base_image,
     swarm,
 )
+from tests.swarm.mesh import Timings
 
 __all__ = [
     "base_images",
@@ -21,3 +27,12 @@ __all__ = [
     "python_base_image",
     "swarm",
 ]
+
+
+@pytest.fixture
+def timings(request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]) -> Iterator[Timings]:
+    """Collects timings and prints them (uncaptured) when the test ends, pass or fail."""
+    collected = Timings(request.node.name)
+    yield collected
+    with capsys.disabled():
+        print("\n" + collected.report())

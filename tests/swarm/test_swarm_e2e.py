@@ -12,17 +12,13 @@ waits generously, so a slow machine does not fail the suite.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from beamlink.cluster.schema import load_config
 from tests.support.docker import (
     STACK_FILE,
-    TOPOLOGY_FILE,
     ContainerErlRuntime,
     ContainerEvents,
     Secret,
@@ -30,84 +26,27 @@ from tests.support.docker import (
     Task,
     container_address,
     container_events,
-    container_exec,
     detached_container,
     docker,
     wait_until,
 )
 from tests.support.erlang import ErlPeer, start_peer
+from tests.swarm.mesh import (
+    CONVERGE_TIMEOUT,
+    POLLING_INTERVAL,
+    TASKS_TIMEOUT,
+    Timings,
+    atoms,
+    full_mesh,
+    node_name,
+    wait_node_lists,
+)
 
 pytestmark = [pytest.mark.swarm, pytest.mark.timeout(900)]
 
-POLLING_INTERVAL = load_config(TOPOLOGY_FILE).topologies["swarm"].polling_interval / 1000
 JOIN_TARGET = POLLING_INTERVAL + 1.0
 LEAVE_TARGET = 1.0
 KILL_TARGET = POLLING_INTERVAL + 2.0
-# Generous bounds against hangs, never speed assertions.
-TASKS_TIMEOUT = 90.0
-CONVERGE_TIMEOUT = 4 * POLLING_INTERVAL + 30.0
-BASENAME = "cluster_demo"
-
-
-def node_name(task: Task) -> str:
-    """The node name a replica gets from ``cluster_demo@auto``: its task address."""
-    return f"{BASENAME}@{task.address}"
-
-
-def listed_nodes(task: Task) -> set[str] | None:
-    """``beamlink nodes`` of the replica, run inside its container (None when it fails)."""
-    proc = container_exec(
-        task.container, "beamlink", "nodes", node_name(task), check=False, timeout=30
-    )
-    return set(proc.stdout.split()) if proc.returncode == 0 else None
-
-
-def wait_node_lists(
-    expected: dict[Task, set[str]], what: str, timeout: float = CONVERGE_TIMEOUT
-) -> float:
-    """Poll every replica's node list (concurrently) until each equals its expected set; return
-    the time this was first seen."""
-
-    def converged() -> float | None:
-        with ThreadPoolExecutor(len(expected)) as pool:
-            lists = list(pool.map(listed_nodes, expected))
-        seen_at = time.time()
-        return seen_at if all(a == b for a, b in zip(lists, expected.values(), strict=True)) else None
-
-    return wait_until(converged, timeout=timeout, what=what, interval=0.1)
-
-
-def full_mesh(tasks: list[Task], extra: frozenset[str] = frozenset()) -> dict[Task, set[str]]:
-    """Every replica lists every other replica (and the ``extra`` nodes)."""
-    return {task: {node_name(t) for t in tasks if t != task} | extra for task in tasks}
-
-
-class Timings:
-    """Measured times, printed at the end with their targets."""
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[str, float, float | None]] = []
-
-    def record(self, what: str, seconds: float, target: float | None = None) -> None:
-        self.rows.append((what, seconds, target))
-
-    def report(self) -> str:
-        lines = [f"swarm e2e timings (polling interval {POLLING_INTERVAL:g} s):"]
-        for what, seconds, target in self.rows:
-            verdict = "" if target is None else (
-                f"  target {target:g} s: {'met' if seconds <= target else 'MISSED'}"
-            )
-            lines.append(f"  {what:<58} {seconds:7.2f} s{verdict}")
-        return "\n".join(lines)
-
-
-@pytest.fixture
-def timings(capsys: pytest.CaptureFixture[str]) -> Iterator[Timings]:
-    """Collects timings and prints them (uncaptured) when the test ends, pass or fail."""
-    collected = Timings()
-    yield collected
-    with capsys.disabled():
-        print("\n" + collected.report())
 
 
 @pytest.fixture
@@ -124,11 +63,6 @@ def wait_replacement(stack: Stack, victim: Task) -> list[Task]:
         return tasks if len(tasks) == 3 and victim not in tasks else None
 
     return wait_until(replaced, timeout=TASKS_TIMEOUT, what="a task replacing the killed one")
-
-
-def atoms(text: str) -> set[str]:
-    """The quoted atoms (node names) in the ``~w`` text of a term."""
-    return set(re.findall(r"'([^']+)'", text))
 
 
 def elixir_probe(stack: Stack, cookie: str, container: str) -> ErlPeer:

@@ -18,8 +18,11 @@ The file is one Erlang term, ``[{server, [Opt, ...]}, {client, [Opt, ...]}].``, 
 - ``depth``: the most intermediate CAs accepted (enforced on Python 3.13+);
 - ``server_name_indication`` (client): ``disable`` (no SNI, no host name check) or a host name
   to check every server against, instead of the host of its node name;
-- ``customize_hostname_check`` (client): only ``[]`` (match functions are Erlang funs, which a
-  file cannot hold).
+- ``customize_hostname_check`` (client): ``[]``, or ``[{match_fun, fun(_, _) -> true end}]``:
+  every name matches, so a peer is authenticated by its CA alone (no host name check), the one
+  match function read without running code. It is how an optfile turns the check off for OTP 25
+  too, whose ``inet_tls_dist`` puts the node's host before the file's options, so that there
+  ``{server_name_indication, disable}`` does not stop the check (OTP 26+ honour it).
 
 Anything else raises `OptfileError` naming the option and the file.
 """
@@ -36,7 +39,7 @@ from typing import Any
 from beamlink.connection.tls import TlsConfig
 from beamlink.errors import ConfigurationError
 from beamlink.etf import Atom, Charlist
-from beamlink.etf.text import TermSyntaxError, parse_term
+from beamlink.etf.text import ConstantFun, TermSyntaxError, parse_term
 
 __all__ = ["OptfileError", "load_optfile", "tls_config"]
 
@@ -161,7 +164,8 @@ def _context(
                 ssl.CERT_REQUIRED if seen.get("fail_if_no_peer_cert") else ssl.CERT_OPTIONAL
             )
         else:
-            ctx.check_hostname = seen.get("server_name_indication") is not False
+            ctx.check_hostname = (seen.get("server_name_indication") is not False
+                                  and not seen.get("customize_hostname_check", False))
             ctx.verify_mode = ssl.CERT_REQUIRED
         if "cacertfile" not in seen:
             raise OptfileError(
@@ -291,12 +295,20 @@ def _sni(value: Any) -> bool | str:
     return text
 
 
-def _hostname_check(value: Any) -> None:
-    if value != []:
-        raise ValueError(
-            "only [] can be read from a file (match_fun needs an Erlang fun); to check a fixed "
-            "name, use server_name_indication"
-        )
+_MATCH_ANY = [(Atom("match_fun"), ConstantFun(2, Atom("true")))]
+
+
+def _hostname_check(value: Any) -> bool:
+    """True when every name matches (no host name check), False for ``[]``."""
+    if value == []:
+        return False
+    if value == _MATCH_ANY:
+        return True
+    raise ValueError(
+        "only [] or [{match_fun, fun(_, _) -> true end}] (every name matches: no host name "
+        "check) can be read from a file, since beamlink runs no Erlang code; to check a fixed "
+        "name, use server_name_indication"
+    )
 
 
 _OPTIONS: dict[str, Callable[[Any], Any]] = {

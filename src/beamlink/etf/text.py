@@ -6,19 +6,23 @@ full stop and returns it as beamlink terms. The subset is what configuration fil
 (proper, and ``[H | T]``), tuples, atoms (``plain``, ``'quoted'``, ``true``/``false`` stay atoms),
 strings (``"..."``, adjacent strings concatenated) as `Charlist`, binaries (``<<"text">>`` and
 ``<<1,2,3>>``, as ``bytes``), integers (decimal, ``Base#digits``, ``$c`` characters, signs, ``_``
-digit separators), floats, and ``%`` comments. Anything else (variables, operators, function
-calls, maps, funs) is a `TermSyntaxError` naming the line and column.
+digit separators), floats, and ``%`` comments. One kind of fun is read too, without running
+anything: a fun that ignores its arguments and returns a constant term, such as
+``fun(_, _) -> true end`` (a `ConstantFun`; OTP's optfile needs it to turn the host name check
+off, see `beamlink.connection.optfile`). Anything else (variables, operators, function calls,
+maps, other funs) is a `TermSyntaxError` naming the line and column.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from beamlink.errors import ConfigurationError
 
 from .terms import Atom, Charlist, ImproperList
 
-__all__ = ["MAX_DEPTH", "TermSyntaxError", "parse_term"]
+__all__ = ["MAX_DEPTH", "ConstantFun", "TermSyntaxError", "parse_term"]
 
 MAX_DEPTH = 200
 # As erl_scan: latin-1 lowercase letters start an unquoted atom, latin-1 letters continue it.
@@ -26,6 +30,7 @@ _LOWER = "abcdefghijklmnopqrstuvwxyz" + "".join(chr(c) for c in range(0xDF, 0x10
 _UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ" + "".join(chr(c) for c in range(0xC0, 0xDF) if c != 0xD7)
 _ATOM_START = frozenset(_LOWER)
 _NAME_REST = frozenset(_LOWER + _UPPER + "0123456789_@")
+_VARIABLE_START = frozenset(_UPPER + "_")
 _ESCAPES = {
     "n": "\n", "r": "\r", "t": "\t", "s": " ", "b": "\b", "f": "\f", "v": "\v", "e": "\x1b",
     "d": "\x7f", "\\": "\\", "'": "'", '"': '"',
@@ -37,6 +42,15 @@ _HEX = frozenset("0123456789abcdefABCDEF")
 _RESERVED = frozenset(
     ["after", "and", "andalso", "band", "begin", "bnot", "bor", "bsl", "bsr", "bxor", "case", "catch", "cond", "div", "end", "fun", "if", "let", "not", "of", "or", "orelse", "receive", "rem", "try", "when", "xor"]
 )
+
+
+@dataclass(frozen=True)
+class ConstantFun:
+    """``fun(A1, ..., An) -> Value end`` whose body is a constant term: it ignores its ``arity``
+    arguments and returns ``value``. The only fun the reader accepts, since it needs no code run."""
+
+    arity: int
+    value: Any
 
 
 class TermSyntaxError(ConfigurationError, ValueError):
@@ -250,17 +264,59 @@ class _Reader:
             return chr(ord(ctrl) & 0x1F)
         return char  # Erlang keeps an unknown escaped character as itself
 
-    def atom(self) -> Atom:
+    def atom(self) -> Atom | ConstantFun:
         start = self.pos
         end = start
         text = self.text
         while end < len(text) and text[end] in _NAME_REST:
             end += 1
         word = text[start:end]
+        if word == "fun":
+            self.pos = end
+            return self.fun(start)
         if word in _RESERVED:
             raise self.fail(f"{word!r} is an Erlang keyword; quote it ('{word}') to make an atom")
         self.pos = end
         return Atom(word)
+
+    def fun(self, start: int) -> ConstantFun:
+        """``fun(Vars) -> Term end`` after the word ``fun`` (which began at ``start``)."""
+        shape = "only a fun returning a constant is read, such as fun(_, _) -> true end"
+        self.blank()
+        if self.peek() != "(":
+            raise self.fail(f"expected '(' after 'fun' ({shape})")
+        self.pos += 1
+        names: list[str] = []
+        self.blank()
+        if self.peek() == ")":
+            self.pos += 1
+        else:
+            while True:
+                self.blank()
+                begin = self.pos
+                while self.pos < len(self.text) and self.text[self.pos] in _NAME_REST:
+                    self.pos += 1
+                name = self.text[begin:self.pos]
+                if not name or name[0] not in _VARIABLE_START:
+                    raise self.fail(f"expected a variable as the fun's argument ({shape})", begin)
+                if name != "_" and name in names:
+                    # fun(X, X) matches only equal arguments: not a constant function
+                    raise self.fail(f"variable {name!r} repeated in the fun's arguments", begin)
+                names.append(name)
+                self.blank()
+                if self.peek() == ")":
+                    self.pos += 1
+                    break
+                self.expect(",")
+        self.expect("->")
+        value = self.term()
+        self.blank()
+        if not self.text.startswith("end", self.pos) or (
+            self.pos + 3 < len(self.text) and self.text[self.pos + 3] in _NAME_REST
+        ):
+            raise self.fail(f"expected 'end' after the fun's constant ({shape})")
+        self.pos += 3
+        return ConstantFun(len(names), value)
 
     def number(self) -> int | float:
         start = self.pos
