@@ -126,8 +126,16 @@ async def test_churn_loses_nothing_between_the_stable_pair(membership: Membershi
     log.info("12 nodes converged in %.2f s", await group.converged())
 
     joins = leaves = crashes = 0
-    deadline = time.monotonic() + CHURN_SECONDS
-    while time.monotonic() < deadline:
+
+    def enough() -> bool:
+        return joins >= 10 and leaves >= 3 and crashes >= 3
+
+    # At least CHURN_SECONDS and at least the events asserted below: on a loaded machine each
+    # start and stop takes longer, so the churn runs longer (bounded) rather than thinner.
+    started = time.monotonic()
+    while time.monotonic() - started < CHURN_SECONDS or (
+        not enough() and time.monotonic() - started < 4 * CHURN_SECONDS
+    ):
         up = [name for name in CHURNERS if name in group.running]
         down = [name for name in CHURNERS if name not in group.running]
         # Joins as likely as nodes are missing: about half of the churners stay up.
@@ -142,7 +150,7 @@ async def test_churn_loses_nothing_between_the_stable_pair(membership: Membershi
             crashes += 1
         await asyncio.sleep(rng.uniform(0.1, 0.5))
     log.info("churn: %d joins, %d graceful leaves, %d SIGKILLs", joins, leaves, crashes)
-    assert joins >= 10 and leaves >= 3 and crashes >= 3
+    assert enough(), (joins, leaves, crashes)
 
     took = await group.converged()
     log.info("survivors %s converged %.2f s after the churn", sorted(group.running), took)
