@@ -19,9 +19,11 @@ Erlang process and into one Python process; ``--big`` (200) binaries of 1 MiB Er
 Erlang->Python, Python->Erlang (MiB/s); and last the RSS of an idle Python node in its own OS
 process. Every figure of every round is printed with its ratio to that round's Erlang->Erlang
 figure of the same kind; the final table puts each row's best against the best Erlang->Erlang
-round. ``--only`` picks sections; ``--uvloop`` runs the Python nodes on uvloop
-(``beamlink.eventloop``); ``BEAMLINK_PURE_PYTHON=1`` in the environment measures the pure-Python
-codec (the first line printed says which codec and loop run).
+round. The single-sender message rows also print the CPU time the sending and the receiving OS
+process used per message (all their threads; Linux /proc): on a shared machine a rate depends on
+how much CPU the processes got, this cost does not. ``--only`` picks sections; ``--uvloop``
+runs the Python nodes on uvloop (``beamlink.eventloop``); ``BEAMLINK_PURE_PYTHON=1`` in the
+environment measures the pure-Python codec (the first line printed says which codec and loop run).
 
 Everything runs ``--rounds`` times (default 3), interleaved, and the table keeps each row's best
 (the machine is shared and noisy; Erlang and Python rows see the same conditions).
@@ -77,6 +79,7 @@ BENCH_GS = Atom("bench_gs")
 DONE = Atom("bench_done")
 SEND_CHUNK = 2000
 SECTIONS = "messages,senders,binaries,calls,rpc"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 ERLANG_SOURCE = r"""
 -module(bl_bench).
@@ -290,6 +293,35 @@ asyncio.run(main())
 """
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) that process ``pid`` has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+class CpuMeter:
+    """CPU time that a sender and a receiver process use between `start` and `stop`, per message:
+    a figure of each side's cost that, unlike a rate, does not depend on how much of the shared
+    machine's CPU the processes got."""
+
+    def __init__(self, tx: int, rx: int) -> None:
+        self.pids = (tx, rx)
+        self.used = (0.0, 0.0)
+
+    def start(self) -> CpuMeter:
+        self.used = (cpu_seconds(self.pids[0]), cpu_seconds(self.pids[1]))
+        return self
+
+    def stop(self) -> CpuMeter:
+        self.used = (cpu_seconds(self.pids[0]) - self.used[0],
+                     cpu_seconds(self.pids[1]) - self.used[1])
+        return self
+
+    def per_message(self, count: int) -> str:
+        tx, rx = (used / count * 1e6 for used in self.used)
+        return f"CPU/msg tx {tx:.2f} us, rx {rx:.2f} us"
+
+
 def rss_mib(pid: int) -> float:
     """Resident set size of process ``pid`` in MiB (Linux /proc)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -358,16 +390,17 @@ class Bench:
         self.peers.append(peer)
         return peer
 
-    def row(self, label: str, per_second: float, unit: str) -> None:
+    def row(self, label: str, per_second: float, unit: str, note: str = "") -> None:
         """Record one measurement, printed with its ratio to this round's Erlang->Erlang figure
-        of the same unit (measured first); the report keeps the best of the rounds."""
+        of the same unit (measured first) and ``note``; the report keeps the best of the
+        rounds."""
         key = (label, unit)
         self.best[key] = max(self.best.get(key, 0.0), per_second)
         if label.startswith("Erlang -> Erlang"):
             self.round_refs[unit] = per_second
         ref = self.round_refs.get(unit)
         ratio = f"{per_second / ref:6.2f}x" if ref else ""
-        print(f"  {label:<34} {per_second:>12,.0f} {unit:<22} {ratio}", flush=True)
+        print(f"  {label:<34} {per_second:>12,.0f} {unit:<22} {ratio}  {note}".rstrip(), flush=True)
 
     async def run(self, code_dir: str) -> None:
         names = ["bench_e1", "bench_e2", *(f"bench_s{i}" for i in range(2, self.senders + 1))]
@@ -408,20 +441,25 @@ class Bench:
             print(f"messages ({n:,} x {shown}):")
             send = "send_distinct" if distinct else "send"
 
+            me, pid1, pid2 = os.getpid(), e1.proc.pid, e2.proc.pid
+
             await e2.aeval(f"bl_bench:start_rx({n}, '{e1.name}')")
+            cpu = CpuMeter(pid1, pid2).start()
             us = int(await e1.aeval(f"bl_bench:{send}('{e2.name}', {n})", timeout=600))
-            self.row("Erlang -> Erlang", n / (us / 1e6), kind)
+            self.row("Erlang -> Erlang", n / (us / 1e6), kind, cpu.stop().per_message(n))
 
             await python_receiver(node, n, e1.name)
+            cpu = CpuMeter(pid1, me).start()
             us = int(await e1.aeval(f"bl_bench:{send}('{py}', {n})", timeout=600))
-            self.row("Erlang -> Python", n / (us / 1e6), kind)
+            self.row("Erlang -> Python", n / (us / 1e6), kind, cpu.stop().per_message(n))
 
             await e2.aeval(f"bl_bench:start_rx({n}, '{py}')")
+            cpu = CpuMeter(me, pid2).start()
             seconds = await python_sender(node, e2.name, n, distinct)
-            self.row("Python -> Erlang", n / seconds, kind)
+            self.row("Python -> Erlang", n / seconds, kind, cpu.stop().per_message(n))
 
-            seconds = await self.python_to_python(node, n, distinct)
-            self.row("Python -> Python", n / seconds, kind)
+            seconds, cpu = await self.python_to_python(node, n, distinct)
+            self.row("Python -> Python", n / seconds, kind, cpu.per_message(n))
 
     async def many_senders(self, node: Node, senders: list[ErlPeer], e2: ErlPeer) -> None:
         """One sender on each of ``senders`` (Erlang nodes) at once, distinct messages, into
@@ -507,7 +545,11 @@ class Bench:
             await python_sender(node, e2.name, n)
         profiled(f"Python sending {n:,} messages", profile)
 
-    async def python_to_python(self, node: Node, n: int, distinct: bool) -> float:
+    async def python_to_python(
+        self, node: Node, n: int, distinct: bool
+    ) -> tuple[float, CpuMeter]:
+        """Seconds to send ``n`` messages to a Python node in another OS process, and the CPU
+        both processes used meanwhile."""
         rx_name = f"bench_py2@{HOST}"
         child = subprocess.Popen(
             [sys.executable, __file__, "--serve-rx", rx_name, "--count", str(n), "--tx", str(node.name)],
@@ -517,7 +559,9 @@ class Bench:
             assert child.stdout is not None
             line = await asyncio.to_thread(child.stdout.readline)
             assert line.strip() == "READY", line
-            return await python_sender(node, rx_name, n, distinct)
+            cpu = CpuMeter(os.getpid(), child.pid).start()
+            seconds = await python_sender(node, rx_name, n, distinct)
+            return seconds, cpu.stop()
         finally:
             assert child.stdin is not None
             child.stdin.close()
