@@ -59,7 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-from tests.support.erlang import ErlPeer, free_port, runtime, start_peer  # noqa: E402
+from tests.support.erlang import ErlPeer, real_epmd, runtime, start_peer  # noqa: E402
 
 from beamlink import (  # noqa: E402
     GenServer,
@@ -603,7 +603,10 @@ def main() -> None:
         eventloop.run(serve_rx(args.serve_rx, args.count, args.tx))
         return
     bench = Bench(args)
-    with tempfile.TemporaryDirectory(prefix="beamlink-bench-") as code_dir:
+    # A private EPMD, stopped at the end (every node, the children too, finds it through the
+    # environment): another bench run on this host may hold the same node names.
+    with tempfile.TemporaryDirectory(prefix="beamlink-bench-") as code_dir, real_epmd() as port:
+        os.environ["ERL_EPMD_PORT"] = str(port)
         source = Path(code_dir) / "bl_bench.erl"
         source.write_text(ERLANG_SOURCE)
         subprocess.run(["erlc", "-o", code_dir, str(source)], check=True)
@@ -613,8 +616,6 @@ def main() -> None:
             files = tls_init(Path(code_dir) / "tls", [f"bench@{HOST}"])
             # Node.start (here and in the Python->Python child) reads the optfile from the env.
             os.environ["BEAMLINK_SSL_DIST_OPTFILE"] = str(files.optfile)
-            # A private EPMD: plain bench runs of others on this host may hold the same names.
-            os.environ["ERL_EPMD_PORT"] = str(free_port())
             bench.erl_args = ("-proto_dist", "inet_tls", "-ssl_dist_optfile", str(files.optfile))
             print(f"TLS distribution on every node ({files.optfile})")
         try:
