@@ -33,7 +33,8 @@ ssl_dist_optfile made by ``beamlink tls init`` (TLS 1.3, mutual verification), s
 is Erlang TLS-to-TLS in the same run (target: Python directions >= 0.5x of it).
 
 Run from the repository root:
-``python3 bench/bench_messages.py [--count N] [--calls N] [--rounds N] [--tls] [--only S,...]``.
+``python3 bench/bench_messages.py [--count N] [--calls N] [--rounds N] [--tls] [--only S,...]``;
+``--erl-args "+S 1:1"`` passes extra arguments to every Erlang node.
 ``--profile`` then profiles the Python receiver and sender in separate runs (cProfile, top
 functions by own time).
 Needs ``erl``/``erlc`` (OTP 25+) on PATH.
@@ -382,7 +383,7 @@ class Bench:
         self.best: dict[tuple[str, str], float] = {}  # (direction, unit) -> best rate
         self.round_refs: dict[str, float] = {}  # unit -> this round's Erlang->Erlang figure
         self.peers: list[ErlPeer] = []
-        self.erl_args: tuple[str, ...] = ()
+        self.erl_args: tuple[str, ...] = tuple(args.erl_args.split())
 
     def erl(self, name: str, code_dir: str) -> ErlPeer:
         peer = start_peer(runtime("otp25"), f"{name}@{HOST}", COOKIE,
@@ -592,6 +593,8 @@ def main() -> None:
     parser.add_argument("--tls", action="store_true",
                         help="TLS distribution on every node (Erlang: -proto_dist inet_tls)")
     parser.add_argument("--only", default=SECTIONS, help=f"comma-separated subset of {SECTIONS}")
+    parser.add_argument("--erl-args", default="",
+                        help='extra arguments of every Erlang node, e.g. "+S 1:1"')
     parser.add_argument("--uvloop", action="store_true",
                         help="run the Python nodes on uvloop (pip install beamlink[fast])")
     parser.add_argument("--serve-rx", help=argparse.SUPPRESS)
@@ -616,7 +619,7 @@ def main() -> None:
             files = tls_init(Path(code_dir) / "tls", [f"bench@{HOST}"])
             # Node.start (here and in the Python->Python child) reads the optfile from the env.
             os.environ["BEAMLINK_SSL_DIST_OPTFILE"] = str(files.optfile)
-            bench.erl_args = ("-proto_dist", "inet_tls", "-ssl_dist_optfile", str(files.optfile))
+            bench.erl_args += ("-proto_dist", "inet_tls", "-ssl_dist_optfile", str(files.optfile))
             print(f"TLS distribution on every node ({files.optfile})")
         try:
             eventloop.run(bench.run(code_dir))
