@@ -48,6 +48,7 @@ import cProfile
 import io
 import os
 import pstats
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -318,9 +319,9 @@ class CpuMeter:
                      cpu_seconds(self.pids[1]) - self.used[1])
         return self
 
-    def per_message(self, count: int) -> str:
-        tx, rx = (used / count * 1e6 for used in self.used)
-        return f"CPU/msg tx {tx:.2f} us, rx {rx:.2f} us"
+    def per_message(self, count: int) -> tuple[float, float]:
+        """Microseconds of CPU per message: (sender, receiver)."""
+        return self.used[0] / count * 1e6, self.used[1] / count * 1e6
 
 
 def rss_mib(pid: int) -> float:
@@ -381,6 +382,8 @@ class Bench:
         self.rounds: int = args.rounds
         self.only: set[str] = set(args.only.split(","))
         self.best: dict[tuple[str, str], float] = {}  # (direction, unit) -> best rate
+        self.ratios: dict[tuple[str, str], list[float]] = {}  # -> each round's ratio
+        self.cpu: dict[tuple[str, str], list[tuple[float, float]]] = {}  # -> each round's CPU/msg
         self.round_refs: dict[str, float] = {}  # unit -> this round's Erlang->Erlang figure
         self.peers: list[ErlPeer] = []
         self.erl_args: tuple[str, ...] = tuple(args.erl_args.split())
@@ -391,16 +394,25 @@ class Bench:
         self.peers.append(peer)
         return peer
 
-    def row(self, label: str, per_second: float, unit: str, note: str = "") -> None:
+    def row(
+        self, label: str, per_second: float, unit: str, cpu: tuple[float, float] | None = None
+    ) -> None:
         """Record one measurement, printed with its ratio to this round's Erlang->Erlang figure
-        of the same unit (measured first) and ``note``; the report keeps the best of the
-        rounds."""
+        of the same unit (measured first) and ``cpu`` (sender, receiver: CPU microseconds per
+        message); the report keeps the best of the rounds and the median of the ratios."""
         key = (label, unit)
         self.best[key] = max(self.best.get(key, 0.0), per_second)
         if label.startswith("Erlang -> Erlang"):
             self.round_refs[unit] = per_second
         ref = self.round_refs.get(unit)
-        ratio = f"{per_second / ref:6.2f}x" if ref else ""
+        ratio = ""
+        if ref:
+            self.ratios.setdefault(key, []).append(per_second / ref)
+            ratio = f"{per_second / ref:6.2f}x"
+        note = ""
+        if cpu is not None:
+            self.cpu.setdefault(key, []).append(cpu)
+            note = f"CPU/msg tx {cpu[0]:.2f} us, rx {cpu[1]:.2f} us"
         print(f"  {label:<34} {per_second:>12,.0f} {unit:<22} {ratio}  {note}".rstrip(), flush=True)
 
     async def run(self, code_dir: str) -> None:
@@ -570,10 +582,18 @@ class Bench:
 
     def report(self) -> None:
         refs = {unit: v for (label, unit), v in self.best.items() if label.startswith("Erlang -> Erlang")}
-        print(f"\nbest of {self.rounds} round(s), each against the best Erlang->Erlang round:")
-        print("| direction | rate | vs Erlang->Erlang |\n|---|---:|---:|")
-        for (label, unit), value in self.best.items():
-            print(f"| {label} | {value:,.0f} {unit} | {value / refs[unit]:.2f} |")
+        print(f"\nbest of {self.rounds} round(s), each against the best Erlang->Erlang round; "
+              "the median (range) of the rounds' own ratios; CPU per message (median):")
+        print("| direction | rate | vs Erlang->Erlang | per round | CPU/msg tx / rx |\n"
+              "|---|---:|---:|---:|---:|")
+        for key, value in self.best.items():
+            label, unit = key
+            ratios = sorted(self.ratios.get(key, [0.0]))
+            cpu = self.cpu.get(key)
+            used = (f"{statistics.median(tx for tx, _ in cpu):.2f} / "
+                    f"{statistics.median(rx for _, rx in cpu):.2f} us") if cpu else ""
+            print(f"| {label} | {value:,.0f} {unit} | {value / refs[unit]:.2f} | "
+                  f"{statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f}) | {used} |")
 
     def close(self) -> None:
         for peer in self.peers:
