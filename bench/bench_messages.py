@@ -26,7 +26,8 @@ runs the Python nodes on uvloop (``beamlink.eventloop``); ``BEAMLINK_PURE_PYTHON
 environment measures the pure-Python codec (the first line printed says which codec and loop run).
 
 Everything runs ``--rounds`` times (default 3), interleaved, and the table keeps each row's best
-(the machine is shared and noisy; Erlang and Python rows see the same conditions).
+and the median (range) of its per-round ratios (the machine is shared and noisy; Erlang and Python
+rows see the same conditions).
 
 ``--tls``: every node (Erlang ones with ``-proto_dist inet_tls``) runs TLS distribution with one
 ssl_dist_optfile made by ``beamlink tls init`` (TLS 1.3, mutual verification), so the reference
@@ -562,7 +563,8 @@ class Bench:
         self, node: Node, n: int, distinct: bool
     ) -> tuple[float, CpuMeter]:
         """Seconds to send ``n`` messages to a Python node in another OS process, and the CPU
-        both processes used meanwhile."""
+        both processes used meanwhile, connecting to it included (the child is a new node each
+        time; the other directions' connections are made before the first round)."""
         rx_name = f"bench_py2@{HOST}"
         child = subprocess.Popen(
             [sys.executable, __file__, "--serve-rx", rx_name, "--count", str(n), "--tx", str(node.name)],
