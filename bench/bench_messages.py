@@ -563,8 +563,7 @@ class Bench:
         self, node: Node, n: int, distinct: bool
     ) -> tuple[float, CpuMeter]:
         """Seconds to send ``n`` messages to a Python node in another OS process, and the CPU
-        both processes used meanwhile, connecting to it included (the child is a new node each
-        time; the other directions' connections are made before the first round)."""
+        both processes used meanwhile; connected first, as the other directions are."""
         rx_name = f"bench_py2@{HOST}"
         child = subprocess.Popen(
             [sys.executable, __file__, "--serve-rx", rx_name, "--count", str(n), "--tx", str(node.name)],
@@ -574,6 +573,7 @@ class Bench:
             assert child.stdout is not None
             line = await asyncio.to_thread(child.stdout.readline)
             assert line.strip() == "READY", line
+            assert await node.ping(rx_name), f"{rx_name} does not answer a ping"
             cpu = CpuMeter(os.getpid(), child.pid).start()
             seconds = await python_sender(node, rx_name, n, distinct)
             return seconds, cpu.stop()
