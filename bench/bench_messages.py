@@ -19,19 +19,23 @@ Erlang process and into one Python process; ``--big`` (200) binaries of 1 MiB Er
 Erlang->Python, Python->Erlang (MiB/s); and last the RSS of an idle Python node in its own OS
 process. Every figure of every round is printed with its ratio to that round's Erlang->Erlang
 figure of the same kind; the final table puts each row's best against the best Erlang->Erlang
-round. ``--only`` picks sections; ``--uvloop`` runs the Python nodes on uvloop
-(``beamlink.eventloop``); ``BEAMLINK_PURE_PYTHON=1`` in the environment measures the pure-Python
-codec (the first line printed says which codec and loop run).
+round. The single-sender message rows also print the CPU time the sending and the receiving OS
+process used per message (all their threads; Linux /proc): on a shared machine a rate depends on
+how much CPU the processes got, this cost does not. ``--only`` picks sections; ``--uvloop``
+runs the Python nodes on uvloop (``beamlink.eventloop``); ``BEAMLINK_PURE_PYTHON=1`` in the
+environment measures the pure-Python codec (the first line printed says which codec and loop run).
 
 Everything runs ``--rounds`` times (default 3), interleaved, and the table keeps each row's best
-(the machine is shared and noisy; Erlang and Python rows see the same conditions).
+and the median (range) of its per-round ratios (the machine is shared and noisy; Erlang and Python
+rows see the same conditions).
 
 ``--tls``: every node (Erlang ones with ``-proto_dist inet_tls``) runs TLS distribution with one
 ssl_dist_optfile made by ``beamlink tls init`` (TLS 1.3, mutual verification), so the reference
 is Erlang TLS-to-TLS in the same run (target: Python directions >= 0.5x of it).
 
 Run from the repository root:
-``python3 bench/bench_messages.py [--count N] [--calls N] [--rounds N] [--tls] [--only S,...]``.
+``python3 bench/bench_messages.py [--count N] [--calls N] [--rounds N] [--tls] [--only S,...]``;
+``--erl-args "+S 1:1"`` passes extra arguments to every Erlang node.
 ``--profile`` then profiles the Python receiver and sender in separate runs (cProfile, top
 functions by own time).
 Needs ``erl``/``erlc`` (OTP 25+) on PATH.
@@ -45,6 +49,7 @@ import cProfile
 import io
 import os
 import pstats
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -57,7 +62,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-from tests.support.erlang import ErlPeer, free_port, runtime, start_peer  # noqa: E402
+from tests.support.erlang import ErlPeer, real_epmd, runtime, start_peer  # noqa: E402
 
 from beamlink import (  # noqa: E402
     GenServer,
@@ -77,6 +82,7 @@ BENCH_GS = Atom("bench_gs")
 DONE = Atom("bench_done")
 SEND_CHUNK = 2000
 SECTIONS = "messages,senders,binaries,calls,rpc"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 ERLANG_SOURCE = r"""
 -module(bl_bench).
@@ -290,6 +296,35 @@ asyncio.run(main())
 """
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) that process ``pid`` has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+class CpuMeter:
+    """CPU time that a sender and a receiver process use between `start` and `stop`, per message:
+    a figure of each side's cost that, unlike a rate, does not depend on how much of the shared
+    machine's CPU the processes got."""
+
+    def __init__(self, tx: int, rx: int) -> None:
+        self.pids = (tx, rx)
+        self.used = (0.0, 0.0)
+
+    def start(self) -> CpuMeter:
+        self.used = (cpu_seconds(self.pids[0]), cpu_seconds(self.pids[1]))
+        return self
+
+    def stop(self) -> CpuMeter:
+        self.used = (cpu_seconds(self.pids[0]) - self.used[0],
+                     cpu_seconds(self.pids[1]) - self.used[1])
+        return self
+
+    def per_message(self, count: int) -> tuple[float, float]:
+        """Microseconds of CPU per message: (sender, receiver)."""
+        return self.used[0] / count * 1e6, self.used[1] / count * 1e6
+
+
 def rss_mib(pid: int) -> float:
     """Resident set size of process ``pid`` in MiB (Linux /proc)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -348,9 +383,11 @@ class Bench:
         self.rounds: int = args.rounds
         self.only: set[str] = set(args.only.split(","))
         self.best: dict[tuple[str, str], float] = {}  # (direction, unit) -> best rate
+        self.ratios: dict[tuple[str, str], list[float]] = {}  # -> each round's ratio
+        self.cpu: dict[tuple[str, str], list[tuple[float, float]]] = {}  # -> each round's CPU/msg
         self.round_refs: dict[str, float] = {}  # unit -> this round's Erlang->Erlang figure
         self.peers: list[ErlPeer] = []
-        self.erl_args: tuple[str, ...] = ()
+        self.erl_args: tuple[str, ...] = tuple(args.erl_args.split())
 
     def erl(self, name: str, code_dir: str) -> ErlPeer:
         peer = start_peer(runtime("otp25"), f"{name}@{HOST}", COOKIE,
@@ -358,16 +395,26 @@ class Bench:
         self.peers.append(peer)
         return peer
 
-    def row(self, label: str, per_second: float, unit: str) -> None:
+    def row(
+        self, label: str, per_second: float, unit: str, cpu: tuple[float, float] | None = None
+    ) -> None:
         """Record one measurement, printed with its ratio to this round's Erlang->Erlang figure
-        of the same unit (measured first); the report keeps the best of the rounds."""
+        of the same unit (measured first) and ``cpu`` (sender, receiver: CPU microseconds per
+        message); the report keeps the best of the rounds and the median of the ratios."""
         key = (label, unit)
         self.best[key] = max(self.best.get(key, 0.0), per_second)
         if label.startswith("Erlang -> Erlang"):
             self.round_refs[unit] = per_second
         ref = self.round_refs.get(unit)
-        ratio = f"{per_second / ref:6.2f}x" if ref else ""
-        print(f"  {label:<34} {per_second:>12,.0f} {unit:<22} {ratio}", flush=True)
+        ratio = ""
+        if ref:
+            self.ratios.setdefault(key, []).append(per_second / ref)
+            ratio = f"{per_second / ref:6.2f}x"
+        note = ""
+        if cpu is not None:
+            self.cpu.setdefault(key, []).append(cpu)
+            note = f"CPU/msg tx {cpu[0]:.2f} us, rx {cpu[1]:.2f} us"
+        print(f"  {label:<34} {per_second:>12,.0f} {unit:<22} {ratio}  {note}".rstrip(), flush=True)
 
     async def run(self, code_dir: str) -> None:
         names = ["bench_e1", "bench_e2", *(f"bench_s{i}" for i in range(2, self.senders + 1))]
@@ -408,20 +455,25 @@ class Bench:
             print(f"messages ({n:,} x {shown}):")
             send = "send_distinct" if distinct else "send"
 
+            me, pid1, pid2 = os.getpid(), e1.proc.pid, e2.proc.pid
+
             await e2.aeval(f"bl_bench:start_rx({n}, '{e1.name}')")
+            cpu = CpuMeter(pid1, pid2).start()
             us = int(await e1.aeval(f"bl_bench:{send}('{e2.name}', {n})", timeout=600))
-            self.row("Erlang -> Erlang", n / (us / 1e6), kind)
+            self.row("Erlang -> Erlang", n / (us / 1e6), kind, cpu.stop().per_message(n))
 
             await python_receiver(node, n, e1.name)
+            cpu = CpuMeter(pid1, me).start()
             us = int(await e1.aeval(f"bl_bench:{send}('{py}', {n})", timeout=600))
-            self.row("Erlang -> Python", n / (us / 1e6), kind)
+            self.row("Erlang -> Python", n / (us / 1e6), kind, cpu.stop().per_message(n))
 
             await e2.aeval(f"bl_bench:start_rx({n}, '{py}')")
+            cpu = CpuMeter(me, pid2).start()
             seconds = await python_sender(node, e2.name, n, distinct)
-            self.row("Python -> Erlang", n / seconds, kind)
+            self.row("Python -> Erlang", n / seconds, kind, cpu.stop().per_message(n))
 
-            seconds = await self.python_to_python(node, n, distinct)
-            self.row("Python -> Python", n / seconds, kind)
+            seconds, cpu = await self.python_to_python(node, n, distinct)
+            self.row("Python -> Python", n / seconds, kind, cpu.per_message(n))
 
     async def many_senders(self, node: Node, senders: list[ErlPeer], e2: ErlPeer) -> None:
         """One sender on each of ``senders`` (Erlang nodes) at once, distinct messages, into
@@ -507,7 +559,11 @@ class Bench:
             await python_sender(node, e2.name, n)
         profiled(f"Python sending {n:,} messages", profile)
 
-    async def python_to_python(self, node: Node, n: int, distinct: bool) -> float:
+    async def python_to_python(
+        self, node: Node, n: int, distinct: bool
+    ) -> tuple[float, CpuMeter]:
+        """Seconds to send ``n`` messages to a Python node in another OS process, and the CPU
+        both processes used meanwhile; connected first, as the other directions are."""
         rx_name = f"bench_py2@{HOST}"
         child = subprocess.Popen(
             [sys.executable, __file__, "--serve-rx", rx_name, "--count", str(n), "--tx", str(node.name)],
@@ -517,7 +573,10 @@ class Bench:
             assert child.stdout is not None
             line = await asyncio.to_thread(child.stdout.readline)
             assert line.strip() == "READY", line
-            return await python_sender(node, rx_name, n, distinct)
+            assert await node.ping(rx_name), f"{rx_name} does not answer a ping"
+            cpu = CpuMeter(os.getpid(), child.pid).start()
+            seconds = await python_sender(node, rx_name, n, distinct)
+            return seconds, cpu.stop()
         finally:
             assert child.stdin is not None
             child.stdin.close()
@@ -525,10 +584,18 @@ class Bench:
 
     def report(self) -> None:
         refs = {unit: v for (label, unit), v in self.best.items() if label.startswith("Erlang -> Erlang")}
-        print(f"\nbest of {self.rounds} round(s), each against the best Erlang->Erlang round:")
-        print("| direction | rate | vs Erlang->Erlang |\n|---|---:|---:|")
-        for (label, unit), value in self.best.items():
-            print(f"| {label} | {value:,.0f} {unit} | {value / refs[unit]:.2f} |")
+        print(f"\nbest of {self.rounds} round(s), each against the best Erlang->Erlang round; "
+              "the median (range) of the rounds' own ratios; CPU per message (median):")
+        print("| direction | rate | vs Erlang->Erlang | per round | CPU/msg tx / rx |\n"
+              "|---|---:|---:|---:|---:|")
+        for key, value in self.best.items():
+            label, unit = key
+            ratios = sorted(self.ratios.get(key, [0.0]))
+            cpu = self.cpu.get(key)
+            used = (f"{statistics.median(tx for tx, _ in cpu):.2f} / "
+                    f"{statistics.median(rx for _, rx in cpu):.2f} us") if cpu else ""
+            print(f"| {label} | {value:,.0f} {unit} | {value / refs[unit]:.2f} | "
+                  f"{statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f}) | {used} |")
 
     def close(self) -> None:
         for peer in self.peers:
@@ -548,6 +615,8 @@ def main() -> None:
     parser.add_argument("--tls", action="store_true",
                         help="TLS distribution on every node (Erlang: -proto_dist inet_tls)")
     parser.add_argument("--only", default=SECTIONS, help=f"comma-separated subset of {SECTIONS}")
+    parser.add_argument("--erl-args", default="",
+                        help='extra arguments of every Erlang node, e.g. "+S 1:1"')
     parser.add_argument("--uvloop", action="store_true",
                         help="run the Python nodes on uvloop (pip install beamlink[fast])")
     parser.add_argument("--serve-rx", help=argparse.SUPPRESS)
@@ -559,7 +628,10 @@ def main() -> None:
         eventloop.run(serve_rx(args.serve_rx, args.count, args.tx))
         return
     bench = Bench(args)
-    with tempfile.TemporaryDirectory(prefix="beamlink-bench-") as code_dir:
+    # A private EPMD, stopped at the end (every node, the children too, finds it through the
+    # environment): another bench run on this host may hold the same node names.
+    with tempfile.TemporaryDirectory(prefix="beamlink-bench-") as code_dir, real_epmd() as port:
+        os.environ["ERL_EPMD_PORT"] = str(port)
         source = Path(code_dir) / "bl_bench.erl"
         source.write_text(ERLANG_SOURCE)
         subprocess.run(["erlc", "-o", code_dir, str(source)], check=True)
@@ -569,9 +641,7 @@ def main() -> None:
             files = tls_init(Path(code_dir) / "tls", [f"bench@{HOST}"])
             # Node.start (here and in the Python->Python child) reads the optfile from the env.
             os.environ["BEAMLINK_SSL_DIST_OPTFILE"] = str(files.optfile)
-            # A private EPMD: plain bench runs of others on this host may hold the same names.
-            os.environ["ERL_EPMD_PORT"] = str(free_port())
-            bench.erl_args = ("-proto_dist", "inet_tls", "-ssl_dist_optfile", str(files.optfile))
+            bench.erl_args += ("-proto_dist", "inet_tls", "-ssl_dist_optfile", str(files.optfile))
             print(f"TLS distribution on every node ({files.optfile})")
         try:
             eventloop.run(bench.run(code_dir))
