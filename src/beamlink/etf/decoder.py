@@ -27,8 +27,8 @@ pays one global read per container. Spending past the budget is a
 Speed: ``_sequence`` decodes tuples, lists and maps with the commonest leaf tags (small
 integers, integers, UTF-8 atoms, binaries) inlined. Atoms are cached by their raw encoding and pids
 by theirs (a pid is looked up by its bytes before anything is parsed); `decode_body_exact`
-memoizes small immutable terms that repeat. All caches are bounded (cleared when full) and keyed
-by exact bytes.
+memoizes a small immutable term that comes twice in a row. All caches are bounded (cleared when
+full) and keyed by exact bytes.
 """
 
 from __future__ import annotations
@@ -203,8 +203,10 @@ MEMO_MAX_BYTES: Final = 96
 
 _atom_cache: dict[bytes, Any] = {}
 _pid_cache: dict[bytes, Pid] = {}
-_SEEN_ONCE: Final = object()  # a `_memo` value: these bytes were decoded once, not memoized
-_memo: dict[bytes, Any] = {}
+_SEEN_ONCE: Final = object()  # these bytes were decoded once, not memoized
+# The bytes of the last small term `decode_body_exact` decoded, and its value once it came twice
+# in a row (else _SEEN_ONCE); one tuple, replaced whole, so threads never see a torn pair.
+_last_exact: tuple[bytes, Any] = (b"", _SEEN_ONCE)
 # Decoded types whose values are immutable all the way down (tuples are checked element-wise;
 # ImproperList, Map and Fun are left out because they can hold lists).
 _IMMUTABLE_TYPES: Final = frozenset(
@@ -807,14 +809,27 @@ def decode_body_exact(
     byte); a term ending elsewhere is a ``DecodeError``.
 
     This is the message decoder of the frame layer, where a term's end is known in advance.
-    A term of up to ``MEMO_MAX_BYTES`` bytes seen a second time is memoized by its bytes if its
-    value is immutable (tuples of atoms, numbers, binaries, pids...; no list or map anywhere):
-    the same message sent again is not decoded again, and the check costs nothing for terms
-    that never repeat. ``max_memory`` as in `decode_body_from`.
+    A term of up to ``MEMO_MAX_BYTES`` bytes that comes twice in a row is memoized by its bytes
+    if its value is immutable (tuples of atoms, numbers, binaries, pids...; no list or map
+    anywhere): a stream of the same message is not decoded again. Only the last term is kept
+    (one comparison of bytes), so a stream of distinct messages pays almost nothing for it; a
+    dictionary of every term seen cost a lookup and an insertion per message (~18% of a small
+    tuple's decode). ``max_memory`` as in `decode_body_from`.
     """
     if max_memory is not None:
-        return with_memory_budget(max_memory, memoized_exact, decode_body_from, data, start, end, max_depth)
-    return memoized_exact(decode_body_from, data, start, end, max_depth)
+        return with_memory_budget(max_memory, memoized_exact, _exact_body_from, data, start, end, max_depth)
+    return memoized_exact(_exact_body_from, data, start, end, max_depth)
+
+
+def _exact_body_from(data: bytes, offset: int, *, max_depth: int) -> tuple[Any, int]:
+    """`decode_body_from` as `memoized_exact` calls it (``data`` is ``bytes``, no budget
+    argument): the checks of a small buffer's decode without the argument handling."""
+    if offset >= len(data) or len(data) > GC_PAUSE_BYTES:
+        return decode_body_from(data, offset, max_depth=max_depth)
+    try:
+        return _DISPATCH[data[offset]](data, offset, max_depth)
+    except RecursionError:
+        raise _stack_exhausted(offset) from None
 
 
 def memoized_exact(
@@ -825,18 +840,14 @@ def memoized_exact(
     if type(data) is not bytes:
         data = bytes(data)
     if end - start <= MEMO_MAX_BYTES <= max_depth:  # n bytes nest at most n levels deep
+        global _last_exact
         raw = data[start:end]
-        known = _memo.get(raw)
-        if known is not None and known is not _SEEN_ONCE:
+        last, known = _last_exact
+        if known is not _SEEN_ONCE and raw == last:
             return known
         term, stop = body_from(data, start, max_depth=max_depth)
         if stop == end:
-            if len(_memo) >= _CACHE_LIMIT:
-                _memo.clear()
-            if known is None:
-                _memo[raw] = _SEEN_ONCE
-            elif _is_immutable(term):
-                _memo[raw] = term
+            _last_exact = (raw, term if raw == last and _is_immutable(term) else _SEEN_ONCE)
     else:
         term, stop = body_from(data, start, max_depth=max_depth)
     if stop != end:

@@ -404,12 +404,12 @@ def encode(term: Any, *, compressed: bool | int = False) -> bytes:
     ``term`` (e.g. ``term[2]['key']``), and ``ValueError`` for terms nested too deeply
     (or containing themselves).
     """
-    pieces: list[Any] = [_VERSION]
     try:
         if type(term) is tuple and len(term) < 256:  # the shape of most messages
-            pieces.append(_SMALL_TUPLES[len(term)])
+            pieces: list[Any] = [_VERSION, _SMALL_TUPLES[len(term)]]
             _items(term, pieces)
         else:
+            pieces = [_VERSION]
             encoder = _ENCODERS.get(type(term))
             if encoder is None:
                 encoder = _resolve(term)
@@ -421,6 +421,8 @@ def encode(term: Any, *, compressed: bool | int = False) -> bytes:
         ) from None
     except RecursionError:
         raise ValueError("term is nested too deeply for the encoder (or contains itself)") from None
+    if compressed is False:  # the common case, without a call
+        return b"".join(pieces)
     return with_compression(b"".join(pieces), compressed)
 
 
