@@ -14,7 +14,9 @@ With ``--metrics-port`` (or ``BEAMLINK_METRICS_PORT``) the node serves Prometheu
 cluster topologies' metrics, the process/platform/GC collectors, and whatever the app registers.
 The server starts once the topologies have made their first round, waiting at most
 ``FIRST_ROUND_TIMEOUT`` (so a new replica joins its peers first; the cluster events before it are
-counted all the same), and stops after the node.
+counted all the same), and stops after the node. Also after that first round, dnspython is
+imported in a thread for the DNS topologies' later polls (their first ones go through
+``getaddrinfo``: ``beamlink.cluster.strategies.dns``).
 
 With ``--dashboard-port`` (or ``BEAMLINK_DASHBOARD_PORT``) the node also serves the live cluster
 dashboard (``beamlink.web.dashboard``, on ``--dashboard-host``, default 127.0.0.1). It watches
@@ -304,6 +306,7 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
     cluster = None
     metrics = None
     forget_cluster = None
+    deferred: asyncio.Task[None] | None = None
     status = 0
     try:
         if dashboard is not None:
@@ -330,12 +333,15 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
                 cluster.subscribe(counted)
         if cluster is not None:
             stop_buffering()
+            deferred = asyncio.create_task(_load_deferred(cluster), name="beamlink-deferred-imports")
         log.info("node %s running (cookie from %s%s%s)", node.name, settings["cookie"].source,
                  f", topologies {', '.join(config.topologies)}" if config is not None else "",
                  f", app {app.spec}" if app is not None else "")
         status = await _serve(app, node, stop)
     finally:
         withdraw_stop()
+        if deferred is not None:
+            deferred.cancel()
         log.info("node %s stopping", node.name)
         try:
             if dashboard is not None:
@@ -359,6 +365,20 @@ async def _first_rounds(cluster: Any) -> None:
     rounds = [topology.wait_polls(1) for topology in cluster.topologies.values()]
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(asyncio.gather(*rounds), FIRST_ROUND_TIMEOUT)
+
+
+async def _load_deferred(cluster: Any) -> None:
+    """After the first rounds, import in a thread what the DNS topologies' later polls use
+    (dnspython: the first polls went through getaddrinfo, so a new replica joins before paying
+    for it; ``beamlink.cluster.strategies.dns``)."""
+    from beamlink.cluster.schema import DnsOptions
+
+    if not any(isinstance(t.config, DnsOptions) for t in cluster.topologies.values()):
+        return
+    await _first_rounds(cluster)
+    from beamlink.cluster.strategies.dns import load_dnspython
+
+    await asyncio.to_thread(load_dnspython)
 
 
 async def _serve(app: HostedApp | None, node: Any, stop: asyncio.Event) -> int:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from beamlink.cluster.schema import ClusterConfig
 from beamlink.cluster.strategies.base import DiscoveryError
-from beamlink.cluster.strategies.dns import AddressLookup, make_resolver
+from beamlink.cluster.strategies.dns import AddressLookup, Resolver
 from beamlink.errors import ConfigurationError
 
 log = logging.getLogger("beamlink.cluster")
@@ -172,7 +172,7 @@ def _dns_lookups(config: ClusterConfig | None) -> list[tuple[AddressLookup, Addr
         listing = topology.dns_listing()
         if listing is None:
             continue
-        resolver = make_resolver(listing.nameservers, listing.timeout_ms)
+        resolver = Resolver(listing.nameservers, listing.timeout_ms)
         query = listing.query
         service = query[len("tasks."):] if query.startswith("tasks.") else ""
         lookups.append(
