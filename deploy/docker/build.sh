@@ -56,7 +56,7 @@ python3 -m pip download --quiet --only-binary=:all: --dest "$context/wheelhouse"
     --python-version "$pyver" --implementation cp --abi "$abi" --abi abi3 --abi none \
     "${platforms[@]}" "${requirements[@]}"
 
-cp "$here/Dockerfile" "$here/healthcheck.py" "$context/"
+cp "$here/Dockerfile" "$here/healthcheck.sh" "$context/"
 cp -r "$root/examples/cluster_demo" "$context/cluster_demo"
 find "$context/cluster_demo" -name __pycache__ -prune -exec rm -rf {} +
 

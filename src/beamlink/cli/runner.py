@@ -18,6 +18,9 @@ counted all the same), and stops after the node. Also after that first round, dn
 imported in a thread for the DNS topologies' later polls (their first ones go through
 ``getaddrinfo``: ``beamlink.cluster.strategies.dns``).
 
+With ``--health-file`` (or ``BEAMLINK_HEALTH_FILE``) the node keeps a heartbeat file fresh
+while it is up and registered (``beamlink.cli.health``), for container health checks.
+
 With ``--dashboard-port`` (or ``BEAMLINK_DASHBOARD_PORT``) the node also serves the live cluster
 dashboard (``beamlink.web.dashboard``, on ``--dashboard-host``, default 127.0.0.1). It watches
 through a hidden, client-only node started in this process just before the node itself (so that
@@ -228,6 +231,20 @@ class _Dashboard:
             await self.observer.stop()
 
 
+def _health_file(settings: Mapping[str, Setting]) -> Any:
+    """The node's `HealthFile` (removed now: the node is not up yet), or None."""
+    if "health_file" not in settings:
+        return None
+    from beamlink.cli.health import HealthFile
+
+    health = HealthFile(str(settings["health_file"].value))
+    try:
+        health.clear()
+    except OSError as exc:
+        raise StartError(f"health file {health.path}: {exc}") from None
+    return health
+
+
 def _load_config(settings: Mapping[str, Setting]) -> Any:
     if "config" not in settings:
         return None
@@ -260,6 +277,7 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
     from beamlink.connection import load_optfile
     from beamlink.node import Node
 
+    health = _health_file(settings)
     config = _load_config(settings)
     app = None
     if "app" in settings:
@@ -303,12 +321,20 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
             await dashboard.close()
         raise StartError(f"node {name}: {exc}") from None
     withdraw_stop = register_stop_event(str(node.name), stop)
+    heartbeat = None
     cluster = None
     metrics = None
     forget_cluster = None
     deferred: asyncio.Task[None] | None = None
     status = 0
     try:
+        if health is not None:  # first beat at once: a container turns healthy on it
+            try:
+                health.beat(str(node.name))
+            except OSError as exc:
+                raise StartError(f"health file {health.path}: {exc} (give a writable path with "
+                                 "--health-file or BEAMLINK_HEALTH_FILE)") from None
+            heartbeat = asyncio.create_task(health.run(node), name="beamlink-health-file")
         if dashboard is not None:
             await dashboard.serve(node)
         early: list[Any] = []  # cluster events before the metrics exist
@@ -340,8 +366,12 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
         status = await _serve(app, node, stop)
     finally:
         withdraw_stop()
-        if deferred is not None:
-            deferred.cancel()
+        for task in (deferred, heartbeat):
+            if task is not None:
+                task.cancel()
+        if health is not None:
+            with contextlib.suppress(OSError):
+                health.clear()
         log.info("node %s stopping", node.name)
         try:
             if dashboard is not None:
