@@ -14,9 +14,9 @@ With ``--metrics-port`` (or ``BEAMLINK_METRICS_PORT``) the node serves Prometheu
 cluster topologies' metrics, the process/platform/GC collectors, and whatever the app registers.
 The server starts once the topologies have made their first round, waiting at most
 ``FIRST_ROUND_TIMEOUT`` (so a new replica joins its peers first; the cluster events before it are
-counted all the same), and stops after the node. Also after that first round, dnspython is
-imported in a thread for the DNS topologies' later polls (their first ones go through
-``getaddrinfo``: ``beamlink.cluster.strategies.dns``).
+counted all the same), and stops after the node. A few seconds after that first round,
+dnspython is imported in a thread for the DNS topologies' later polls (their first ones go
+through ``getaddrinfo``: ``beamlink.cluster.strategies.dns``).
 
 With ``--health-file`` (or ``BEAMLINK_HEALTH_FILE``) the node keeps a heartbeat file fresh
 while it is up and registered (``beamlink.cli.health``), for container health checks.
@@ -56,6 +56,9 @@ AUTO_HOST = "auto"
 AUTO_DNS_TIMEOUT = 30.0
 # How long the metrics server (and so the app) waits for the topologies' first discovery round.
 FIRST_ROUND_TIMEOUT = 1.0
+# How long after the first rounds dnspython is imported: replicas of a scale-up start together,
+# and this one's 35 ms of import CPU should not slow down the others' start-up.
+DNSPYTHON_DELAY = 3.0
 
 
 class StartError(NodeError, RuntimeError):
@@ -402,14 +405,15 @@ async def _first_rounds(cluster: Any) -> None:
 
 
 async def _load_deferred(cluster: Any) -> None:
-    """After the first rounds, import in a thread what the DNS topologies' later polls use
-    (dnspython: the first polls went through getaddrinfo, so a new replica joins before paying
-    for it; ``beamlink.cluster.strategies.dns``)."""
+    """`DNSPYTHON_DELAY` after the first rounds, import in a thread what the DNS topologies'
+    later polls use (dnspython: the first polls went through getaddrinfo, so a new replica joins
+    before paying for it; ``beamlink.cluster.strategies.dns``)."""
     from beamlink.cluster.schema import DnsOptions
 
     if not any(isinstance(t.config, DnsOptions) for t in cluster.topologies.values()):
         return
     await _first_rounds(cluster)
+    await asyncio.sleep(DNSPYTHON_DELAY)
     from beamlink.cluster.strategies.dns import load_dnspython
 
     await asyncio.to_thread(load_dnspython)
