@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,6 +65,31 @@ async def main(names):
     print(json.dumps(out))
 
 asyncio.run(main(sys.argv[1:]))
+"""
+
+
+SWITCH = """
+import asyncio, json, sys
+from beamlink.cluster.schema import DnsPollConfig
+from beamlink.cluster.strategies import StrategyContext, create_strategy
+from beamlink.cluster.strategies import dns as d
+
+async def main(name):
+    d.DNSPYTHON_DELAY = 0.2
+    config = DnsPollConfig(query=name, node_basename="demo")
+    strategy = create_strategy(config, StrategyContext("t", "demo@10.9.0.9", lambda event: None))
+    await strategy.start()
+    seen = []
+    try:
+        for _ in range(2):
+            nodes = sorted((await strategy.discover()).nodes)
+            seen.append([strategy.resolver.uses_dnspython, "dns.asyncresolver" in sys.modules, nodes])
+            await asyncio.sleep(1.0)
+    finally:
+        await strategy.close()
+    print(json.dumps(seen))
+
+asyncio.run(main(sys.argv[1]))
 """
 
 
@@ -115,14 +141,19 @@ def dnsmasq_in(namespace: str, tmp_path: Path) -> Iterator[subprocess.Popen[byte
         proc.wait(10)
 
 
-def lookups(namespace: str, *names: str) -> dict[str, dict[str, object]]:
+def in_namespace(namespace: str, script: str, *args: str) -> Any:
+    """Run the Python ``script`` with ``args`` inside the namespace; its JSON output."""
     done = subprocess.run(
-        ["ip", "netns", "exec", namespace, sys.executable, "-c", LOOKUPS, *names],
+        ["ip", "netns", "exec", namespace, sys.executable, "-c", script, *args],
         capture_output=True, text=True, timeout=60, check=False,
         env={**os.environ, "PYTHONPATH": str(ROOT / "src")},
     )
     assert done.returncode == 0, done.stderr
-    result: dict[str, dict[str, object]] = json.loads(done.stdout)
+    return json.loads(done.stdout)
+
+
+def lookups(namespace: str, *names: str) -> dict[str, dict[str, object]]:
+    result: dict[str, dict[str, object]] = in_namespace(namespace, LOOKUPS, *names)
     return result
 
 
@@ -153,3 +184,11 @@ def test_getaddrinfo_server_down_is_a_failure_of_every_family(namespace: str) ->
     for key, by in seen.items():
         for backend, got in by.items():
             assert str(got).startswith("error:"), (key, backend, got)
+
+
+def test_dns_poll_switches_to_dnspython_after_its_delay(
+    namespace: str, dnsmasq_in: subprocess.Popen[bytes]
+) -> None:
+    nodes = [f"demo@{ip}" for ip in HOSTS[A_ONLY]]
+    # First poll: no dnspython imported at all; after DNSPYTHON_DELAY, dnspython answers.
+    assert in_namespace(namespace, SWITCH, A_ONLY) == [[False, False, nodes], [True, True, nodes]]

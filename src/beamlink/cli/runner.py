@@ -14,9 +14,7 @@ With ``--metrics-port`` (or ``BEAMLINK_METRICS_PORT``) the node serves Prometheu
 cluster topologies' metrics, the process/platform/GC collectors, and whatever the app registers.
 The server starts once the topologies have made their first round, waiting at most
 ``FIRST_ROUND_TIMEOUT`` (so a new replica joins its peers first; the cluster events before it are
-counted all the same), and stops after the node. A few seconds after that first round,
-dnspython is imported in a thread for the DNS topologies' later polls (their first ones go
-through ``getaddrinfo``: ``beamlink.cluster.strategies.dns``).
+counted all the same), and stops after the node.
 
 With ``--health-file`` (or ``BEAMLINK_HEALTH_FILE``) the node keeps a heartbeat file fresh
 while it is up and registered (``beamlink.cli.health``), for container health checks.
@@ -56,9 +54,6 @@ AUTO_HOST = "auto"
 AUTO_DNS_TIMEOUT = 30.0
 # How long the metrics server (and so the app) waits for the topologies' first discovery round.
 FIRST_ROUND_TIMEOUT = 1.0
-# How long after the first rounds dnspython is imported: replicas of a scale-up start together,
-# and this one's 35 ms of import CPU should not slow down the others' start-up.
-DNSPYTHON_DELAY = 3.0
 
 
 class StartError(NodeError, RuntimeError):
@@ -332,7 +327,6 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
     cluster = None
     metrics = None
     forget_cluster = None
-    deferred: asyncio.Task[None] | None = None
     status = 0
     try:
         if health is not None:  # first beat at once: a container turns healthy on it
@@ -366,16 +360,14 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
                 cluster.subscribe(counted)
         if cluster is not None:
             stop_buffering()
-            deferred = asyncio.create_task(_load_deferred(cluster), name="beamlink-deferred-imports")
         log.info("node %s running (cookie from %s%s%s)", node.name, settings["cookie"].source,
                  f", topologies {', '.join(config.topologies)}" if config is not None else "",
                  f", app {app.spec}" if app is not None else "")
         status = await _serve(app, node, stop)
     finally:
         withdraw_stop()
-        for task in (deferred, heartbeat):
-            if task is not None:
-                task.cancel()
+        if heartbeat is not None:
+            heartbeat.cancel()
         if health is not None:
             with contextlib.suppress(OSError):
                 health.clear()
@@ -402,21 +394,6 @@ async def _first_rounds(cluster: Any) -> None:
     rounds = [topology.wait_polls(1) for topology in cluster.topologies.values()]
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(asyncio.gather(*rounds), FIRST_ROUND_TIMEOUT)
-
-
-async def _load_deferred(cluster: Any) -> None:
-    """`DNSPYTHON_DELAY` after the first rounds, import in a thread what the DNS topologies'
-    later polls use (dnspython: the first polls went through getaddrinfo, so a new replica joins
-    before paying for it; ``beamlink.cluster.strategies.dns``)."""
-    from beamlink.cluster.schema import DnsOptions
-
-    if not any(isinstance(t.config, DnsOptions) for t in cluster.topologies.values()):
-        return
-    await _first_rounds(cluster)
-    await asyncio.sleep(DNSPYTHON_DELAY)
-    from beamlink.cluster.strategies.dns import load_dnspython
-
-    await asyncio.to_thread(load_dnspython)
 
 
 async def _serve(app: HostedApp | None, node: Any, stop: asyncio.Event) -> int:

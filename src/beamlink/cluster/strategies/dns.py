@@ -7,9 +7,10 @@ UDP answer) and either the system resolver or the configured ``nameservers``.
 Start-up cost: importing dnspython takes about as much CPU as starting Python itself, and a new
 replica should not spend it before its first poll. So a `Resolver` for the system's resolver
 (no ``nameservers``) answers A and AAAA queries through the C library (``getaddrinfo``, one call
-per family, in the loop's executor, bounded by ``dns_timeout``) until dnspython is loaded, which
-`load_dnspython` does (``beamlink start`` runs it in a thread once the topologies have made their
-first round). Both ask the same servers (``/etc/resolv.conf``, search domains and all); only
+per family, in the loop's executor, bounded by ``dns_timeout``) until dnspython is loaded
+(`load_dnspython`), which a DNS strategy does in a thread `DNSPYTHON_DELAY` after it started:
+the replicas of a scale-up start together, and one that is up should not take CPU from those
+still starting. Both ask the same servers (``/etc/resolv.conf``, search domains and all); only
 dnspython sets its own per-server timeouts. With ``nameservers``, and for SRV, dnspython is used
 from the start.
 
@@ -55,6 +56,7 @@ DnsConfigT = TypeVar("DnsConfigT", bound=DnsOptions)
 
 _DNSPYTHON = ("dns.asyncresolver", "dns.exception", "dns.nameserver", "dns.rdatatype", "dns.resolver")
 _dnspython_loaded = False
+DNSPYTHON_DELAY = 3.0  # seconds after a DNS strategy starts until it loads dnspython
 # getaddrinfo's "no such name" and "no address of this family": answers, not failures.
 _NO_ADDRESS = frozenset(
     getattr(socket, code) for code in ("EAI_NONAME", "EAI_NODATA", "EAI_ADDRFAMILY")
@@ -200,11 +202,27 @@ class AddressLookup:
 
 
 class _DnsStrategy(Strategy[DnsConfigT]):
-    """A strategy that asks DNS: one resolver, built once (reading resolv.conf once), per topology."""
+    """A strategy that asks DNS: one resolver, built once (reading resolv.conf once), per topology;
+    dnspython loaded in a thread `DNSPYTHON_DELAY` after the start if the resolver lacks it."""
 
     def __init__(self, config: DnsConfigT, context: StrategyContext) -> None:
         super().__init__(config, context)
         self.resolver = Resolver(config.nameservers, config.dns_timeout)
+        self._loader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if not self.resolver.uses_dnspython:
+            self._loader = asyncio.create_task(_load_later(), name="beamlink-load-dnspython")
+
+    async def close(self) -> None:
+        if self._loader is not None:
+            self._loader.cancel()
+            self._loader = None
+
+
+async def _load_later() -> None:
+    await asyncio.sleep(DNSPYTHON_DELAY)
+    await asyncio.to_thread(load_dnspython)
 
 
 class _AddressStrategy(_DnsStrategy[DnsConfigT]):
