@@ -103,7 +103,7 @@ def test_healthcheck_follows_the_node_start(beamlink_image: str) -> None:
         output = wait_check_output(fixed, "starting", "unhealthy", timeout=15)
         assert output.startswith("unhealthy: node not up (no heartbeat")
         for container in (auto, fixed):
-            output = wait_check_output(container, "healthy", " up", timeout=20)
+            output = wait_check_output(container, "healthy", "standin up", timeout=20)
             assert output == "healthy: cluster_demo@standin up"
         output = wait_check_output(misnamed, "starting", "unhealthy", timeout=15)
         assert "node other not up" in output
