@@ -56,15 +56,17 @@ python3 -m pip download --quiet --only-binary=:all: --dest "$context/wheelhouse"
     --python-version "$pyver" --implementation cp --abi "$abi" --abi abi3 --abi none \
     "${platforms[@]}" "${requirements[@]}"
 
-cp "$here/Dockerfile" "$here/healthcheck.py" "$context/"
+cp "$here/Dockerfile" "$here/healthcheck.sh" "$context/"
 cp -r "$root/examples/cluster_demo" "$context/cluster_demo"
 find "$context/cluster_demo" -name __pycache__ -prune -exec rm -rf {} +
 
 previous=$(docker image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)
-docker build --build-arg "BASE_IMAGE=$base" --tag "$tag" "$context"
+build_id=$(basename "$context")
+docker build --build-arg "BASE_IMAGE=$base" --build-arg "BUILD_ID=$build_id" --tag "$tag" "$context"
 # The build stage's image is dangling once tagged images are done; keep nothing of it, nor the
-# image the tag named before (unless a container still uses it).
-docker image prune --force --filter label=org.beamlink.build-stage=true >/dev/null
+# image the tag named before (unless a container still uses it). Only this build's stage: a
+# filter matching every build's stage removed a concurrent build's images under its feet.
+docker image prune --force --filter "label=org.beamlink.build-stage=$build_id" >/dev/null
 if [[ -n $previous && $previous != $(docker image inspect --format '{{.Id}}' "$tag") ]]; then
     docker image rm "$previous" >/dev/null 2>&1 || true
 fi

@@ -8,8 +8,8 @@ one above it): ``etf`` (term codec) -> ``epmd`` / ``distribution`` (EPMD, handsh
 (discovery, ``beamlink.cluster``) -> ``cli``.
 
 Importing ``beamlink`` is cheap: the term types, errors and version load at once, the node API
-on first use (PEP 562), so code that needs only a low layer (the image's health check uses
-``beamlink.epmd.protocol``) does not pay for asyncio and the node runtime.
+on first use (PEP 562), so code that needs only a low layer (e.g. ``beamlink.epmd.protocol``)
+does not pay for asyncio and the node runtime.
 """
 
 from __future__ import annotations

@@ -230,6 +230,9 @@ DASHBOARD_PORT: EnvSetting[int] = EnvSetting(
     "dashboard port", ("BEAMLINK_DASHBOARD_PORT",), _port(0),
     f"a port number 0..{MAX_PORT} (0 picks a free one)",
 )
+HEALTH_FILE: EnvSetting[str] = EnvSetting(
+    "health file", ("BEAMLINK_HEALTH_FILE",), _text, "a file path"
+)
 DASHBOARD_HOST: EnvSetting[str] = EnvSetting(
     "dashboard host", ("BEAMLINK_DASHBOARD_HOST",), _text, "an address to listen on",
     default=DEFAULT_DASHBOARD_HOST,

@@ -146,3 +146,15 @@ def test_elixir_calls_a_genserver_hosted_by_start_app(tmp_path: Path) -> None:
         finally:
             elixir.stop()
     assert re.search(r"nodedown ex@127\.0\.0\.1", node.log)
+
+
+def test_health_file_that_cannot_be_written_stops_the_start(tmp_path: Path) -> None:
+    env = cli_env(tmp_path, BEAMLINK_HEALTH_FILE=str(tmp_path / "missing-dir" / "health"))
+    node = StartedNode(APP, env, tmp_path / "app.log", "start", "--name", APP)
+    with started([node]):
+        assert node.wait_exit() == 1
+    log = node.log
+    assert re.search(r"cannot start: health file \S+/missing-dir/health: .*No such file", log), log
+    assert "--health-file or BEAMLINK_HEALTH_FILE" in log
+    assert f"node {APP} stopped" in log
+    assert not epmd_running(int(env["ERL_EPMD_PORT"]))

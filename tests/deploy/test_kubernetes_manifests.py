@@ -138,11 +138,11 @@ def test_service_account_may_read_endpointslices() -> None:
 
 
 def test_probes_check_that_the_node_is_up_not_clustered() -> None:
-    healthcheck = "/opt/beamlink/healthcheck.py"
-    assert (DOCKER / "healthcheck.py").exists()
+    healthcheck = "/opt/beamlink/healthcheck.sh"
+    assert (DOCKER / "healthcheck.sh").exists()
     assert healthcheck in (DOCKER / "Dockerfile").read_text()
     for probe in ("readinessProbe", "livenessProbe"):
-        assert container()[probe]["exec"]["command"] == ["python3", healthcheck]
+        assert container()[probe]["exec"]["command"] == [healthcheck]
     assert container()["readinessProbe"]["periodSeconds"] <= 5
 
 

@@ -1,6 +1,6 @@
 """The Docker image recipe and the Swarm stack, checked for what they do rather than how they
 are spelt: the Dockerfile is parsed into instructions and the stack as YAML, and the image's
-health check is run for real against an embedded EPMD. What must agree: the image user owns the
+health check is run for real against heartbeat files and a real ``beamlink start``. What must agree: the image user owns the
 mounted cookie, the rendered topology queries the tasks of the service the stack defines, the
 image defaults and the stack's environment name the same node, config and metrics port. The
 same files run for real in ``tests/swarm/``.
@@ -8,12 +8,13 @@ same files run for real in ``tests/swarm/``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import re
 import shlex
-import sys
+import signal
+import subprocess
+import time
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -21,12 +22,11 @@ import pytest
 import yaml
 
 from beamlink.cluster.schema import DnsPollConfig, load_config
-from beamlink.epmd import register
-from beamlink.epmd.server import EmbeddedEpmd
-from tests.support.erlang import free_port
+from tests.cli.support import StartedNode, cli_env, started
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 DOCKER = DEPLOY / "docker"
+HEALTHCHECK = DOCKER / "healthcheck.sh"
 SERVICE = "cluster_demo"
 
 
@@ -130,49 +130,98 @@ def test_healthcheck_runs_the_shipped_check_often_enough_for_swarm_dns() -> None
     if "--watch" in argv:
         assert float(argv[argv.index("--watch") + 1]) < int(timeout.group(1))
         argv = argv[: argv.index("--watch")]
-    script = PurePosixPath(argv[-1])
+    # The check is the shipped script itself (bash, no Python start per check), reading the
+    # heartbeat file the image tells beamlink start to keep.
+    [script] = argv
     copies = [shlex.split(a) for k, a in instructions() if k == "COPY" and "--from" not in a]
-    assert [str(DOCKER / "healthcheck.py"), str(script)] in [
-        [str(DOCKER / src), dst] for src, dst in copies
-    ]
-    assert argv[0] == "python3" and image_env()["PATH"].startswith(str(script.parent) + "/bin")
+    assert [str(HEALTHCHECK), script] in [[str(DOCKER / src), dst] for src, dst in copies]
+    assert os.access(HEALTHCHECK, os.X_OK)
+    assert HEALTHCHECK.read_text().startswith("#!/bin/bash\n")
+    assert image_env()["BEAMLINK_HEALTH_FILE"].startswith("/tmp/")
 
 
-async def _healthcheck(epmd_port: int, **env: str) -> tuple[int, str]:
+def healthcheck(health_file: Path, *args: str, **env: str) -> tuple[int, str]:
+    """Run the image's check (``args``: e.g. ``--watch 1``) with ``env`` over the image's
+    BEAMLINK_NODE; its status and output line."""
     variables = {
-        k: v for k, v in os.environ.items() if k not in ("BEAMLINK_HOST", "POD_IP", "RELEASE_NODE")
+        k: v for k, v in os.environ.items()
+        if not k.startswith(("BEAMLINK_", "RELEASE_")) and k != "POD_IP"
     }
-    variables.update(ERL_EPMD_PORT=str(epmd_port), **env)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(DOCKER / "healthcheck.py"), env=variables,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-    )
-    out, _ = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode()
+    variables.update({"BEAMLINK_NODE": image_env()["BEAMLINK_NODE"],
+                      "BEAMLINK_HEALTH_FILE": str(health_file), **env})
+    done = subprocess.run([str(HEALTHCHECK), *args], env=variables, capture_output=True,
+                          text=True, timeout=30, check=False)
+    assert done.stderr == ""
+    return done.returncode, done.stdout.strip()
+
+
+def test_healthcheck_verdicts_from_the_heartbeat_file(tmp_path: Path) -> None:
+    beat = tmp_path / "health"
+    # No heartbeat yet: a NAME@auto node is still looking for its address in DNS, which lists
+    # it only once it is healthy; with the host given there is nothing to wait for.
+    status, out = healthcheck(beat)
+    assert status == 0 and out.startswith("healthy: starting")
+    for host in ({"BEAMLINK_HOST": "10.0.0.5"}, {"POD_IP": "10.0.0.5"}):
+        assert healthcheck(beat, **host) == (1, f"unhealthy: node not up (no heartbeat in {beat})")
+    beat.write_text(f"{int(time.time())} cluster_demo@10.0.0.5\n")
+    assert healthcheck(beat, BEAMLINK_HOST="10.0.0.5") == (0, "healthy: cluster_demo@10.0.0.5 up")
+    status, out = healthcheck(beat, BEAMLINK_NODE="other@auto")
+    assert status == 1 and "node other not up" in out
+    beat.write_text(f"{int(time.time()) - 6} cluster_demo@10.0.0.5\n")
+    status, out = healthcheck(beat)
+    assert status == 1 and "last heartbeat is 6 s old" in out
+    beat.write_text("half a line")
+    assert healthcheck(beat)[0] == 0  # starting (never a crash of the check)
+    assert healthcheck(beat, BEAMLINK_HOST="10.0.0.5")[0] == 1
+
+
+def test_watching_check_reports_a_change_at_once_and_sameness_at_the_end(tmp_path: Path) -> None:
+    beat = tmp_path / "health"
+    fixed = {"BEAMLINK_HOST": "10.0.0.5"}
+    started = time.monotonic()
+    assert healthcheck(beat, "--watch", "10", **fixed)[0] == 1
+    # Nothing reported yet counts as unhealthy, so "unhealthy" is no news: watched for 2 s
+    # (not 10: failures in a row must add up quickly).
+    assert 1.9 <= time.monotonic() - started < 5
+    beat.write_text(f"{int(time.time())} cluster_demo@10.0.0.5\n")
+    started = time.monotonic()
+    assert healthcheck(beat, "--watch", "10", **fixed)[0] == 0
+    assert time.monotonic() - started < 1.5  # a change: at once
+    started = time.monotonic()
+    assert healthcheck(beat, "--watch", "1", **fixed)[0] == 0
+    assert time.monotonic() - started >= 0.9  # no change: the whole watch
+    beat.unlink()
+    started = time.monotonic()
+    assert healthcheck(beat, "--watch", "10", **fixed)[0] == 1
+    assert time.monotonic() - started < 1.5
 
 
 @pytest.mark.timeout(90)
-async def test_healthcheck_is_healthy_once_the_node_is_up_not_once_clustered() -> None:
-    node = image_env()["BEAMLINK_NODE"]
-    port = free_port()
-    # No EPMD yet: a NAME@auto node is still looking for its address in DNS, which lists it
-    # only once it is healthy; with the host given there is nothing to wait for.
-    assert (await _healthcheck(port, BEAMLINK_NODE=node))[0] == 0
-    assert (await _healthcheck(port, BEAMLINK_NODE=node, BEAMLINK_HOST="10.0.0.5"))[0] == 1
-    epmd = EmbeddedEpmd(port=port, addresses=["127.0.0.1"])
-    await epmd.start()
-    try:
-        status, out = await _healthcheck(port, BEAMLINK_NODE=node)
-        assert status == 1 and "not registered" in out
-        registration = await register(node.partition("@")[0], free_port(), epmd_port=port)
+def test_healthcheck_follows_a_real_node(tmp_path: Path) -> None:
+    """``beamlink start --health-file``: healthy once up, unhealthy while its event loop is
+    stopped (SIGSTOP) and after it stopped."""
+    beat = tmp_path / "health"
+    env = cli_env(tmp_path, BEAMLINK_HEALTH_FILE=str(beat))
+    name = "cluster_demo@127.0.0.1"
+    fixed = {"BEAMLINK_HOST": "127.0.0.1"}
+    node = StartedNode(name, env, tmp_path / "node.log", "start", "--name", name)
+    with started([node]):
+        node.wait_running()
+        assert healthcheck(beat, **fixed) == (0, f"healthy: {name} up")
+        node.proc.send_signal(signal.SIGSTOP)
         try:
-            assert (await _healthcheck(port, BEAMLINK_NODE=node))[0] == 0
-            assert (await _healthcheck(port, BEAMLINK_NODE="other@auto"))[0] == 1
+            time.sleep(7)
+            status, out = healthcheck(beat, **fixed)
+            assert status == 1 and "heartbeat is" in out, out
         finally:
-            await registration.close()
-    finally:
-        await epmd.close()
+            node.proc.send_signal(signal.SIGCONT)
+        deadline = time.monotonic() + 10
+        while healthcheck(beat, **fixed)[0] != 0:
+            assert time.monotonic() < deadline, "no fresh heartbeat after SIGCONT"
+            time.sleep(0.2)
+        assert node.terminate() == 0
+    assert not beat.exists()
+    assert healthcheck(beat, **fixed)[0] == 1
 
 
 def test_cookie_secret_is_the_image_users_erlang_cookie_and_only_theirs() -> None:

@@ -1,6 +1,6 @@
 """The image, its HEALTHCHECK and the Swarm stack file in a real engine and swarm, independent of the
 node runtime: containers run a stand-in (``standin_node.py``) that registers ``cluster_demo`` in
-an embedded EPMD the way ``beamlink start`` does. The end-to-end clustering test is
+an embedded EPMD and keeps its heartbeat file the way ``beamlink start`` does. The end-to-end clustering test is
 ``test_swarm_e2e.py``.
 """
 
@@ -48,7 +48,7 @@ def test_image_runs_beamlink_as_non_root_user(beamlink_image: str) -> None:
     assert "BEAMLINK_NODE=cluster_demo@auto" in config["Env"]
     assert "BEAMLINK_APP=cluster_demo.app:main" in config["Env"]
     health = config["Healthcheck"]
-    assert health["Test"] == ["CMD", "python3", "/opt/beamlink/healthcheck.py", "--watch", "10"]
+    assert health["Test"] == ["CMD", "/opt/beamlink/healthcheck.sh", "--watch", "10"]
     assert health["Interval"] == 100_000_000
 
     assert run_in_image(beamlink_image, "id", "-u") == "10001"
@@ -101,15 +101,16 @@ def test_healthcheck_follows_the_node_start(beamlink_image: str) -> None:
         # cluster_demo@auto without EPMD yet: healthy while it looks for its own address, since
         # Swarm puts a task into DNS only once it is healthy.
         output = wait_check_output(auto, "healthy", "starting", timeout=15)
-        assert output.startswith("healthy: starting, no EPMD yet")
-        # With the host given nothing waits for DNS: unhealthy until the node registers.
-        assert "unhealthy: no EPMD" in wait_check_output(fixed, "starting", "unhealthy", timeout=15)
+        assert output.startswith("healthy: starting, not up yet")
+        # With the host given nothing waits for DNS: unhealthy until the node is up.
+        output = wait_check_output(fixed, "starting", "unhealthy", timeout=15)
+        assert output.startswith("unhealthy: node not up (no heartbeat")
         for container in (auto, fixed):
-            output = wait_check_output(container, "healthy", "registered", timeout=20)
-            assert output == "healthy: cluster_demo registered"
+            output = wait_check_output(container, "healthy", "standin up", timeout=20)
+            assert output == "healthy: cluster_demo@standin up"
         # Still starting, or (once the others took the 20 s start period) already unhealthy.
         output = wait_check_output(misnamed, ("starting", "unhealthy"), "unhealthy", timeout=15)
-        assert "node other not registered" in output
+        assert "node other not up" in output
         # The check that turned the fixed-host node healthy was already watching when the node
         # registered (it did not wait for a next interval), and a healthy node is checked every
         # ~10 s, not every 100 ms (each check is a docker exec: engine CPU).

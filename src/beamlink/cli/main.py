@@ -80,6 +80,7 @@ ENV_OPTIONS: dict[str, defs.EnvSetting[Any]] = {
     "dashboard_port": defs.DASHBOARD_PORT, "dashboard_host": defs.DASHBOARD_HOST,
     "ssl_dist_optfile": defs.SSL_DIST_OPTFILE, "stall_threshold": defs.STALL_THRESHOLD,
     "workers": defs.WORKERS, "processes": defs.PROCESSES, "listen_host": defs.LISTEN_HOST,
+    "health_file": defs.HEALTH_FILE,
 }
 _COOKIE_FILE = "; else ~/.erlang.cookie"
 
@@ -153,6 +154,9 @@ def _node_options(fn: Callable[..., Any]) -> Callable[..., Any]:
                         "(default 64)."),
         env_option("--processes", setting=defs.PROCESSES, type=int,
                    help="Worker processes for functions marked cpu_bound (default 0: none)."),
+        env_option("--health-file", setting=defs.HEALTH_FILE, type=click.Path(dir_okay=False),
+                   help="Heartbeat file for container health checks: '<unix time> <node>', "
+                        "rewritten every second while the node is up (off by default)."),
     ]):
         fn = option(fn)
     return fn

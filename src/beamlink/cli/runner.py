@@ -16,6 +16,9 @@ The server starts once the topologies have made their first round, waiting at mo
 ``FIRST_ROUND_TIMEOUT`` (so a new replica joins its peers first; the cluster events before it are
 counted all the same), and stops after the node.
 
+With ``--health-file`` (or ``BEAMLINK_HEALTH_FILE``) the node keeps a heartbeat file fresh
+while it is up and registered (``beamlink.cli.health``), for container health checks.
+
 With ``--dashboard-port`` (or ``BEAMLINK_DASHBOARD_PORT``) the node also serves the live cluster
 dashboard (``beamlink.web.dashboard``, on ``--dashboard-host``, default 127.0.0.1). It watches
 through a hidden, client-only node started in this process just before the node itself (so that
@@ -172,7 +175,11 @@ async def resolve_auto(name: str, config: Any) -> str:
     return f"{base}@{address}"
 
 
-def _start_metrics(node: Any, settings: Mapping[str, Setting]) -> Any:
+async def _start_metrics(node: Any, settings: Mapping[str, Setting]) -> Any:
+    # prometheus_client and the metrics modules are imported in a thread: on the event loop the
+    # import (0.05-0.2 s) would hold up the handshakes of peers connecting meanwhile.
+    await asyncio.to_thread(importlib.import_module, "beamlink.cluster.metrics")
+    await asyncio.to_thread(importlib.import_module, "beamlink.web.metrics")
     from beamlink.web.metrics import METRICS_PATH, serve_metrics
 
     host = str(settings["metrics_host"].value)
@@ -226,6 +233,20 @@ class _Dashboard:
             await self.observer.stop()
 
 
+def _health_file(settings: Mapping[str, Setting]) -> Any:
+    """The node's `HealthFile` (removed now: the node is not up yet), or None."""
+    if "health_file" not in settings:
+        return None
+    from beamlink.cli.health import HealthFile
+
+    health = HealthFile(str(settings["health_file"].value))
+    try:
+        health.clear()
+    except OSError as exc:
+        raise StartError(f"health file {health.path}: {exc}") from None
+    return health
+
+
 def _load_config(settings: Mapping[str, Setting]) -> Any:
     if "config" not in settings:
         return None
@@ -258,6 +279,7 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
     from beamlink.connection import load_optfile
     from beamlink.node import Node
 
+    health = _health_file(settings)
     config = _load_config(settings)
     app = None
     if "app" in settings:
@@ -301,11 +323,19 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
             await dashboard.close()
         raise StartError(f"node {name}: {exc}") from None
     withdraw_stop = register_stop_event(str(node.name), stop)
+    heartbeat = None
     cluster = None
     metrics = None
     forget_cluster = None
     status = 0
     try:
+        if health is not None:  # first beat at once: a container turns healthy on it
+            try:
+                health.beat(str(node.name))
+            except OSError as exc:
+                raise StartError(f"health file {health.path}: {exc} (give a writable path with "
+                                 "--health-file or BEAMLINK_HEALTH_FILE)") from None
+            heartbeat = asyncio.create_task(health.run(node), name="beamlink-health-file")
         if dashboard is not None:
             await dashboard.serve(node)
         early: list[Any] = []  # cluster events before the metrics exist
@@ -320,7 +350,7 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
             if "metrics_port" in settings:
                 await _first_rounds(cluster)
         if "metrics_port" in settings:
-            metrics = _start_metrics(node, settings)
+            metrics = await _start_metrics(node, settings)
             if cluster is not None:
                 from beamlink.cluster.metrics import ClusterMetrics
 
@@ -336,6 +366,11 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
         status = await _serve(app, node, stop)
     finally:
         withdraw_stop()
+        if heartbeat is not None:
+            heartbeat.cancel()
+        if health is not None:
+            with contextlib.suppress(OSError):
+                health.clear()
         log.info("node %s stopping", node.name)
         try:
             if dashboard is not None:

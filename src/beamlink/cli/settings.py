@@ -32,7 +32,7 @@ def node_settings(options: Mapping[str, Any], env: Mapping[str, str] | None = No
     ``options`` holds the command-line values (None when not given) under the keys ``name``,
     ``sname``, ``cookie``, ``dist_port``, ``net_ticktime``, ``config``, ``app``, ``hidden``,
     ``listen_host``, ``metrics_port``, ``metrics_host``, ``dashboard_port``, ``dashboard_host``,
-    ``ssl_dist_optfile``, ``stall_threshold``, ``workers``, ``processes``. A host is only set when
+    ``ssl_dist_optfile``, ``stall_threshold``, ``workers``, ``processes``, ``health_file``. A host is only set when
     its port is. Raises `SettingsError` for a bad or conflicting value.
     """
     env = os.environ if env is None else env
@@ -61,7 +61,7 @@ def node_settings(options: Mapping[str, Any], env: Mapping[str, str] | None = No
                          ("stall_threshold", defs.STALL_THRESHOLD), ("workers", defs.WORKERS),
                          ("processes", defs.PROCESSES), ("config", defs.CONFIG),
                          ("app", defs.APP), ("ssl_dist_optfile", defs.SSL_DIST_OPTFILE),
-                         ("listen_host", defs.LISTEN_HOST)):
+                         ("listen_host", defs.LISTEN_HOST), ("health_file", defs.HEALTH_FILE)):
         found = _from(setting, options, key, env)
         if found is not None:
             out[key] = found

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from beamlink.cluster.schema import ClusterConfig
 from beamlink.cluster.strategies.base import DiscoveryError
-from beamlink.cluster.strategies.dns import AddressLookup, make_resolver
+from beamlink.cluster.strategies.dns import AddressLookup, Resolver
 from beamlink.errors import ConfigurationError
 
 log = logging.getLogger("beamlink.cluster")
@@ -172,7 +172,7 @@ def _dns_lookups(config: ClusterConfig | None) -> list[tuple[AddressLookup, Addr
         listing = topology.dns_listing()
         if listing is None:
             continue
-        resolver = make_resolver(listing.nameservers, listing.timeout_ms)
+        resolver = Resolver(listing.nameservers, listing.timeout_ms)
         query = listing.query
         service = query[len("tasks."):] if query.startswith("tasks.") else ""
         lookups.append(
@@ -190,16 +190,23 @@ async def _config_addresses(
         return [], []
     found: list[str] = []
     hints: list[str] = []
-    for lookup, service in lookups:
-        try:
-            found.extend(await lookup.addresses())
-        except DiscoveryError as exc:
-            log.warning("own address: %s", exc)
-        if service is not None:
-            try:
-                hints.extend(await service.addresses())
-            except DiscoveryError as exc:
-                log.debug("own address: no service address: %s", exc)
+    services = [service for _, service in lookups if service is not None]
+    answers = await asyncio.gather(  # every name at once: a starting node waits for one round trip
+        *(lookup.addresses() for lookup, _ in lookups),
+        *(service.addresses() for service in services),
+        return_exceptions=True,
+    )
+    for index, answer in enumerate(answers):
+        listing = index < len(lookups)
+        if isinstance(answer, DiscoveryError):
+            if listing:
+                log.warning("own address: %s", answer)
+            else:
+                log.debug("own address: no service address: %s", answer)
+        elif isinstance(answer, BaseException):
+            raise answer
+        else:
+            (found if listing else hints).extend(answer)
     hosts = [host for topology in config.topologies.values() for host in topology.peer_hosts()]
     loop = asyncio.get_running_loop()
     for host in hosts:

@@ -12,7 +12,6 @@ a callable or ``"package.module:attribute"``. No I/O beyond reading the file han
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import importlib
 import os
 import sys
@@ -67,6 +66,8 @@ class ConfigError(ConfigurationError, ValueError):
 
 
 def suggest(word: str, candidates: Collection[str]) -> str | None:
+    import difflib  # only for error messages: not on every start's import path
+
     matches = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return matches[0] if matches else None
 

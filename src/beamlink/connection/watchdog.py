@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import functools
 import inspect
 import logging
 import os
 import sys
-import sysconfig
 import threading
 import time
 from collections import Counter
@@ -49,10 +49,18 @@ WARNING_INTERVAL = 60.0
 LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _SELECTORS = os.sep + "selectors.py"
 _ASYNCIO_EVENTS = os.sep + os.path.join("asyncio", "events.py")
-_LIBRARY_DIRS = tuple(
-    {os.path.normcase(p) + os.sep for key in ("stdlib", "platstdlib", "purelib", "platlib")
-     if (p := sysconfig.get_paths().get(key))}
-)
+
+
+@functools.cache
+def _library_dirs() -> tuple[str, ...]:
+    """Where the standard library and installed packages live (asked only once a stall is
+    reported: sysconfig costs start-up time)."""
+    import sysconfig
+
+    return tuple(
+        {os.path.normcase(p) + os.sep for key in ("stdlib", "platstdlib", "purelib", "platlib")
+         if (p := sysconfig.get_paths().get(key))}
+    )
 
 
 class Tickable(Protocol):
@@ -124,7 +132,7 @@ def _location(code_file: str, line: int | None, function: str) -> str:
 
 
 def _is_library(filename: str) -> bool:
-    return os.path.normcase(filename).startswith(_LIBRARY_DIRS) or filename.startswith("<")
+    return os.path.normcase(filename).startswith(_library_dirs()) or filename.startswith("<")
 
 
 def _loop_entry_frame() -> FrameType | None:

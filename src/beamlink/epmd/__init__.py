@@ -1,8 +1,8 @@
 """EPMD: the wire protocol (``protocol``), an asyncio client (``client``), an embedded server
 (``server``) and the re-registration loop that takes the embedded server over (``keeper``).
 
-The names below are imported on first use, so ``beamlink.epmd.protocol`` alone (the image's
-health check speaks it over a blocking socket) does not pull in asyncio.
+The names below are imported on first use, so ``beamlink.epmd.protocol`` alone (a tool speaking
+it over a blocking socket) does not pull in asyncio.
 """
 
 from __future__ import annotations

@@ -29,13 +29,15 @@ import asyncio
 import contextlib
 import contextvars
 import inspect
-import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import Executor as _PoolExecutor
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from typing import Any, TypeVar
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from beamlink.settings import DEFAULT_WORKERS
+
+if TYPE_CHECKING:  # multiprocessing loads only with a process pool (it costs start-up time)
+    from concurrent.futures import ProcessPoolExecutor
 
 _PLACEMENT = "__beamlink_runs__"
 LOOP = "loop"
@@ -144,6 +146,9 @@ class Executor:
 
     def _processes(self) -> ProcessPoolExecutor:
         if self._process_pool is None:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
+
             method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
             self._process_pool = ProcessPoolExecutor(
                 self.processes, mp_context=multiprocessing.get_context(method)
