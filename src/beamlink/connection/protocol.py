@@ -240,6 +240,10 @@ class DistConnection(asyncio.Protocol):
             self._totals.frames_in += count
             assert self.peer is not None
             self.owner.deliver(self.peer, frames)
+            if self._out and not self._paused:
+                # Frames queued while delivering (a GenServer's reply made inside the delivery)
+                # leave now, not one loop iteration later.
+                self._flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         detail = f"socket error: {exc}" if exc else "peer closed the connection"

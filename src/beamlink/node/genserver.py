@@ -27,7 +27,7 @@ from beamlink.errors import NodeError
 from beamlink.etf import Atom, ImproperList, Pid, Reference
 from beamlink.node.atoms import ALIAS, DOWN_TAG, GEN_CALL, GEN_CAST, NORMAL
 from beamlink.node.errors import ProcessExit, ReceiveTimeout, UnknownName
-from beamlink.node.runtime import on_loop, runs_inline
+from beamlink.node.runtime import on_loop, run_as, runs_inline
 
 __all__ = [
     "GEN_CALL",
@@ -161,6 +161,21 @@ BATCH = 64
 """At most this many queued messages of one server are handled in one worker job."""
 
 
+class _Resume:
+    """What a server's task must do after a callback run from the mailbox's ``direct`` hook:
+    raise the callback's exception, await the awaitable it returned (and reply with its value),
+    or only look at ``_stop_reason`` again. Put first in the server's own mailbox."""
+
+    __slots__ = ("error", "from_", "pending")
+
+    def __init__(
+        self, error: BaseException | None = None, pending: Any = None, from_: From | None = None
+    ) -> None:
+        self.error = error
+        self.pending = pending
+        self.from_ = from_
+
+
 class GenServer:
     """Base class of a Python server process speaking the ``gen_server`` protocol.
 
@@ -185,6 +200,8 @@ class GenServer:
         self._stop_reason: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
+        self._directing = False
+        self._direct_call = self._direct_cast = self._direct_info = False
 
     @property
     def pid(self) -> Pid:
@@ -272,9 +289,18 @@ class GenServer:
                 started.set_exception(exc)
             raise
         started.set_result(None)
+        mailbox = proc.mailbox
+        direct = self._direct if any(self._direct_kinds()) else None
         try:
             while self._stop_reason is None:
-                msg = await proc.receive()
+                mailbox.direct = direct
+                try:
+                    msg = await proc.receive()
+                finally:
+                    mailbox.direct = None
+                if type(msg) is _Resume:
+                    await self._resume(msg)
+                    continue
                 if runs_inline(self._callback_of(msg)):
                     await self._handle(msg)
                 else:
@@ -291,6 +317,64 @@ class GenServer:
         await self._callback(self.terminate, self._stop_reason)
         if self._stop_reason != NORMAL:
             raise ProcessExit(self._stop_reason)
+
+    def _direct_kinds(self) -> tuple[bool, bool, bool]:
+        """Whether handle_call, handle_cast, handle_info are synchronous loop callbacks (each
+        may then run straight from the delivery of its message: `_direct`)."""
+
+        def sync_on_loop(fn: Callable[..., Any]) -> bool:
+            return runs_inline(fn) and not inspect.iscoroutinefunction(fn)
+
+        self._direct_call = sync_on_loop(self.handle_call)
+        self._direct_cast = sync_on_loop(self.handle_cast)
+        self._direct_info = sync_on_loop(self.handle_info)
+        return self._direct_call, self._direct_cast, self._direct_info
+
+    def _direct(self, msg: Any) -> bool:
+        """The mailbox's ``direct`` hook, installed while the server's task waits for a message
+        and none is queued: a message whose callback is a synchronous loop callback is handled
+        here, at once, inside the delivery (for a message from another node: in the connection's
+        ``data_received``), and its reply goes out with that read's flush: no task wake-up and
+        no loop iteration in between. Anything else (an async or worker-pool callback, a message
+        sent by the callback to its own server) is queued for the task (returns False)."""
+        if self._directing or self._stop_reason is not None:
+            return False
+        call_ = parse_call(msg)
+        if call_ is not None:
+            if not self._direct_call:
+                return False
+            fn: Callable[..., Any] = self.handle_call
+            args: tuple[Any, ...] = (call_[1], call_[0])
+        else:
+            is_cast, payload = parse_cast(msg)
+            if not (self._direct_cast if is_cast else self._direct_info):
+                return False
+            fn, args = (self.handle_cast, (payload,)) if is_cast else (self.handle_info, (msg,))
+        proc = self.proc
+        self._directing = True
+        try:
+            value = run_as(proc, fn, *args)
+            if inspect.isawaitable(value):
+                proc.mailbox.put_first(_Resume(pending=value, from_=None if call_ is None else call_[0]))
+                return True
+            if call_ is not None and value is not NOREPLY:
+                reply(proc, call_[0], value)
+        except BaseException as exc:  # the task raises it: the server ends as in `_handle`
+            proc.mailbox.put_first(_Resume(error=exc))
+            return True
+        finally:
+            self._directing = False
+        if self._stop_reason is not None:
+            proc.mailbox.put_first(_Resume())
+        return True
+
+    async def _resume(self, marker: _Resume) -> None:
+        if marker.error is not None:
+            raise marker.error
+        if marker.pending is not None:
+            value = await marker.pending
+            if marker.from_ is not None and value is not NOREPLY:
+                reply(self.proc, marker.from_, value)
 
     def _callback_of(self, msg: Any) -> Callable[..., Any]:
         """The callback that handles ``msg``."""
