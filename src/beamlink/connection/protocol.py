@@ -144,6 +144,9 @@ class DistConnection(asyncio.Protocol):
         self._out: list[bytes] = []
         self._paused = False  # the transport's buffer is over its high-water mark
         self._flush_scheduled = False
+        # A message frame was written at once in this loop iteration (see `send`), or a read's
+        # delivery runs (its frames leave together when it ends).
+        self._eager_spent = False
         self._finished = False
         self._read_count = 0
         self._write_count = 0
@@ -239,7 +242,11 @@ class DistConnection(asyncio.Protocol):
             self.traffic.frames_in += count
             self._totals.frames_in += count
             assert self.peer is not None
-            self.owner.deliver(self.peer, frames)
+            eager, self._eager_spent = self._eager_spent, True
+            try:
+                self.owner.deliver(self.peer, frames)
+            finally:
+                self._eager_spent = eager
             if self._out and not self._paused:
                 # Frames queued while delivering (a GenServer's reply made inside the delivery)
                 # leave now, not one loop iteration later.
@@ -382,6 +389,13 @@ class DistConnection(asyncio.Protocol):
         if writer is None or self._finished:
             raise ConnectionError("connection is not up")
         self._out.append(writer.frame(control, message))
+        if message is not NO_MESSAGE and not self._eager_spent and not self._paused:
+            # The first message of a loop iteration leaves at once, with the frames queued
+            # before it (a call's MONITOR_P, the last call's DEMONITOR_P): a request or reply
+            # reaches the peer one loop iteration earlier. Later frames of this iteration wait
+            # for the flush below, so a burst still goes out in a few large writes.
+            self._flush()
+            self._eager_spent = True
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
@@ -393,6 +407,7 @@ class DistConnection(asyncio.Protocol):
         remainder on every partial send, so feeding it megabytes at once costs quadratic copying.
         ``everything``: write all of it now (closing)."""
         self._flush_scheduled = False
+        self._eager_spent = False
         out = self._out
         if not out or self._finished or self.transport is None:
             out.clear()

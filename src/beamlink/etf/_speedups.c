@@ -9,11 +9,14 @@ decoder's own functions, which this file uses in three ways:
 
 1. Hot tags are decoded here: small/32-bit/big integers, NEW_FLOAT_EXT, binaries, STRING_EXT,
    NIL, tuples, lists, maps and atoms (atoms through a small cache keyed by their raw bytes whose
-   misses call the pure `_atom`, so the very same interned objects come out).
-2. Every other tag (pids, ports, references, funs, exports, bit binaries, FLOAT_EXT, rejected
-   tags), a list tail other than NIL and a map whose keys are unhashable or equal in Python are
-   handed to the pure decoder's function for exactly that piece (`_DISPATCH[tag]`, `_with_tail`,
-   `_to_map`), with the same depth budget.
+   misses call the pure `_atom`, so the very same interned objects come out), and pids, ports,
+   references and improper lists whose tail is no list (OTP's `[alias | Ref]` call tags): their
+   objects are built here through their classes' slots (`setup_encoder()` hands the classes
+   over), with no Python call per term; pids are cached by raw bytes like atoms.
+2. Every other tag (funs, exports, bit binaries, FLOAT_EXT, rejected tags), a list tail that is
+   a list or a string, and a map whose keys are unhashable or equal in Python are handed to the
+   pure decoder's function for exactly that piece (`_DISPATCH[tag]`, `_with_tail`, `_to_map`),
+   with the same depth budget.
 3. Anything that goes wrong (malformed input, a length beyond the input, the depth budget, the
    Python recursion limit, an exception from a pure helper) raises `Fallback`: the caller
    then decodes the whole input again with the pure decoder, which produces the result or the
@@ -30,8 +33,8 @@ allocated; containers with elements need depth > 0 (the pure decoder's rule), C 
 also capped at MAX_C_NESTING and guarded by Py_EnterRecursiveCall.
 
 `encode(term)` is the encoder's counterpart, on the same three principles: exact int, float,
-bool, None, Atom, str, bytes, tuple, list, dict, Charlist, Pid and Reference values are written
-here (into one bytes object that grows geometrically, so a large binary is copied once); any
+bool, None, Atom, str, bytes, tuple, list, dict, Charlist, Pid, Reference, Port and ImproperList
+values are written here (into one bytes object that grows geometrically, so a large binary is copied once); any
 other value is written by the pure encoder's `_any` for that value alone; a dict with more than
 one key whose key types could alias (anything but Atom, int, float, bytes) is first checked by
 the pure `_check_distinct_keys`; and anything else (an error from a pure helper, a non-finite
