@@ -214,6 +214,7 @@ class GenServer:
         # Where each of handle_call, handle_cast, handle_info runs when `_direct` takes its
         # message: _QUEUE (async: the task runs it), _HERE (synchronous on_loop), _POOL.
         self._placement = (_QUEUE, _QUEUE, _QUEUE)
+        self._direct_job: asyncio.Future[tuple[int, Any, Any]] | None = None
 
     @property
     def pid(self) -> Pid:
@@ -318,6 +319,8 @@ class GenServer:
                 else:
                     await self._handle_pooled([msg, *proc.mailbox.take_queued(BATCH - 1)])
         except BaseException as exc:
+            if self._direct_job is not None:  # its marker was dropped with the mailbox
+                self._direct_job.cancel()
             if isinstance(exc, ProcessExit):
                 reason = exc.reason
             elif isinstance(exc, asyncio.CancelledError) and proc.exit_reason is not None:
@@ -365,7 +368,7 @@ class GenServer:
         proc = self.proc
         if where == _POOL:
             batch = [msg]
-            job = run_as(proc, self._submit, batch)
+            job = self._direct_job = run_as(proc, self._submit, batch)
             proc.mailbox.put_first(_Resume(job=job, batch=batch))
             return True
         if where != _HERE:
@@ -393,7 +396,10 @@ class GenServer:
         if marker.error is not None:
             raise marker.error
         if marker.job is not None and marker.batch is not None:
-            await self._finish_job(marker.batch, marker.job)
+            try:
+                await self._finish_job(marker.batch, marker.job)
+            finally:
+                self._direct_job = None
             return
         if marker.pending is not None:
             value = await marker.pending
