@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -56,6 +57,48 @@ async def test_a_failing_message_does_not_drop_the_rest_of_its_batch(
         assert len(failures) == sent.count(Atom("bad"))
         assert a.send(peer, control.send(to), "after")  # the connection is still up
         await b_rec.wait_for(lambda: len(b_rec.messages) == len(expected) + 1)
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_the_first_message_of_an_iteration_is_written_at_once() -> None:
+    """A message is written in the step that sends it (with the frames queued before it); the
+    rest of that loop iteration's frames wait for one write at the next; order is kept."""
+    ports: dict[Atom, int] = {}
+
+    async def resolve(peer: Atom) -> tuple[str, int]:
+        return "127.0.0.1", ports[peer]
+
+    a_rec, b_rec = Recorder(), Recorder()
+    a = ConnectionManager(
+        local_name="a@127.0.0.1", cookie=COOKIE, creation=1, handler=a_rec, resolver=resolve
+    )
+    b = ConnectionManager(
+        local_name="b@127.0.0.1", cookie=COOKIE, creation=2, handler=b_rec, resolver=resolve
+    )
+    try:
+        for manager in (a, b):
+            ports[manager.local_name] = await manager.listen("127.0.0.1", 0)
+        assert await a.connect("b@127.0.0.1")
+        peer = Atom("b@127.0.0.1")
+        (conn,) = a.connections()
+        await asyncio.sleep(0.1)  # past the handshake's own writes
+        me, to = Pid(Atom("a@127.0.0.1"), 1, 0, 1), Pid(peer, 1, 0, 2)
+        written = conn.traffic.bytes_out
+        assert a.send(peer, control.link(me, to))  # a signal alone waits for the flush
+        assert conn.traffic.bytes_out == written
+        assert a.send(peer, control.send(to), 1)  # the first message: out now, after the link
+        after_first = conn.traffic.bytes_out
+        assert after_first > written
+        assert a.send(peer, control.send(to), 2)  # the rest of the iteration: one write later
+        assert a.send(peer, control.send(to), 3)
+        assert conn.traffic.bytes_out == after_first
+        await asyncio.sleep(0)
+        assert conn.traffic.bytes_out > after_first
+        await b_rec.wait_for(lambda: len(b_rec.messages) == 4)
+        assert [c[0] for _p, c, _m in b_rec.messages] == [control.LINK] + [control.SEND] * 3
+        assert [m for _p, _c, m in b_rec.messages[1:]] == [1, 2, 3]
     finally:
         await a.close()
         await b.close()

@@ -115,6 +115,7 @@ def test_fuzz_mutated_terms(term: Any, data: st.DataObject) -> None:
     ("'hello world'.", Atom("hello world")),
     ("\"ab\" \"cd\".", Charlist("abcd")),
     ("<<\"bin\", 0, 255>>.", b"bin\x00\xff"),
+    ("<<\"\u00f0\u00c0\"/utf8, 1>>.", "\u00f0\u00c0".encode() + b"\x01"),  # ~tp's UTF-8 binaries
     ("16#ff.", 255), ("-2#101.", -5), ("$a.", 97), ("$\\n.", 10), ("1_000.", 1000),
     ("2.5e3.", 2500.0), ("[1, 2 | [3]].", [1, 2, 3]), ("[1 | x].", ImproperList([1], Atom("x"))),
     ("'\\x{263a}\\101'.", Atom("\u263aA")), ("true.", Atom("true")), ("[].", []),

@@ -15,7 +15,7 @@ from beamlink.node import genserver, rpc
 from beamlink.node.errors import ReceiveTimeout
 from beamlink.node.genserver import NOREPLY, CallError, CallTimeout, GenServer
 from beamlink.node.kernel.rex import install
-from beamlink.node.runtime import ProcessRuntime, on_loop
+from beamlink.node.runtime import ProcessRuntime, current_process, on_loop
 from tests.rpc import sample_module
 
 NODE = "py@127.0.0.1"
@@ -260,3 +260,84 @@ async def test_stop_in_a_batch_drops_the_messages_behind_it(rt: ProcessRuntime) 
         with pytest.raises(ReceiveTimeout):
             await me.receive(timeout=0.2)
     assert server.seen == [1, A("stop")]
+
+
+class Inline(GenServer):
+    """Synchronous on_loop callbacks: each runs straight from the delivery of its message."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[Any] = []
+        self.procs: list[Any] = []
+        self.reasons: list[Any] = []
+
+    @on_loop
+    def handle_call(self, request: Any, from_: Any) -> Any:
+        self.seen.append(request)
+        self.procs.append(current_process())
+        if request == A("crash"):
+            raise RuntimeError("asked to crash")
+        if request == A("stop"):
+            self.stop(A("done"))
+            return A("stopping")
+        if request == A("echo_self"):  # a message to itself waits for this callback to return
+            self.send(self.pid, A("to_self"))
+            self.seen.append(A("sent"))
+        if request == A("awaitable"):
+            return asyncio.sleep(0, result=A("awaited"))
+        return request
+
+    @on_loop
+    def handle_cast(self, msg: Any) -> None:
+        self.seen.append(("cast", msg))
+
+    @on_loop
+    def handle_info(self, msg: Any) -> None:
+        self.seen.append(("info", msg))
+
+    @on_loop
+    def terminate(self, reason: Any) -> None:
+        self.reasons.append(reason)
+
+
+async def test_on_loop_callbacks_run_at_delivery(rt: ProcessRuntime) -> None:
+    server = await Inline.start(rt, name="inline")
+    await asyncio.sleep(0)  # the server waits for its first message
+    with rt.new_process() as me:
+        me.send("inline", (A("$gen_call"), (me.pid, 1), A("x")))
+        # Handled and answered inside the send: the reply is already queued.
+        assert me.mailbox.peek() == [(1, A("x"))]
+        me.send("inline", (A("$gen_cast"), 2))
+        me.send("inline", A("plain"))
+        assert server.seen == [A("x"), ("cast", 2), ("info", A("plain"))]  # type: ignore[attr-defined]
+        assert server.procs == [server.proc]  # type: ignore[attr-defined]
+        me.send("inline", (A("$gen_call"), (me.pid, 3), A("echo_self")))
+        assert await me.receive(timeout=2) == (1, A("x"))
+        assert await me.receive(timeout=2) == (3, A("echo_self"))
+        me.send("inline", (A("$gen_call"), (me.pid, 4), A("awaitable")))
+        assert await me.receive(timeout=2) == (4, A("awaited"))
+        assert await genserver.call(rt, "inline", A("y")) == A("y")
+    assert server.seen == [  # type: ignore[attr-defined]
+        A("x"), ("cast", 2), ("info", A("plain")), A("echo_self"), A("sent"),
+        ("info", A("to_self")), A("awaitable"), A("y"),
+    ]
+
+
+async def test_on_loop_call_exception_and_stop_end_the_server(rt: ProcessRuntime) -> None:
+    server = await Inline.start(rt, name="inline")
+    with pytest.raises(CallError) as info:
+        await genserver.call(rt, "inline", A("crash"), timeout=30)
+    assert info.value.reason[:2] == (A("python_exception"), b"RuntimeError")
+    await server.proc.wait()
+    assert isinstance(server.reasons[0], RuntimeError)  # type: ignore[attr-defined]
+    server = await Inline.start(rt, name="inline")
+    await asyncio.sleep(0)
+    with rt.new_process() as me:
+        me.send("inline", (A("$gen_call"), (me.pid, 1), A("stop")))
+        me.send("inline", (A("$gen_call"), (me.pid, 2), A("late")))
+        assert await me.receive(timeout=2) == (1, A("stopping"))
+        assert await server.proc.wait() == A("done")
+        with pytest.raises(ReceiveTimeout):
+            await me.receive(timeout=0.2)
+    assert server.seen == [A("stop")]  # type: ignore[attr-defined]
+    assert server.reasons == [A("done")]  # type: ignore[attr-defined]

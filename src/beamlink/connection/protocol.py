@@ -144,6 +144,11 @@ class DistConnection(asyncio.Protocol):
         self._out: list[bytes] = []
         self._paused = False  # the transport's buffer is over its high-water mark
         self._flush_scheduled = False
+        # A message frame was written at once in this loop iteration (see `send`), or a read's
+        # delivery runs: then `_eager_wanted` says a message frame was queued by it, and the
+        # frames leave together when the delivery ends.
+        self._eager_spent = False
+        self._eager_wanted = False
         self._finished = False
         self._read_count = 0
         self._write_count = 0
@@ -239,7 +244,15 @@ class DistConnection(asyncio.Protocol):
             self.traffic.frames_in += count
             self._totals.frames_in += count
             assert self.peer is not None
-            self.owner.deliver(self.peer, frames)
+            eager, self._eager_spent, self._eager_wanted = self._eager_spent, True, False
+            try:
+                self.owner.deliver(self.peer, frames)
+            finally:
+                self._eager_spent = eager
+            if self._eager_wanted and self._out and not self._paused:
+                # A message queued while delivering (a GenServer's reply made inside the
+                # delivery) leaves now with the frames before it, not one loop iteration later.
+                self._flush()
 
     def connection_lost(self, exc: Exception | None) -> None:
         detail = f"socket error: {exc}" if exc else "peer closed the connection"
@@ -378,6 +391,18 @@ class DistConnection(asyncio.Protocol):
         if writer is None or self._finished:
             raise ConnectionError("connection is not up")
         self._out.append(writer.frame(control, message))
+        if message is not NO_MESSAGE:
+            if not self._eager_spent and not self._paused:
+                # The first message of a loop iteration leaves at once, with the frames queued
+                # before it (a call's MONITOR_P, the last call's DEMONITOR_P): a request or reply
+                # reaches the peer one loop iteration earlier. Later frames of this iteration
+                # wait for the flush below, so a burst still goes out in a few large writes.
+                # (Signals alone wait for it too: e.g. an rpc's SPAWN_REPLY and the exit of
+                # its process then leave in one write.)
+                self._flush()
+                self._eager_spent = True
+            else:
+                self._eager_wanted = True
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
@@ -389,6 +414,7 @@ class DistConnection(asyncio.Protocol):
         remainder on every partial send, so feeding it megabytes at once costs quadratic copying.
         ``everything``: write all of it now (closing)."""
         self._flush_scheduled = False
+        self._eager_spent = False
         out = self._out
         if not out or self._finished or self.transport is None:
             out.clear()

@@ -16,12 +16,12 @@ from typing import Any
 from . import _speedups, decoder, encoder
 from .decoder import DEFAULT_MAX_DEPTH, DEFAULT_MAX_SIZE, memoized_exact
 from .tags import COMPRESSED, VERSION
-from .terms import Atom, Charlist, Pid, Reference
+from .terms import Atom, Charlist, ImproperList, Pid, Port, Reference
 
 __all__ = ["decode", "decode_body_exact", "decode_body_from", "decode_from", "encode"]
 
 #: The interface version of ``_speedups.c`` this file was written for.
-API_VERSION = 2
+API_VERSION = 3
 if getattr(_speedups, "API_VERSION", None) != API_VERSION:
     raise ImportError("beamlink.etf._speedups is a stale build; reinstall beamlink to rebuild it")
 
@@ -41,7 +41,9 @@ _speedups.setup(
     decoder.MemoryBudgetError,
 )
 decoder._budget_watchers.append(_speedups.set_budgeted)
-_speedups.setup_encoder(encoder._any, encoder._check_distinct_keys, Atom, Pid, Reference)
+_speedups.setup_encoder(
+    encoder._any, encoder._check_distinct_keys, Atom, Pid, Reference, Port, ImproperList
+)
 
 
 def decode(

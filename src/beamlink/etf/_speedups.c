@@ -9,11 +9,14 @@ decoder's own functions, which this file uses in three ways:
 
 1. Hot tags are decoded here: small/32-bit/big integers, NEW_FLOAT_EXT, binaries, STRING_EXT,
    NIL, tuples, lists, maps and atoms (atoms through a small cache keyed by their raw bytes whose
-   misses call the pure `_atom`, so the very same interned objects come out).
-2. Every other tag (pids, ports, references, funs, exports, bit binaries, FLOAT_EXT, rejected
-   tags), a list tail other than NIL and a map whose keys are unhashable or equal in Python are
-   handed to the pure decoder's function for exactly that piece (`_DISPATCH[tag]`, `_with_tail`,
-   `_to_map`), with the same depth budget.
+   misses call the pure `_atom`, so the very same interned objects come out), and pids, ports,
+   references and improper lists whose tail is no list (OTP's `[alias | Ref]` call tags): their
+   objects are built here through their classes' slots (`setup_encoder()` hands the classes
+   over), with no Python call per term; pids are cached by raw bytes like atoms.
+2. Every other tag (funs, exports, bit binaries, FLOAT_EXT, rejected tags), a list tail that is
+   a list or a string, and a map whose keys are unhashable or equal in Python are handed to the
+   pure decoder's function for exactly that piece (`_DISPATCH[tag]`, `_with_tail`, `_to_map`),
+   with the same depth budget.
 3. Anything that goes wrong (malformed input, a length beyond the input, the depth budget, the
    Python recursion limit, an exception from a pure helper) raises `Fallback`: the caller
    then decodes the whole input again with the pure decoder, which produces the result or the
@@ -30,8 +33,8 @@ allocated; containers with elements need depth > 0 (the pure decoder's rule), C 
 also capped at MAX_C_NESTING and guarded by Py_EnterRecursiveCall.
 
 `encode(term)` is the encoder's counterpart, on the same three principles: exact int, float,
-bool, None, Atom, str, bytes, tuple, list, dict, Charlist, Pid and Reference values are written
-here (into one bytes object that grows geometrically, so a large binary is copied once); any
+bool, None, Atom, str, bytes, tuple, list, dict, Charlist, Pid, Reference, Port and ImproperList
+values are written here (into one bytes object that grows geometrically, so a large binary is copied once); any
 other value is written by the pure encoder's `_any` for that value alone; a dict with more than
 one key whose key types could alias (anything but Atom, int, float, bytes) is first checked by
 the pure `_check_distinct_keys`; and anything else (an error from a pure helper, a non-finite
@@ -42,6 +45,12 @@ raises its TypeError or ValueError). Compression is left to the Python wrapper.
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#if PY_VERSION_HEX < 0x030C0000
+#include <structmember.h>
+#define MEMBER_OBJECT_EX T_OBJECT_EX
+#else
+#define MEMBER_OBJECT_EX Py_T_OBJECT_EX
+#endif
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
@@ -66,10 +75,16 @@ raises its TypeError or ValueError). Compression is left to the Python wrapper.
 #define COMPRESSED 80
 #define NEW_PID_EXT_TAG 88
 #define NEWER_REFERENCE_EXT_TAG 90
+#define PID_EXT_TAG 103
+#define REFERENCE_EXT_TAG 101
+#define NEW_REFERENCE_EXT_TAG 114
+#define PORT_EXT_TAG 102
+#define NEW_PORT_EXT_TAG 89
+#define V4_PORT_EXT_TAG 120
 
 /* Bumped whenever setup(), setup_encoder() or the entry points change: _accelerated.py refuses
    a stale build of this file (and the pure codec is used) instead of calling it wrongly. */
-#define API_VERSION 2
+#define API_VERSION 3
 
 #define MAX_C_NESTING 10000
 #define ATOM_SLOTS 2048
@@ -89,8 +104,7 @@ static int ready;
 
 static PyObject *any_fn;            /* encoder._any */
 static PyObject *check_keys_fn;     /* encoder._check_distinct_keys */
-static PyObject *atom_type, *pid_type, *reference_type;
-static PyObject *str_node, *str_id, *str_serial, *str_creation, *str_ids;
+static PyObject *atom_type;
 static int encoder_ready;
 
 typedef struct {
@@ -277,6 +291,268 @@ static PyObject *decode_atom(Input *in, Py_ssize_t *pos) {
     return value;
 }
 
+/* --- pids, ports, references, improper lists ------------------------------------------------
+
+Built here without calling Python: the object is allocated by its class's tp_alloc and its
+slots are filled through their member descriptors' offsets (read once by setup_terms()), which is
+what `object.__new__(cls)` plus the classes' `object.__setattr__` calls in __init__ do; the
+`_hash` slot gets the very tuple hash __init__ computes. Pids repeat (a sender's pid is on every
+message it sends), so they are cached by raw bytes like atoms. */
+
+enum { F_NODE, F_ID, F_SERIAL, F_CREATION, F_HASH, F_IDS, F_ITEMS, F_TAIL, F_COUNT };
+
+typedef struct {
+    PyObject *type;
+    Py_ssize_t offset[F_COUNT]; /* slot offsets; 0: the class has no such slot */
+} ValueClass;
+
+static ValueClass pid_class, reference_class, port_class, improper_class;
+static PyObject *str_pid_name, *str_reference_name;
+static int terms_ready;
+
+#define PID_SLOTS 1024
+static AtomSlot pid_slots[PID_SLOTS];
+
+static PyObject *new_value(ValueClass *cls) {
+    PyTypeObject *type = (PyTypeObject *)cls->type;
+    return type->tp_alloc(type, 0);
+}
+
+/* Store `value` (a new reference, stolen; NULL is an error already set) into a slot. */
+static int set_slot(PyObject *obj, ValueClass *cls, int field, PyObject *value) {
+    if (value == NULL) {
+        return -1;
+    }
+    PyObject **slot = (PyObject **)((char *)obj + cls->offset[field]);
+    Py_XSETREF(*slot, value);
+    return 0;
+}
+
+static PyObject *get_slot(PyObject *obj, ValueClass *cls, int field) {
+    return *(PyObject **)((char *)obj + cls->offset[field]);
+}
+
+/* hash((name, *fields)) as a new int, like the classes' __init__. */
+static PyObject *hash_of(PyObject *name, PyObject **fields, Py_ssize_t n) {
+    PyObject *key = PyTuple_New(n + 1);
+    if (key == NULL) {
+        return NULL;
+    }
+    Py_INCREF(name);
+    PyTuple_SET_ITEM(key, 0, name);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_INCREF(fields[i]);
+        PyTuple_SET_ITEM(key, i + 1, fields[i]);
+    }
+    Py_hash_t h = PyObject_Hash(key);
+    Py_DECREF(key);
+    return h == -1 && PyErr_Occurred() ? NULL : PyLong_FromSsize_t(h);
+}
+
+/* The node atom of a pid, port or reference at *pos (an Atom, else Fallback). */
+static PyObject *decode_node(Input *in, Py_ssize_t *pos) {
+    if (*pos >= in->size) {
+        return fallback();
+    }
+    unsigned char tag = in->buf[*pos];
+    if (tag != ATOM_EXT && tag != SMALL_ATOM_EXT && tag != ATOM_UTF8_EXT
+        && tag != SMALL_ATOM_UTF8_EXT) {
+        return fallback();
+    }
+    PyObject *node = decode_atom(in, pos);
+    if (node != NULL && !Py_IS_TYPE(node, (PyTypeObject *)atom_type)) {
+        Py_DECREF(node);
+        return fallback();
+    }
+    return node;
+}
+
+static PyObject *decode_pid(Input *in, Py_ssize_t *pos) {
+    Py_ssize_t at = *pos;
+    Py_ssize_t tail = in->buf[at] == NEW_PID_EXT_TAG ? 12 : 9;
+    /* The raw bytes are a cache key when the node is a small atom (as it always is). */
+    if (at + 3 <= in->size
+        && (in->buf[at + 1] == SMALL_ATOM_UTF8_EXT || in->buf[at + 1] == SMALL_ATOM_EXT)) {
+        Py_ssize_t end = at + 3 + in->buf[at + 2] + tail;
+        if (end <= in->size) {
+            const unsigned char *raw = in->buf + at;
+            AtomSlot *slot = &pid_slots[hash_raw(raw, end - at) % PID_SLOTS];
+            if (slot->key != NULL && PyBytes_GET_SIZE(slot->key) == end - at
+                && memcmp(PyBytes_AS_STRING(slot->key), raw, end - at) == 0) {
+                *pos = end;
+                Py_INCREF(slot->value);
+                return slot->value;
+            }
+        }
+    }
+    Py_ssize_t start = at + 1;
+    PyObject *node = decode_node(in, &start);
+    if (node == NULL) {
+        return NULL;
+    }
+    if (start + tail > in->size) {
+        Py_DECREF(node);
+        return fallback();
+    }
+    const unsigned char *p = in->buf + start;
+    PyObject *fields[4] = {node, PyLong_FromUnsignedLong(be32(p)),
+                           PyLong_FromUnsignedLong(be32(p + 4)),
+                           PyLong_FromUnsignedLong(tail == 12 ? be32(p + 8) : p[8])};
+    PyObject *pid = NULL;
+    if (fields[1] != NULL && fields[2] != NULL && fields[3] != NULL) {
+        pid = new_value(&pid_class);
+    }
+    if (pid != NULL) {
+        for (int i = 0; i < 4; i++) {
+            Py_INCREF(fields[i]);
+            set_slot(pid, &pid_class, i, fields[i]); /* F_NODE..F_CREATION are 0..3 */
+        }
+        if (set_slot(pid, &pid_class, F_HASH, hash_of(str_pid_name, fields, 4)) < 0) {
+            Py_CLEAR(pid);
+        }
+    }
+    for (int i = 0; i < 4; i++) {
+        Py_XDECREF(fields[i]);
+    }
+    if (pid == NULL) {
+        return NULL;
+    }
+    Py_ssize_t end = start + tail;
+    if (in->buf[at + 1] == SMALL_ATOM_UTF8_EXT || in->buf[at + 1] == SMALL_ATOM_EXT) {
+        PyObject *key = PyBytes_FromStringAndSize((const char *)in->buf + at, end - at);
+        if (key == NULL) {
+            Py_DECREF(pid);
+            return NULL;
+        }
+        AtomSlot *slot = &pid_slots[hash_raw(in->buf + at, end - at) % PID_SLOTS];
+        PyObject *old_key = slot->key, *old_value = slot->value;
+        Py_INCREF(pid);
+        slot->key = key;
+        slot->value = pid;
+        Py_XDECREF(old_key);
+        Py_XDECREF(old_value);
+    }
+    *pos = end;
+    return pid;
+}
+
+static PyObject *decode_reference(Input *in, Py_ssize_t *pos) {
+    Py_ssize_t at = *pos, start, count, width;
+    unsigned char tag = in->buf[at];
+    if (tag == REFERENCE_EXT_TAG) {
+        count = 1;
+        start = at + 1;
+    } else {
+        if (at + 3 > in->size) {
+            return fallback();
+        }
+        count = in->buf[at + 1] << 8 | in->buf[at + 2];
+        if (count < 1 || count > 5) {
+            return fallback();
+        }
+        start = at + 3;
+    }
+    PyObject *node = decode_node(in, &start);
+    if (node == NULL) {
+        return NULL;
+    }
+    width = tag == NEWER_REFERENCE_EXT_TAG ? 4 : 1;
+    Py_ssize_t end = start + width + 4 * count;
+    if (end > in->size) {
+        Py_DECREF(node);
+        return fallback();
+    }
+    const unsigned char *p = in->buf + start;
+    unsigned long creation;
+    PyObject *ids = PyTuple_New(count);
+    if (tag == REFERENCE_EXT_TAG) { /* ID:32, Creation:8 */
+        creation = p[4];
+        if (ids != NULL) {
+            PyTuple_SET_ITEM(ids, 0, PyLong_FromUnsignedLong(be32(p)));
+        }
+    } else {
+        creation = width == 4 ? be32(p) : p[0];
+        for (Py_ssize_t i = 0; ids != NULL && i < count; i++) {
+            PyTuple_SET_ITEM(ids, i, PyLong_FromUnsignedLong(be32(p + width + 4 * i)));
+        }
+    }
+    PyObject *fields[3] = {node, PyLong_FromUnsignedLong(creation), ids};
+    int ok = fields[1] != NULL && ids != NULL;
+    for (Py_ssize_t i = 0; ok && i < count; i++) {
+        ok = PyTuple_GET_ITEM(ids, i) != NULL;
+    }
+    PyObject *ref = ok ? new_value(&reference_class) : NULL;
+    if (ref != NULL) {
+        Py_INCREF(node);
+        Py_INCREF(fields[1]);
+        Py_INCREF(ids);
+        set_slot(ref, &reference_class, F_NODE, node);
+        set_slot(ref, &reference_class, F_CREATION, fields[1]);
+        set_slot(ref, &reference_class, F_IDS, ids);
+        if (set_slot(ref, &reference_class, F_HASH, hash_of(str_reference_name, fields, 3)) < 0) {
+            Py_CLEAR(ref);
+        }
+    }
+    Py_DECREF(node);
+    Py_XDECREF(fields[1]);
+    Py_XDECREF(ids);
+    if (ref != NULL) {
+        *pos = end;
+    }
+    return ref;
+}
+
+static PyObject *decode_port(Input *in, Py_ssize_t *pos) {
+    Py_ssize_t at = *pos;
+    unsigned char tag = in->buf[at];
+    Py_ssize_t start = at + 1;
+    PyObject *node = decode_node(in, &start);
+    if (node == NULL) {
+        return NULL;
+    }
+    Py_ssize_t size = tag == V4_PORT_EXT_TAG ? 12 : tag == NEW_PORT_EXT_TAG ? 8 : 5;
+    if (start + size > in->size) {
+        Py_DECREF(node);
+        return fallback();
+    }
+    const unsigned char *p = in->buf + start;
+    PyObject *id, *creation;
+    if (tag == V4_PORT_EXT_TAG) {
+        id = PyLong_FromUnsignedLongLong((unsigned long long)be32(p) << 32 | be32(p + 4));
+        creation = PyLong_FromUnsignedLong(be32(p + 8));
+    } else {
+        id = PyLong_FromUnsignedLong(be32(p));
+        creation = PyLong_FromUnsignedLong(size == 8 ? be32(p + 4) : p[4]);
+    }
+    PyObject *port = id != NULL && creation != NULL ? new_value(&port_class) : NULL;
+    if (port == NULL) {
+        Py_DECREF(node);
+        Py_XDECREF(id);
+        Py_XDECREF(creation);
+        return NULL;
+    }
+    set_slot(port, &port_class, F_NODE, node);
+    set_slot(port, &port_class, F_ID, id);
+    set_slot(port, &port_class, F_CREATION, creation);
+    *pos = start + size;
+    return port;
+}
+
+/* [Items | Tail] with a tail that is no list: ImproperList(items, tail) (as decoder._with_tail
+   for such a tail; the items are non-empty). */
+static PyObject *improper_list(PyObject *items, PyObject *tail) {
+    PyObject *tuple = PyList_AsTuple(items);
+    PyObject *result = tuple == NULL ? NULL : new_value(&improper_class);
+    if (result == NULL) {
+        Py_XDECREF(tuple);
+        Py_DECREF(tail);
+        return NULL;
+    }
+    set_slot(result, &improper_class, F_ITEMS, tuple);
+    set_slot(result, &improper_class, F_TAIL, tail);
+    return result;
+}
+
 static PyObject *decode_big(Input *in, Py_ssize_t *pos) {
     Py_ssize_t at = *pos, start;
     size_t n;
@@ -431,9 +707,21 @@ static PyObject *decode_container(Input *in, Py_ssize_t *pos, Py_ssize_t depth) 
         Py_DECREF(result);
         return fallback();
     }
-    if (in->buf[*pos] == NIL_EXT) {
+    unsigned char tail_tag = in->buf[*pos];
+    if (tail_tag == NIL_EXT) {
         *pos += 1;
         return result;
+    }
+    if (terms_ready && tail_tag != LIST_EXT && tail_tag != STRING_EXT) {
+        /* A tail that is no list (OTP's [alias | Ref] call tags): no folding to do. */
+        PyObject *tail = decode_term(in, pos, depth);
+        if (tail == NULL || count == 0) {
+            Py_DECREF(result);
+            return tail;
+        }
+        PyObject *whole = improper_list(result, tail);
+        Py_DECREF(result);
+        return whole;
     }
     PyObject *whole = take_pair(
         call_python(in, with_tail_fn, "(OOnnn)", result, in->obj, *pos, depth, start), pos);
@@ -528,6 +816,17 @@ static PyObject *decode_term(Input *in, Py_ssize_t *pos, Py_ssize_t depth) {
     case ATOM_UTF8_EXT:
     case SMALL_ATOM_UTF8_EXT:
         return decode_atom(in, pos);
+    case NEW_PID_EXT_TAG:
+    case PID_EXT_TAG:
+        return terms_ready ? decode_pid(in, pos) : delegate(in, pos, depth);
+    case NEWER_REFERENCE_EXT_TAG:
+    case NEW_REFERENCE_EXT_TAG:
+    case REFERENCE_EXT_TAG:
+        return terms_ready ? decode_reference(in, pos) : delegate(in, pos, depth);
+    case V4_PORT_EXT_TAG:
+    case NEW_PORT_EXT_TAG:
+    case PORT_EXT_TAG:
+        return terms_ready ? decode_port(in, pos) : delegate(in, pos, depth);
     default:
         return delegate(in, pos, depth);
     }
@@ -874,40 +1173,36 @@ static int delegate_encode(Output *out, PyObject *term) {
     return 0;
 }
 
+static int encode_item(Output *out, PyObject *item);
+
+/* Node atom text and up to 5 fields of a pid/port/reference, checked: 0 when written. */
 static int write_pid(Output *out, PyObject *pid) {
-    PyObject *node = PyObject_GetAttr(pid, str_node);
-    PyObject *values[3] = {PyObject_GetAttr(pid, str_id), PyObject_GetAttr(pid, str_serial),
-                           PyObject_GetAttr(pid, str_creation)};
-    long long v[3];
-    int ok = node != NULL && Py_IS_TYPE(node, (PyTypeObject *)atom_type);
-    for (int i = 0; i < 3; i++) {
-        v[i] = field(values[i], 0xFFFFFFFFu);
-        ok = ok && v[i] >= 0;
-        Py_XDECREF(values[i]);
-    }
-    int rc = -1;
+    PyObject *node = get_slot(pid, &pid_class, F_NODE);
+    long long v[3] = {field(get_slot(pid, &pid_class, F_ID), 0xFFFFFFFFu),
+                      field(get_slot(pid, &pid_class, F_SERIAL), 0xFFFFFFFFu),
+                      field(get_slot(pid, &pid_class, F_CREATION), 0xFFFFFFFFu)};
     unsigned char *p;
-    if (!ok) {
-        PyErr_Clear();
-        rc = delegate_encode(out, pid);
-    } else if ((p = room(out, 1)) != NULL) {
-        p[0] = NEW_PID_EXT_TAG;
-        if (write_atom_text(out, node) == 0 && (p = room(out, 12)) != NULL) {
-            put32(p, (uint32_t)v[0]);
-            put32(p + 4, (uint32_t)v[1]);
-            put32(p + 8, (uint32_t)v[2]);
-            rc = 0;
-        }
+    if (node == NULL || !Py_IS_TYPE(node, (PyTypeObject *)atom_type) || v[0] < 0 || v[1] < 0
+        || v[2] < 0) {
+        return delegate_encode(out, pid);
     }
-    Py_XDECREF(node);
-    return rc;
+    if ((p = room(out, 1)) == NULL) {
+        return -1;
+    }
+    p[0] = NEW_PID_EXT_TAG;
+    if (write_atom_text(out, node) < 0 || (p = room(out, 12)) == NULL) {
+        return -1;
+    }
+    put32(p, (uint32_t)v[0]);
+    put32(p + 4, (uint32_t)v[1]);
+    put32(p + 8, (uint32_t)v[2]);
+    return 0;
 }
 
 static int write_reference(Output *out, PyObject *ref) {
-    PyObject *node = PyObject_GetAttr(ref, str_node);
-    PyObject *creation = PyObject_GetAttr(ref, str_creation);
-    PyObject *ids = PyObject_GetAttr(ref, str_ids);
-    long long c = field(creation, 0xFFFFFFFFu);
+    PyObject *node = get_slot(ref, &reference_class, F_NODE);
+    PyObject *ids = get_slot(ref, &reference_class, F_IDS);
+    long long c = field(get_slot(ref, &reference_class, F_CREATION), 0xFFFFFFFFu);
     long long words[5];
     Py_ssize_t n = ids != NULL && PyTuple_CheckExact(ids) ? PyTuple_GET_SIZE(ids) : 0;
     int ok = node != NULL && Py_IS_TYPE(node, (PyTypeObject *)atom_type) && c >= 0 && n >= 1
@@ -916,27 +1211,78 @@ static int write_reference(Output *out, PyObject *ref) {
         words[i] = field(PyTuple_GET_ITEM(ids, i), 0xFFFFFFFFu);
         ok = words[i] >= 0;
     }
-    int rc = -1;
     unsigned char *p;
     if (!ok) {
-        PyErr_Clear();
-        rc = delegate_encode(out, ref);
-    } else if ((p = room(out, 3)) != NULL) {
-        p[0] = NEWER_REFERENCE_EXT_TAG;
-        p[1] = 0;
-        p[2] = (unsigned char)n;
-        if (write_atom_text(out, node) == 0 && (p = room(out, 4 + 4 * n)) != NULL) {
-            put32(p, (uint32_t)c);
-            for (Py_ssize_t i = 0; i < n; i++) {
-                put32(p + 4 + 4 * i, (uint32_t)words[i]);
-            }
-            rc = 0;
+        return delegate_encode(out, ref);
+    }
+    if ((p = room(out, 3)) == NULL) {
+        return -1;
+    }
+    p[0] = NEWER_REFERENCE_EXT_TAG;
+    p[1] = 0;
+    p[2] = (unsigned char)n;
+    if (write_atom_text(out, node) < 0 || (p = room(out, 4 + 4 * n)) == NULL) {
+        return -1;
+    }
+    put32(p, (uint32_t)c);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        put32(p + 4 + 4 * i, (uint32_t)words[i]);
+    }
+    return 0;
+}
+
+/* V4_PORT_EXT, as the pure encoder writes a port with a non-negative id. */
+static int write_port(Output *out, PyObject *port) {
+    PyObject *node = get_slot(port, &port_class, F_NODE);
+    PyObject *id = get_slot(port, &port_class, F_ID);
+    long long c = field(get_slot(port, &port_class, F_CREATION), 0xFFFFFFFFu);
+    unsigned long long v = 0;
+    int ok = node != NULL && Py_IS_TYPE(node, (PyTypeObject *)atom_type) && c >= 0 && id != NULL
+             && PyLong_CheckExact(id) && _PyLong_Sign(id) >= 0;
+    if (ok) {
+        v = PyLong_AsUnsignedLongLong(id);
+        if (v == (unsigned long long)-1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            ok = 0;
         }
     }
-    Py_XDECREF(node);
-    Py_XDECREF(creation);
-    Py_XDECREF(ids);
-    return rc;
+    unsigned char *p;
+    if (!ok) {
+        return delegate_encode(out, port);
+    }
+    if ((p = room(out, 1)) == NULL) {
+        return -1;
+    }
+    p[0] = V4_PORT_EXT_TAG;
+    if (write_atom_text(out, node) < 0 || (p = room(out, 12)) == NULL) {
+        return -1;
+    }
+    put32(p, (uint32_t)(v >> 32));
+    put32(p + 4, (uint32_t)v);
+    put32(p + 8, (uint32_t)c);
+    return 0;
+}
+
+/* LIST_EXT of the items, then the tail (decoder-made ImproperLists always have a tuple). */
+static int write_improper(Output *out, PyObject *term) {
+    PyObject *items = get_slot(term, &improper_class, F_ITEMS);
+    PyObject *tail = get_slot(term, &improper_class, F_TAIL);
+    if (items == NULL || tail == NULL || !PyTuple_CheckExact(items)) {
+        return delegate_encode(out, term);
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(items);
+    unsigned char *p = room(out, 5);
+    if (p == NULL) {
+        return -1;
+    }
+    p[0] = LIST_EXT;
+    put32(p + 1, (uint32_t)n);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (encode_item(out, PyTuple_GET_ITEM(items, i)) < 0) {
+            return -1;
+        }
+    }
+    return encode_item(out, tail);
 }
 
 /* Encode one element while holding a reference to it (a callback could drop its container's). */
@@ -1165,11 +1511,19 @@ static int encode_term(Output *out, PyObject *term) {
     if (type == (PyTypeObject *)charlist_type) {
         return write_charlist(out, term);
     }
-    if (type == (PyTypeObject *)pid_type) {
-        return write_pid(out, term);
-    }
-    if (type == (PyTypeObject *)reference_type) {
-        return write_reference(out, term);
+    if (terms_ready) {
+        if (type == (PyTypeObject *)pid_class.type) {
+            return write_pid(out, term);
+        }
+        if (type == (PyTypeObject *)reference_class.type) {
+            return write_reference(out, term);
+        }
+        if (type == (PyTypeObject *)improper_class.type) {
+            return write_container(out, term, write_improper);
+        }
+        if (type == (PyTypeObject *)port_class.type) {
+            return write_port(out, term);
+        }
     }
     return delegate_encode(out, term);
 }
@@ -1194,17 +1548,55 @@ static PyObject *encode(PyObject *self, PyObject *term) {
     return out.bytes;
 }
 
+/* Fill `cls` for `type` from its slots named in `names` (NULL: no such field): each must be an
+   object slot (a member descriptor) of that very class. */
+static int value_class(ValueClass *cls, PyObject *type, const char *const names[F_COUNT]) {
+    if (!PyType_Check(type)) {
+        PyErr_SetString(PyExc_TypeError, "setup_encoder: a class expected");
+        return -1;
+    }
+    for (int i = 0; i < F_COUNT; i++) {
+        cls->offset[i] = 0;
+        if (names[i] == NULL) {
+            continue;
+        }
+        PyObject *descr = PyDict_GetItemString(((PyTypeObject *)type)->tp_dict, names[i]);
+        if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type)
+            || ((PyMemberDescrObject *)descr)->d_member->type != MEMBER_OBJECT_EX) {
+            PyErr_Format(PyExc_TypeError, "setup_encoder: %R has no slot %s", type, names[i]);
+            return -1;
+        }
+        cls->offset[i] = ((PyMemberDescrObject *)descr)->d_member->offset;
+    }
+    Py_INCREF(type);
+    Py_XSETREF(cls->type, type);
+    return 0;
+}
+
 static PyObject *setup_encoder(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError,
-                        "setup_encoder(any, check_distinct_keys, Atom, Pid, Reference) expected");
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "setup_encoder(any, check_distinct_keys, Atom, Pid, "
+                                         "Reference, Port, ImproperList) expected");
         return NULL;
     }
-    PyObject **slots[5] = {&any_fn, &check_keys_fn, &atom_type, &pid_type, &reference_type};
-    for (int i = 0; i < 5; i++) {
+    PyObject **slots[3] = {&any_fn, &check_keys_fn, &atom_type};
+    for (int i = 0; i < 3; i++) {
         Py_INCREF(args[i]);
         Py_XSETREF(*slots[i], args[i]);
     }
+    static const char *const pid_fields[F_COUNT] = {"node", "id", "serial", "creation", "_hash"};
+    static const char *const ref_fields[F_COUNT] = {
+        [F_NODE] = "node", [F_CREATION] = "creation", [F_HASH] = "_hash", [F_IDS] = "ids"};
+    static const char *const port_fields[F_COUNT] = {"node", "id", NULL, "creation"};
+    static const char *const improper_fields[F_COUNT] = {[F_ITEMS] = "items", [F_TAIL] = "tail"};
+    terms_ready = 0;
+    if (value_class(&pid_class, args[3], pid_fields) < 0
+        || value_class(&reference_class, args[4], ref_fields) < 0
+        || value_class(&port_class, args[5], port_fields) < 0
+        || value_class(&improper_class, args[6], improper_fields) < 0) {
+        return NULL;
+    }
+    terms_ready = 1;
     encoder_ready = charlist_type != NULL;
     if (!encoder_ready) {
         PyErr_SetString(PyExc_RuntimeError, "call setup() before setup_encoder()");
@@ -1268,7 +1660,8 @@ static PyMethodDef methods[] = {
     {"encode", (PyCFunction)encode, METH_O,
      "encode(term) -> uncompressed ETF bytes with the version byte; raises Fallback."},
     {"setup_encoder", (PyCFunction)(void (*)(void))setup_encoder, METH_FASTCALL,
-     "setup_encoder(any, check_distinct_keys, Atom, Pid, Reference): the pure encoder's helpers."},
+     "setup_encoder(any, check_distinct_keys, Atom, Pid, Reference, Port, ImproperList): the pure "
+     "encoder's helpers and the classes built and written here."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1283,12 +1676,9 @@ PyMODINIT_FUNC PyInit__speedups(void) {
     if (mod == NULL) {
         return NULL;
     }
-    str_node = PyUnicode_InternFromString("node");
-    str_id = PyUnicode_InternFromString("id");
-    str_serial = PyUnicode_InternFromString("serial");
-    str_creation = PyUnicode_InternFromString("creation");
-    str_ids = PyUnicode_InternFromString("ids");
-    if (!str_node || !str_id || !str_serial || !str_creation || !str_ids) {
+    str_pid_name = PyUnicode_InternFromString("Pid");
+    str_reference_name = PyUnicode_InternFromString("Reference");
+    if (!str_pid_name || !str_reference_name) {
         Py_DECREF(mod);
         return NULL;
     }

@@ -28,5 +28,7 @@ def setup_encoder(
     atom_type: type,
     pid_type: type,
     reference_type: type,
+    port_type: type,
+    improper_list_type: type,
     /,
 ) -> None: ...

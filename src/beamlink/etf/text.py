@@ -177,11 +177,16 @@ class _Reader:
             start = self.pos
             if self.peek() == '"':
                 text = self.strings()
-                try:
-                    out += text.encode("latin-1")
-                except UnicodeEncodeError:
-                    raise self.fail("a binary string holds only latin-1 characters "
-                                    "(write <<\"...\"/utf8>> in Erlang)", start) from None
+                self.blank()
+                if self.text.startswith("/utf8", self.pos):  # how ~tp prints UTF-8 binaries
+                    self.pos += 5
+                    out += text.encode("utf-8")
+                else:
+                    try:
+                        out += text.encode("latin-1")
+                    except UnicodeEncodeError:
+                        raise self.fail("a binary string holds only latin-1 characters "
+                                        "(write <<\"...\"/utf8>> in Erlang)", start) from None
             else:
                 value = self.number()
                 if not isinstance(value, int) or not 0 <= value <= 255:

@@ -27,7 +27,7 @@ from beamlink.errors import NodeError
 from beamlink.etf import Atom, ImproperList, Pid, Reference
 from beamlink.node.atoms import ALIAS, DOWN_TAG, GEN_CALL, GEN_CAST, NORMAL
 from beamlink.node.errors import ProcessExit, ReceiveTimeout, UnknownName
-from beamlink.node.runtime import on_loop, runs_inline
+from beamlink.node.runtime import on_loop, run_as, runs_inline
 
 __all__ = [
     "GEN_CALL",
@@ -160,6 +160,31 @@ async def _maybe_await(value: Any) -> Any:
 BATCH = 64
 """At most this many queued messages of one server are handled in one worker job."""
 
+_QUEUE, _HERE, _POOL = range(3)
+
+
+class _Resume:
+    """What a server's task must do after `GenServer._direct` took a message: raise the
+    callback's exception, await the awaitable it returned (and reply with its value), finish the
+    worker job it started for ``batch``, or only look at ``_stop_reason`` again. Put first in
+    the server's own mailbox."""
+
+    __slots__ = ("batch", "error", "from_", "job", "pending")
+
+    def __init__(
+        self,
+        error: BaseException | None = None,
+        pending: Any = None,
+        from_: From | None = None,
+        job: asyncio.Future[tuple[int, Any, Any]] | None = None,
+        batch: list[Any] | None = None,
+    ) -> None:
+        self.error = error
+        self.pending = pending
+        self.from_ = from_
+        self.job = job
+        self.batch = batch
+
 
 class GenServer:
     """Base class of a Python server process speaking the ``gen_server`` protocol.
@@ -185,6 +210,11 @@ class GenServer:
         self._stop_reason: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
+        self._directing = False
+        # Where each of handle_call, handle_cast, handle_info runs when `_direct` takes its
+        # message: _QUEUE (async: the task runs it), _HERE (synchronous on_loop), _POOL.
+        self._placement = (_QUEUE, _QUEUE, _QUEUE)
+        self._direct_job: asyncio.Future[tuple[int, Any, Any]] | None = None
 
     @property
     def pid(self) -> Pid:
@@ -272,14 +302,25 @@ class GenServer:
                 started.set_exception(exc)
             raise
         started.set_result(None)
+        mailbox = proc.mailbox
+        direct = self._direct if self._direct_placement() != (_QUEUE,) * 3 else None
         try:
             while self._stop_reason is None:
-                msg = await proc.receive()
+                mailbox.direct = direct
+                try:
+                    msg = await proc.receive()
+                finally:
+                    mailbox.direct = None
+                if type(msg) is _Resume:
+                    await self._resume(msg)
+                    continue
                 if runs_inline(self._callback_of(msg)):
                     await self._handle(msg)
                 else:
                     await self._handle_pooled([msg, *proc.mailbox.take_queued(BATCH - 1)])
         except BaseException as exc:
+            if self._direct_job is not None:  # its marker was dropped with the mailbox
+                self._direct_job.cancel()
             if isinstance(exc, ProcessExit):
                 reason = exc.reason
             elif isinstance(exc, asyncio.CancelledError) and proc.exit_reason is not None:
@@ -291,6 +332,79 @@ class GenServer:
         await self._callback(self.terminate, self._stop_reason)
         if self._stop_reason != NORMAL:
             raise ProcessExit(self._stop_reason)
+
+    def _direct_placement(self) -> tuple[int, int, int]:
+        """Where handle_call, handle_cast and handle_info run when `_direct` takes a message."""
+
+        def placement(fn: Callable[..., Any]) -> int:
+            if inspect.iscoroutinefunction(fn):
+                return _QUEUE
+            return _HERE if runs_inline(fn) else _POOL
+
+        self._placement = (
+            placement(self.handle_call), placement(self.handle_cast), placement(self.handle_info)
+        )
+        return self._placement
+
+    def _direct(self, msg: Any) -> bool:
+        """The mailbox's ``direct`` hook, installed while the server's task waits for a message
+        and none is queued. The message is taken at once, inside its delivery (for a message
+        from another node: in the connection's ``data_received``): a synchronous on_loop
+        callback runs here and its reply leaves with that read's flush; a worker-pool callback
+        is handed to a worker from here (the task then waits for that job). No task wake-up
+        and no loop iteration come first. An async callback, or a message the callback sends to
+        its own server, is queued for the task (returns False)."""
+        if self._directing or self._stop_reason is not None:
+            return False
+        call_ = parse_call(msg)
+        if call_ is not None:
+            where = self._placement[0]
+            fn: Callable[..., Any] = self.handle_call
+            args: tuple[Any, ...] = (call_[1], call_[0])
+        else:
+            is_cast, payload = parse_cast(msg)
+            where = self._placement[1 if is_cast else 2]
+            fn, args = (self.handle_cast, (payload,)) if is_cast else (self.handle_info, (msg,))
+        proc = self.proc
+        if where == _POOL:
+            batch = [msg]
+            job = self._direct_job = run_as(proc, self._submit, batch)
+            proc.mailbox.put_first(_Resume(job=job, batch=batch))
+            return True
+        if where != _HERE:
+            return False
+        self._directing = True
+        try:
+            value = run_as(proc, fn, *args)
+            if inspect.isawaitable(value):
+                proc.mailbox.put_first(
+                    _Resume(pending=value, from_=None if call_ is None else call_[0])
+                )
+                return True
+            if call_ is not None and value is not NOREPLY:
+                reply(proc, call_[0], value)
+        except BaseException as exc:  # the task raises it: the server ends as in `_handle`
+            proc.mailbox.put_first(_Resume(error=exc))
+            return True
+        finally:
+            self._directing = False
+        if self._stop_reason is not None:
+            proc.mailbox.put_first(_Resume())
+        return True
+
+    async def _resume(self, marker: _Resume) -> None:
+        if marker.error is not None:
+            raise marker.error
+        if marker.job is not None and marker.batch is not None:
+            try:
+                await self._finish_job(marker.batch, marker.job)
+            finally:
+                self._direct_job = None
+            return
+        if marker.pending is not None:
+            value = await marker.pending
+            if marker.from_ is not None and value is not NOREPLY:
+                reply(self.proc, marker.from_, value)
 
     def _callback_of(self, msg: Any) -> Callable[..., Any]:
         """The callback that handles ``msg``."""
@@ -321,24 +435,43 @@ class GenServer:
                 await self._handle(batch[0])
                 batch = batch[1:]
                 continue
-            done, pending = await self.proc.node.executor.submit(self._run_batch, batch)
-            if pending is not None:  # batch[done]'s callback returned an awaitable
-                value = await pending
-                call_ = parse_call(batch[done])
-                if call_ is not None and value is not NOREPLY:
-                    reply(self.proc, call_[0], value)
-                done += 1
-            batch = batch[done:]
+            batch = await self._finish_job(batch, self._submit(batch))
 
-    def _run_batch(self, batch: list[Any]) -> tuple[int, Any]:
+    def _submit(self, batch: list[Any]) -> asyncio.Future[tuple[int, Any, Any]]:
+        """Hand ``batch`` to a worker (`_run_batch`); its last reply is sent as the job settles."""
+        return self.proc.node.executor.submit(  # type: ignore[no-any-return]
+            self._run_batch, batch, then=self._last_reply
+        )
+
+    def _last_reply(self, outcome: tuple[int, Any, Any]) -> None:
+        if outcome[2] is not None:
+            from_, value = outcome[2]
+            reply(self.proc, from_, value)
+
+    async def _finish_job(
+        self, batch: list[Any], job: asyncio.Future[tuple[int, Any, Any]]
+    ) -> list[Any]:
+        """Wait for the worker job handling ``batch`` (`_run_batch`); returns what it left."""
+        done, pending, _ = await job
+        if pending is not None:  # batch[done]'s callback returned an awaitable
+            value = await pending
+            call_ = parse_call(batch[done])
+            if call_ is not None and value is not NOREPLY:
+                reply(self.proc, call_[0], value)
+            done += 1
+        return batch[done:]
+
+    def _run_batch(self, batch: list[Any]) -> tuple[int, Any, Any]:
         """In a worker thread: handle the messages of ``batch`` in order while their callbacks
-        are worker-pool ones; each reply goes out as soon as its callback returns. Stops early
-        (returning the index reached) after a `stop`, at a message whose callback runs on the
-        loop, or when a callback returns an awaitable (returned with its index, to be awaited on
-        the loop)."""
+        are worker-pool ones; each reply goes out as soon as its callback returns (the batch's
+        last one is returned, to go out with the job's completion: one hand-over to the loop
+        instead of two). Stops early (returning the index reached) after a `stop`, at a message
+        whose callback runs on the loop, or when a callback returns an awaitable (returned with
+        its index, to be awaited on the loop)."""
+        last = len(batch) - 1
         for index, msg in enumerate(batch):
             if self._stop_reason is not None:
-                return len(batch), None  # the process exits: the rest would be dropped anyway
+                return len(batch), None, None  # the process exits: the rest would be dropped
             call_ = parse_call(msg)
             if call_ is not None:
                 fn: Callable[..., Any] = self.handle_call
@@ -347,10 +480,12 @@ class GenServer:
                 is_cast, payload = parse_cast(msg)
                 fn, args = (self.handle_cast, (payload,)) if is_cast else (self.handle_info, (msg,))
             if runs_inline(fn):
-                return index, None
+                return index, None, None
             value = fn(*args)
             if inspect.isawaitable(value):
-                return index, value
+                return index, value, None
             if call_ is not None and value is not NOREPLY:
+                if index == last:
+                    return len(batch), None, (call_[0], value)
                 self._on_loop(reply, self.proc, call_[0], value)
-        return len(batch), None
+        return len(batch), None, None

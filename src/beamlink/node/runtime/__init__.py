@@ -10,6 +10,7 @@ from beamlink.node.runtime.runtime import (
     ProcessRuntime,
     current_process,
     exception_reason,
+    run_as,
 )
 
 __all__ = [
@@ -25,5 +26,6 @@ __all__ = [
     "current_process",
     "exception_reason",
     "on_loop",
+    "run_as",
     "runs_inline",
 ]

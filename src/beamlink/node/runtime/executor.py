@@ -63,7 +63,17 @@ def runs_inline(fn: Callable[..., Any]) -> bool:
     return getattr(fn, _PLACEMENT, None) == LOOP or inspect.iscoroutinefunction(fn)
 
 
-def _settle(fut: asyncio.Future[Any], error: BaseException | None, result: Any) -> None:
+def _settle(
+    fut: asyncio.Future[Any],
+    error: BaseException | None,
+    result: Any,
+    then: Callable[[Any], None] | None = None,
+) -> None:
+    if then is not None and error is None:
+        try:
+            then(result)
+        except BaseException as exc:  # handed to the waiting coroutine
+            error = exc
     if fut.cancelled():
         return
     if error is not None:
@@ -88,10 +98,16 @@ class Executor:
         self._threads: ThreadPoolExecutor | None = None
         self._process_pool: ProcessPoolExecutor | None = None
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any) -> asyncio.Future[Any]:
+    def submit(
+        self, fn: Callable[..., Any], /, *args: Any, then: Callable[[Any], None] | None = None
+    ) -> asyncio.Future[Any]:
         """Start ``fn(*args)`` in a worker; the future gets its result or exception (from the
         event loop's thread). The exception's traceback starts at ``fn``. The caller's context
-        variables are visible to ``fn`` (as with `asyncio.to_thread`)."""
+        variables are visible to ``fn`` (as with `asyncio.to_thread`).
+
+        ``then(result)`` runs on the loop first, in the same loop callback that settles the
+        future (even when it was cancelled): the worker hands the loop one callback, not two
+        (GenServer sends a batch's last reply there). Its exception becomes the future's."""
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[Any] = loop.create_future()
         self.busy += 1
@@ -122,7 +138,7 @@ class Executor:
             else:
                 outcome = (None, result)
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits any more
-                loop.call_soon_threadsafe(_settle, fut, *outcome)
+                loop.call_soon_threadsafe(_settle, fut, *outcome, then)
 
         self._thread_pool().submit(work)
         return fut

@@ -4,6 +4,10 @@ Rules:
 1. Delivery (`put`) is the hot path: one deque append, and a wake-up only when the owner waits.
 2. `receive` returns the oldest message the predicate accepts; messages it skips keep their order.
 3. Only the owning process receives, so there is at most one waiter at a time.
+4. An owner waiting for any message may install `direct`: a message arriving while the queue is
+   empty then goes to `direct(message)` at once, inside `put` (no task wake-up, no loop
+   iteration); it returns False to have the message queued as usual. GenServer uses it to run a
+   quick synchronous callback straight from the connection's `data_received`.
 
 A receive scans the queue once, then on each wake-up looks only at the messages that arrived
 since its last look, so a long queue of unmatched messages costs one pass per receive.
@@ -24,13 +28,15 @@ Match = Callable[[Any], bool]
 class Mailbox:
     """Messages of one process, oldest first."""
 
-    __slots__ = ("_closed_reason", "_is_closed", "_queue", "_waiter")
+    __slots__ = ("_closed_reason", "_is_closed", "_queue", "_waiter", "direct")
 
     def __init__(self) -> None:
         self._queue: deque[Any] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._is_closed = False
         self._closed_reason: Any = None
+        #: Set by the owner only while it awaits `receive()` with no predicate (rule 4).
+        self.direct: Callable[[Any], bool] | None = None
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -39,7 +45,22 @@ class Mailbox:
         """Append ``message`` and wake the owner if it waits (dropped once the mailbox closed)."""
         if self._is_closed:
             return
+        waiter = self._waiter
+        direct = self.direct
+        if direct is not None and waiter is not None and not self._queue and direct(message):
+            return
         self._queue.append(message)
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def put_first(self, message: Any) -> None:
+        """Put ``message`` ahead of every queued one and wake the owner (the owner's own
+        resumption markers; dropped once the mailbox closed)."""
+        if self._is_closed:
+            return
+        self._queue.appendleft(message)
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None

@@ -99,6 +99,16 @@ def current_process() -> Process | None:
     return _current_process.get()
 
 
+def run_as(proc: Process, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` with ``proc`` as `current_process` (a callback of ``proc`` run outside its
+    task, e.g. from the mailbox's ``direct`` hook)."""
+    token = _current_process.set(proc)
+    try:
+        return fn(*args)
+    finally:
+        _current_process.reset(token)
+
+
 def _as_atom(name: str) -> Atom:
     return name if type(name) is Atom else Atom(name)
 
