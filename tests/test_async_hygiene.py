@@ -26,6 +26,10 @@ BLOCKING_FUNCTIONS = {
     "urllib.request.urlopen",
     "urlopen",
     "eventually_blocking",
+    # Starting a real erl waits for it to boot, and it registers with EPMD, which may be the
+    # embedded one the test's own node serves on this loop: use `await peers.astart(...)`.
+    "peers.start",
+    "start_peer",
 }
 # Methods that block on a blocking socket, a Popen or a thread primitive.
 BLOCKING_METHODS = {"recv", "recv_into", "recvfrom", "sendall", "accept", "communicate", "wait"}

@@ -40,7 +40,7 @@ async def test_epmd_strategy_is_the_static_list() -> None:
 
 
 async def test_local_epmd_lists_real_nodes(private_epmd: int, peers: PeerFactory) -> None:
-    peers.start(
+    await peers.astart(
         runtime("otp25"), "erlpeer@127.0.0.1", env={"ERL_EPMD_PORT": str(private_epmd)}
     )
     registration = await register("pyside", 45678, hidden=False, host="127.0.0.1", epmd_port=private_epmd)
@@ -113,7 +113,7 @@ async def test_python_node_discovers_and_connects_a_real_erlang_node(
     erl_runtime: ErlRuntime,
     strategy: Callable[[int], TopologyConfig],
 ) -> None:
-    erl = peers.start(erl_runtime, ERL_PEER, env={"ERL_EPMD_PORT": str(private_epmd)})
+    erl = await peers.astart(erl_runtime, ERL_PEER, env={"ERL_EPMD_PORT": str(private_epmd)})
     release = await erl.aeval("list_to_integer(erlang:system_info(otp_release))")
     assert release == str(erl_runtime.release)
     async with Node.start(PY_NODE, erl.cookie, epmd_port=private_epmd) as node:

@@ -26,7 +26,7 @@ end)), ok
 async def test_megabytes_sent_at_once_arrive_whole_and_in_order(peers: PeerFactory) -> None:
     count, size = 40, 1 << 20
     assert count * size > 8 * WRITE_CHUNK  # far more than one chunk: the transport pauses
-    peer = peers.start(host_runtime(), "flow_erl@127.0.0.1")
+    peer = await peers.astart(host_runtime(), "flow_erl@127.0.0.1")
     async with Node.start("flow_py@127.0.0.1", cookie="beamlinktest") as node:
         assert await node.connect(peer.name)
         await peer.aeval(COLLECT.replace("COUNT", str(count)))

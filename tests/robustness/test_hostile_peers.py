@@ -150,7 +150,7 @@ async def episode(peers: PeerFactory) -> AsyncIterator[Episode]:
     pypeer = await Node.start(PYPEER, COOKIE, net_ticktime=TICKTIME)
     ep: Episode | None = None
     try:
-        erl = peers.start(
+        erl = await peers.astart(
             rt, ERLPEER, COOKIE, extra_args=("-kernel", "net_ticktime", str(int(TICKTIME)))
         )
         ep = Episode(target, pypeer, erl)

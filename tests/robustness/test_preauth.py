@@ -63,7 +63,7 @@ async def silent(port: int, source: str) -> asyncio.StreamWriter | None:
 
 
 async def ping_from_erl(peers: PeerFactory, epmd_port: int) -> tuple[str, float]:
-    erl = peers.start(runtime("otp25"), ERLPEER, COOKIE, env={"ERL_EPMD_PORT": str(epmd_port)})
+    erl = await peers.astart(runtime("otp25"), ERLPEER, COOKIE, env={"ERL_EPMD_PORT": str(epmd_port)})
     await erl.aeval("ok")
     started = time.monotonic()
     answer = await erl.aeval(f"net_adm:ping('{TARGET}')", timeout=30)

@@ -3,7 +3,6 @@ real erl/elixir peers with the test's Erlang modules compiled by their own runti
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import secrets
 from collections.abc import AsyncIterator, Iterator
@@ -49,6 +48,4 @@ async def start_peer(
 ) -> ErlPeer:
     """Start a peer without blocking the loop (the Python node may be the EPMD it registers with)."""
     extra = ("-pa", code_dir) if code_dir else ()
-    return await asyncio.to_thread(
-        peers.start, rt, unique(prefix), COOKIE, extra_args=extra, elixir=elixir
-    )
+    return await peers.astart(rt, unique(prefix), COOKIE, extra_args=extra, elixir=elixir)

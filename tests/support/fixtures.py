@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -71,6 +72,13 @@ class PeerFactory:
         peer = start_peer(rt, name, cookie, **kw)
         self.started.append(peer)
         return peer
+
+    async def astart(
+        self, rt: ErlRuntime, name: str, cookie: str = "beamlinktest", **kw: Any
+    ) -> ErlPeer:
+        """`start` without blocking the event loop: the erl boots in a thread while the loop
+        keeps serving (the test's node may be the EPMD the peer registers with)."""
+        return await asyncio.to_thread(self.start, rt, name, cookie, **kw)
 
     def stop_all(self) -> None:
         for peer in reversed(self.started):
