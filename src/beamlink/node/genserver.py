@@ -11,7 +11,8 @@ Its callbacks may be coroutines (they run on the event loop) or plain methods, w
 node's worker pool (`Executor`) unless marked ``on_loop``: a blocking callback then blocks only its
 own server, which still handles one message at a time, in order.
 Client side: :func:`call` monitors the target first, so a dead or missing server (or a lost
-connection) raises :class:`CallError` at once instead of waiting for the timeout.
+connection) raises :class:`CallError` at once instead of waiting for the timeout; every call of a
+node is made by one long-lived caller process whose mailbox hands each reply to its call.
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ import asyncio
 import contextlib
 import inspect
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any, ClassVar, Final
 
 from beamlink.errors import NodeError
 from beamlink.etf import Atom, ImproperList, Pid, Reference
 from beamlink.node.atoms import ALIAS, DOWN_TAG, GEN_CALL, GEN_CAST, NORMAL
-from beamlink.node.errors import ProcessExit, ReceiveTimeout, UnknownName
-from beamlink.node.runtime import on_loop, run_as, runs_inline
+from beamlink.node.errors import ProcessExit, UnknownName
+from beamlink.node.runtime import Mailbox, Process, on_loop, run_as, runs_inline
 
 __all__ = [
     "GEN_CALL",
@@ -119,28 +121,98 @@ class CallTimeout(CallError, TimeoutError):
         self.timeout = timeout
 
 
+class _Calls(Mailbox):
+    """Mailbox of a node's caller process: it queues nothing, it hands each reply ``{Ref, Reply}``
+    and each ``'DOWN'`` to the call waiting for ``Ref`` (in ``waiting``) and drops the rest (late
+    replies after a timeout, exit signals from servers that linked to the caller)."""
+
+    __slots__ = ("last_down", "waiting")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting: dict[Reference, asyncio.Future[Any]] = {}
+        # The last DOWN that came for no waiting call: a monitor of a missing local target (or
+        # of a node that cannot be reached) fires inside `monitor`, before the call waits.
+        self.last_down: Any = None
+
+    def put(self, message: Any) -> None:
+        if type(message) is not tuple:
+            return
+        size = len(message)
+        if size == 2:
+            ref = message[0]
+            if type(ref) is Reference:
+                future = self.waiting.pop(ref, None)
+                if future is not None and not future.done():
+                    future.set_result(message)
+        elif size == 5 and message[0] == DOWN_TAG and type(message[1]) is Reference:
+            future = self.waiting.pop(message[1], None)
+            if future is None:
+                self.last_down = message
+            elif not future.done():
+                future.set_result(message)
+
+    def close(self, reason: Any) -> None:
+        super().close(reason)
+        waiting, self.waiting = self.waiting, {}
+        for future in waiting.values():
+            if not future.done():
+                future.set_exception(ProcessExit(reason))
+
+
+_callers: weakref.WeakKeyDictionary[Any, Process] = weakref.WeakKeyDictionary()
+
+
+def _caller(node: Any) -> Process:
+    """The node's caller process (made on first use, again if something killed it): the
+    ``From`` pid of every call made with :func:`call`."""
+    proc = _callers.get(node)
+    if proc is None or not proc.is_alive:
+        proc = node.new_process(trap_exit=True)
+        proc.mailbox = _Calls()
+        _callers[node] = proc
+    return proc
+
+
+def _expire(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
 async def call(node: Any, dest: Any, request: Any, timeout: float | None = 5.0) -> Any:
     """``gen_server:call(Dest, Request, Timeout)`` from Python: returns the reply.
 
-    ``dest`` is a pid, a registered name (local) or ``(name, node_name)``. The call runs in a
-    short-lived process that monitors ``dest`` first, so :class:`CallError` comes as soon as the
-    target is found dead or missing or its node unreachable; :class:`CallTimeout` comes after
-    ``timeout`` seconds (``None``: wait for ever).
+    ``dest`` is a pid, a registered name (local) or ``(name, node_name)``. As ``gen:do_call``
+    does, the call monitors ``dest`` first, sends ``{'$gen_call', {Pid, Ref}, Request}`` (not
+    reconnecting a node that is down) and waits for ``{Ref, Reply}`` or the monitor's DOWN, then
+    removes the monitor. :class:`CallError` comes as soon as the target is found dead or missing
+    or its node unreachable; :class:`CallTimeout` after ``timeout`` seconds (``None``: wait for
+    ever), and a reply that comes later is dropped. ``Pid`` is the node's caller process, one
+    long-lived process that makes every such call of the node (many at once), so a call spawns
+    nothing; its mailbox hands each reply straight to the call that waits for it.
     """
-    with node.new_process() as proc:
-        ref = proc.monitor(dest)
-        with contextlib.suppress(UnknownName):  # the monitor has already queued DOWN noproc
-            proc.send(dest, (GEN_CALL, (proc.pid, ref), request))
-
-        def answer(msg: Any) -> bool:
-            return type(msg) is tuple and (
-                (len(msg) == 2 and msg[0] == ref) or (len(msg) == 5 and msg[0] == DOWN_TAG and msg[1] == ref)
-            )
-
-        try:
-            msg = await proc.receive(answer, timeout)
-        except ReceiveTimeout:
-            raise CallTimeout(dest, timeout or 0.0) from None
+    proc = _caller(node)
+    calls: _Calls = proc.mailbox  # type: ignore[assignment]
+    calls.last_down = None
+    ref = proc.monitor(dest)
+    down = calls.last_down
+    if down is not None and down[1] == ref:
+        raise CallError(dest, down[4])
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+    calls.waiting[ref] = future  # first: a local server may answer inside the send
+    timer = None if timeout is None else loop.call_later(timeout, _expire, future)
+    try:
+        with contextlib.suppress(UnknownName):  # a local name: the monitor has seen it missing
+            proc.send(dest, (GEN_CALL, (proc.pid, ref), request), noconnect=True)
+        msg = await future
+    finally:
+        if timer is not None:
+            timer.cancel()
+        calls.waiting.pop(ref, None)
+        proc.demonitor(ref)  # nothing to do after a DOWN; DEMONITOR_P after a reply or timeout
+    if msg is None:
+        raise CallTimeout(dest, timeout or 0.0)
     if len(msg) == 2:
         return msg[1]
     raise CallError(dest, msg[4])
