@@ -12,7 +12,7 @@ import pytest
 
 from beamlink.etf import Atom, ImproperList
 from beamlink.node import genserver, rpc
-from beamlink.node.errors import ReceiveTimeout
+from beamlink.node.errors import ProcessExit, ReceiveTimeout
 from beamlink.node.genserver import NOREPLY, CallError, CallTimeout, GenServer
 from beamlink.node.kernel.rex import install
 from beamlink.node.runtime import ProcessRuntime, current_process, on_loop
@@ -163,6 +163,60 @@ async def test_call_failures_are_immediate_and_typed(rt: ProcessRuntime) -> None
     await Counter.start(rt)
     with pytest.raises(CallTimeout):
         await genserver.call(rt, "counter", A("later"), timeout=0.05)
+
+
+class Held(GenServer):
+    """Holds every call until a cast says how to answer them."""
+
+    name = "held"
+
+    def init(self) -> None:
+        self.froms: list[Any] = []
+
+    def handle_call(self, request: Any, from_: Any) -> Any:
+        if request == A("now"):
+            return A("now")
+        self.froms.append((from_, request))
+        return NOREPLY
+
+    def handle_cast(self, msg: Any) -> None:
+        if msg == A("reversed"):
+            for from_, request in reversed(self.froms):
+                self.reply(from_, request)
+            self.froms.clear()
+        elif msg == A("kill_caller"):
+            self.proc.exit(self.froms[0][0][0], A("kill"))
+
+
+async def test_calls_share_one_caller_and_get_their_own_replies(rt: ProcessRuntime) -> None:
+    server = await Held.start(rt)
+    before = len(rt.processes())
+    calls = [asyncio.ensure_future(genserver.call(rt, "held", i)) for i in range(20)]
+    await asyncio.sleep(0.05)
+    froms = server.froms  # type: ignore[attr-defined]
+    assert len(froms) == 20 and len({from_[0] for from_, _ in froms}) == 1
+    assert len(rt.processes()) == before + 1  # one caller process, not one per call
+    genserver.cast(rt, "held", A("reversed"))
+    assert await asyncio.gather(*calls) == list(range(20))
+    # A reply after the timeout is dropped: the next call gets its own reply, nothing queues.
+    with pytest.raises(CallTimeout):
+        await genserver.call(rt, "held", A("late"), timeout=0.05)
+    genserver.cast(rt, "held", A("reversed"))
+    assert await genserver.call(rt, "held", A("now")) == A("now")
+    (pid,) = {p.pid for p in rt.processes()} - {server.pid} - {
+        rt.whereis(name) for name in rt.registered()
+    }
+    caller_proc = rt.process(pid)
+    assert caller_proc is not None and len(caller_proc.mailbox) == 0
+    assert not caller_proc.monitors
+    # A caller killed under a pending call fails that call; the next call gets a new caller.
+    pending = asyncio.ensure_future(genserver.call(rt, "held", A("stuck"), timeout=30))
+    await asyncio.sleep(0.01)
+    genserver.cast(rt, "held", A("kill_caller"))
+    with pytest.raises(ProcessExit):
+        await pending
+    assert not caller_proc.is_alive
+    assert await genserver.call(rt, "held", A("now")) == A("now")
 
 
 async def test_genserver_stop_runs_terminate(rt: ProcessRuntime) -> None:
