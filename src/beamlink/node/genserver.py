@@ -126,10 +126,11 @@ class _Calls(Mailbox):
     and each ``'DOWN'`` to the call waiting for ``Ref`` (in ``waiting``) and drops the rest (late
     replies after a timeout, exit signals from servers that linked to the caller)."""
 
-    __slots__ = ("last_down", "waiting")
+    __slots__ = ("last_down", "owner", "waiting")
 
-    def __init__(self) -> None:
+    def __init__(self, owner: Process) -> None:
         super().__init__()
+        self.owner = owner
         self.waiting: dict[Reference, asyncio.Future[Any]] = {}
         # The last DOWN that came for no waiting call: a monitor of a missing local target (or
         # of a node that cannot be reached) fires inside `monitor`, before the call waits.
@@ -145,6 +146,9 @@ class _Calls(Mailbox):
                 future = self.waiting.pop(ref, None)
                 if future is not None and not future.done():
                     future.set_result(message)
+                    # Demonitored here, after the call's wake-up was scheduled: the
+                    # DEMONITOR_P then leaves in one write with the caller's next request.
+                    self.owner.demonitor(ref)
         elif size == 5 and message[0] == DOWN_TAG and type(message[1]) is Reference:
             future = self.waiting.pop(message[1], None)
             if future is None:
@@ -169,7 +173,7 @@ def _caller(node: Any) -> Process:
     proc = _callers.get(node)
     if proc is None or not proc.is_alive:
         proc = node.new_process(trap_exit=True)
-        proc.mailbox = _Calls()
+        proc.mailbox = _Calls(proc)
         _callers[node] = proc
     return proc
 
@@ -210,7 +214,7 @@ async def call(node: Any, dest: Any, request: Any, timeout: float | None = 5.0) 
         if timer is not None:
             timer.cancel()
         calls.waiting.pop(ref, None)
-        proc.demonitor(ref)  # nothing to do after a DOWN; DEMONITOR_P after a reply or timeout
+        proc.demonitor(ref)  # after a timeout or a cancel (a reply or DOWN has removed it)
     if msg is None:
         raise CallTimeout(dest, timeout or 0.0)
     if len(msg) == 2:
