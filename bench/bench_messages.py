@@ -37,7 +37,8 @@ Run from the repository root:
 ``python3 bench/bench_messages.py [--count N] [--calls N] [--rounds N] [--tls] [--only S,...]``;
 ``--erl-args "+S 1:1"`` passes extra arguments to every Erlang node.
 ``--profile`` then profiles the Python receiver and sender in separate runs (cProfile, top
-functions by own time).
+functions by own time), and the Python receiver of ``--big`` 1 MiB binaries when the binaries
+are measured.
 Needs ``erl``/``erlc`` (OTP 25+) on PATH.
 """
 
@@ -558,6 +559,12 @@ class Bench:
         with cProfile.Profile() as profile:
             await python_sender(node, e2.name, n)
         profiled(f"Python sending {n:,} messages", profile)
+        if "binaries" in self.only:
+            big = self.big
+            await python_receiver(node, big, e1.name)
+            with cProfile.Profile() as profile:
+                await e1.aeval(f"bl_bench:send_bin('{py}', {big}, {1 << 20})", timeout=600)
+            profiled(f"Python receiving {big:,} binaries of 1 MiB", profile)
 
     async def python_to_python(
         self, node: Node, n: int, distinct: bool
