@@ -20,8 +20,8 @@ Erlang->Python, Python->Erlang (MiB/s); and last the RSS of an idle Python node 
 process. Every figure of every round is printed with its ratio to that round's Erlang->Erlang
 figure of the same kind; the final table puts each row's best against the best Erlang->Erlang
 round. The single-sender message rows and the 1 MiB rows also print the CPU time the sending
-and the receiving OS process used per message (all their threads; Linux /proc): on a shared machine a rate depends on
-how much CPU the processes got, this cost does not. ``--only`` picks sections; ``--uvloop``
+and the receiving OS process used per message (all their threads; Linux /proc): on a shared
+machine a rate depends on how much CPU the processes got, this cost does not. ``--only`` picks sections; ``--uvloop``
 runs the Python nodes on uvloop (``beamlink.eventloop``); ``BEAMLINK_PURE_PYTHON=1`` in the
 environment measures the pure-Python codec (the first line printed says which codec and loop run).
 

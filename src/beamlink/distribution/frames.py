@@ -27,11 +27,12 @@ as the list of its reads; the read completing it gives only the missing bytes to
 place after them. A fragmented message keeps a copy of each fragment's payload; when the
 message is one binary (the usual big message) that binary is joined straight out of them, so a
 1 MiB binary is copied twice after the socket's read (payloads, join), not four times
-(reads joined, payloads, payloads joined, binary sliced out). The control term of a message (SEND,
-REG_SEND, SEND_SENDER, ALIAS_SEND) is byte-identical for every message one sender sends to one
-destination, so the reader remembers the last few such control terms that came more than
-once, with their bytes, and recognises them with one comparison instead of decoding them; the
-message itself goes through `decode_body_exact`, which memoizes small immutable terms.
+(reads joined, payloads, payloads joined, binary sliced out).
+
+The control term of a message (SEND, REG_SEND, SEND_SENDER, ALIAS_SEND) is byte-identical
+for every message one sender sends to one destination, so the reader remembers the last few
+such control terms that came more than once, with their bytes, and recognises them with one
+comparison instead of decoding them; the message itself goes through `decode_body_exact`, which memoizes small immutable terms.
 `FrameWriter` likewise keeps the encoded frame head (header and control term) of those
 operations.
 """
@@ -265,7 +266,9 @@ class FrameReader:
             if len(first) <= self._unbudgeted_size:
                 control, pos = self._control(first, 0, size)
             else:
-                control, pos = with_memory_budget(self.max_term_memory, self._control, first, 0, size)
+                control, pos = with_memory_budget(
+                    self.max_term_memory, self._control, first, 0, size
+                )
         except FrameError:
             if len(first) == size:
                 raise
