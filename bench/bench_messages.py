@@ -19,9 +19,9 @@ Erlang process and into one Python process; ``--big`` (200) binaries of 1 MiB Er
 Erlang->Python, Python->Erlang (MiB/s); and last the RSS of an idle Python node in its own OS
 process. Every figure of every round is printed with its ratio to that round's Erlang->Erlang
 figure of the same kind; the final table puts each row's best against the best Erlang->Erlang
-round. The single-sender message rows also print the CPU time the sending and the receiving OS
-process used per message (all their threads; Linux /proc): on a shared machine a rate depends on
-how much CPU the processes got, this cost does not. ``--only`` picks sections; ``--uvloop``
+round. The single-sender message rows and the 1 MiB rows also print the CPU time the sending
+and the receiving OS process used per message (all their threads; Linux /proc): on a shared
+machine a rate depends on how much CPU the processes got, this cost does not. ``--only`` picks sections; ``--uvloop``
 runs the Python nodes on uvloop (``beamlink.eventloop``); ``BEAMLINK_PURE_PYTHON=1`` in the
 environment measures the pure-Python codec (the first line printed says which codec and loop run).
 
@@ -37,7 +37,8 @@ Run from the repository root:
 ``python3 bench/bench_messages.py [--count N] [--calls N] [--rounds N] [--tls] [--only S,...]``;
 ``--erl-args "+S 1:1"`` passes extra arguments to every Erlang node.
 ``--profile`` then profiles the Python receiver and sender in separate runs (cProfile, top
-functions by own time).
+functions by own time), and the Python receiver of ``--big`` 1 MiB binaries when the binaries
+are measured.
 Needs ``erl``/``erlc`` (OTP 25+) on PATH.
 """
 
@@ -493,16 +494,20 @@ class Bench:
         n, py, size = self.big, str(node.name), 1 << 20
         kind = "MiB/s (1 MiB binaries)"
         print(f"{n:,} binaries of 1 MiB:")
+        me, pid1, pid2 = os.getpid(), e1.proc.pid, e2.proc.pid
         await e2.aeval(f"bl_bench:start_rx_any({n}, '{e1.name}')")
+        cpu = CpuMeter(pid1, pid2).start()
         us = int(await e1.aeval(f"bl_bench:send_bin('{e2.name}', {n}, {size})", timeout=600))
-        self.row("Erlang -> Erlang", n / (us / 1e6), kind)
+        self.row("Erlang -> Erlang", n / (us / 1e6), kind, cpu.stop().per_message(n))
         await python_receiver(node, n, e1.name)
+        cpu = CpuMeter(pid1, me).start()
         us = int(await e1.aeval(f"bl_bench:send_bin('{py}', {n}, {size})", timeout=600))
-        self.row("Erlang -> Python", n / (us / 1e6), kind)
+        self.row("Erlang -> Python", n / (us / 1e6), kind, cpu.stop().per_message(n))
         await e2.aeval(f"bl_bench:start_rx_any({n}, '{py}')")
         payload = b"0123456789abcdef" * (size // 16)
+        cpu = CpuMeter(me, pid2).start()
         seconds = await python_sender(node, e2.name, n, payload=payload, chunk=4)
-        self.row("Python -> Erlang", n / seconds, kind)
+        self.row("Python -> Erlang", n / seconds, kind, cpu.stop().per_message(n))
 
     async def gen_server_calls(self, node: Node, e1: ErlPeer, e2: ErlPeer) -> None:
         calls, py = self.calls, str(node.name)
@@ -558,6 +563,12 @@ class Bench:
         with cProfile.Profile() as profile:
             await python_sender(node, e2.name, n)
         profiled(f"Python sending {n:,} messages", profile)
+        if "binaries" in self.only:
+            big = self.big
+            await python_receiver(node, big, e1.name)
+            with cProfile.Profile() as profile:
+                await e1.aeval(f"bl_bench:send_bin('{py}', {big}, {1 << 20})", timeout=600)
+            profiled(f"Python receiving {big:,} binaries of 1 MiB", profile)
 
     async def python_to_python(
         self, node: Node, n: int, distinct: bool

@@ -112,6 +112,32 @@ def test_interleaved_fragments_are_reassembled(size: int) -> None:
     assert reader.buffered == 0
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    st.binary(max_size=3000) | st.sampled_from([b"x" * 70_000]),
+    st.integers(1, 5000),
+    st.integers(1, 3000),
+    st.booleans(),
+)
+def test_fragmented_binaries_and_long_controls_in_any_split(
+    message: bytes, size: int, read: int, long_control: bool
+) -> None:
+    """A binary message is joined straight out of its fragments: every fragment size and read
+    split gives the same binary, also when the control term does not fit in the first fragment
+    (then the whole message is joined and decoded)."""
+    to = Atom("t" * 250 if long_control else "t")
+    ctl = control.reg_send(PID, to)
+    frames = fragments(3, ctl, message, size) + fragments(4, ctl, (message, 1), size)
+    data = b"".join(frames)
+    reader = FrameReader()
+    got = []
+    for i in range(0, len(data), read):
+        got += reader.feed(data[i : i + read])
+    assert got == [(ctl, message), (ctl, (message, 1))]
+    assert type(got[0][1]) is bytes
+    assert reader.buffered == 0
+
+
 def test_single_fragment_message() -> None:
     [frame] = fragments(9, control.send(PID), Atom("one"), 10_000)
     assert FrameReader().feed(frame) == [(control.send(PID), Atom("one"))]

@@ -21,13 +21,18 @@ too small to reach it, at `ALLOC_PER_BYTE` bytes of memory per input byte, is de
 the bookkeeping).
 
 Speed: `FrameReader.feed` extracts every complete frame of a read in one pass, decoding at
-offsets of one immutable buffer (the codec copies anything but `bytes`). An incomplete tail is
-kept as a list of reads joined once, when the frame it belongs to is complete, so a big frame
-arriving in many reads costs linear time, not quadratic. The control term of a message (SEND,
-REG_SEND, SEND_SENDER, ALIAS_SEND) is byte-identical for every message one sender sends to one
-destination, so the reader remembers the last few such control terms that came more than
-once, with their bytes, and recognises them with one comparison instead of decoding them; the
-message itself goes through `decode_body_exact`, which memoizes small immutable terms.
+offsets of the read itself (the codec copies anything but `bytes`). An incomplete frame is kept
+as the list of its reads; the read completing it gives only the missing bytes to its one join
+(so a big frame arriving in many reads costs linear time, not quadratic) and is scanned in
+place after them. A fragmented message keeps a copy of each fragment's payload; when the
+message is one binary (the usual big message) that binary is joined straight out of them, so a
+1 MiB binary is copied twice after the socket's read (payloads, join), not four times
+(reads joined, payloads, payloads joined, binary sliced out).
+
+The control term of a message (SEND, REG_SEND, SEND_SENDER, ALIAS_SEND) is byte-identical
+for every message one sender sends to one destination, so the reader remembers the last few
+such control terms that came more than once, with their bytes, and recognises them with one
+comparison instead of decoding them; the message itself goes through `decode_body_exact`, which memoizes small immutable terms.
 `FrameWriter` likewise keeps the encoded frame head (header and control term) of those
 operations.
 """
@@ -54,6 +59,7 @@ from beamlink.etf import (
     encode,
     with_memory_budget,
 )
+from beamlink.etf.tags import BINARY_EXT
 
 PASS_THROUGH = 112
 VERSION_MAGIC = 131
@@ -94,7 +100,7 @@ class _Partial:
     """A fragmented message being reassembled."""
 
     next_id: int
-    parts: list[bytes] = field(default_factory=list)
+    parts: list[bytes] = field(default_factory=list)  # the fragments' payloads, in order
     size: int = 0
 
 
@@ -129,21 +135,19 @@ class FrameReader:
 
     def feed(self, data: bytes) -> list[Frame]:
         """Add received bytes; return the messages of every frame they completed."""
-        if self._rest:
-            self._rest.append(data)
-            self._rest_size += len(data)
-            if self._rest_size < self._rest_needed:
-                return []
-            buf = b"".join(self._rest)
-        else:
-            buf = bytes(data)
+        if type(data) is not bytes:
+            data = bytes(data)
         out: list[Frame] = []
         pos = 0
-        size = len(buf)
+        if self._rest:
+            pos = self._complete_rest(data, out)
+            if pos < 0:
+                return out
+        size = len(data)
         max_frame = self.max_frame_size
         needed = 4
         while size - pos >= 4:
-            (length,) = _U32.unpack_from(buf, pos)
+            (length,) = _U32.unpack_from(data, pos)
             if length > max_frame:
                 raise FrameError(f"frame of {length} bytes exceeds the limit of {max_frame}")
             end = pos + 4 + length
@@ -151,22 +155,54 @@ class FrameReader:
                 needed = 4 + length
                 break
             if length:
-                start = pos + 4
-                if length > 3 and buf[start + 1] == DIST_HEADER and buf[start] == VERSION_MAGIC:
-                    # The common case with FRAGMENTS agreed: 131, 68, 0 (no atom cache refs).
-                    if buf[start + 2]:
-                        _check_no_atom_cache(buf[start + 2])
-                    if length <= self._unbudgeted_size:
-                        out.append(self._bare_pair(buf, start + 3, end))
-                    else:
-                        out.append(self._budgeted(self._bare_pair, buf, start + 3, end))
-                else:
-                    self._frame(buf, start, end, out)
+                self._one(data, pos + 4, end, out)
             pos = end
-        self._rest = [buf[pos:]] if pos < size else []
-        self._rest_size = size - pos
-        self._rest_needed = needed
+        if pos < size:
+            self._rest = [data[pos:]]  # at most one frame's start
+            self._rest_size = size - pos
+            self._rest_needed = needed
         return out
+
+    def _complete_rest(self, data: bytes, out: list[Frame]) -> int:
+        """Finish the incomplete frame kept from earlier reads with the start of ``data``; return
+        where in ``data`` the next frame starts, or -1 if ``data`` did not complete it (kept)."""
+        rest = self._rest
+        before = self._rest_size
+        needed = self._rest_needed
+        if before + len(data) >= 4 and needed == 4:  # its length is complete now
+            (length,) = _U32.unpack(b"".join(rest) + data[: 4 - before])  # before < 4 here
+            if length > self.max_frame_size:
+                raise FrameError(
+                    f"frame of {length} bytes exceeds the limit of {self.max_frame_size}"
+                )
+            needed = self._rest_needed = 4 + length
+        if before + len(data) < needed:
+            rest.append(data)
+            self._rest_size += len(data)
+            return -1
+        # Only the missing part of this one frame is joined; the rest of ``data`` is scanned
+        # where it is (joining whole reads copied every byte of a stream of frames once more).
+        take = needed - before
+        frame = b"".join([*rest, memoryview(data)[:take]])
+        self._rest = []
+        self._rest_size = 0
+        self._rest_needed = 0
+        if needed > 4:
+            self._one(frame, 4, needed, out)
+        return take
+
+    def _one(self, buf: bytes, start: int, end: int, out: list[Frame]) -> None:
+        """Decode the (non-tick) frame body ``buf[start:end]`` into ``out``."""
+        if end - start > 3 and buf[start + 1] == DIST_HEADER and buf[start] == VERSION_MAGIC:
+            # The common case with FRAGMENTS agreed: 131, 68, 0 (no atom cache refs).
+            if buf[start + 2]:
+                _check_no_atom_cache(buf[start + 2])
+            if end - start <= self._unbudgeted_size:
+                out.append(self._bare_pair(buf, start + 3, end))
+            else:
+                out.append(self._budgeted(self._bare_pair, buf, start + 3, end))
+        else:
+            self._frame(buf, start, end, out)
 
     def _frame(self, buf: bytes, start: int, end: int, out: list[Frame]) -> None:
         kind = buf[start]
@@ -208,7 +244,7 @@ class FrameReader:
                 raise FrameError(f"fragment {frag_id} of sequence {seq} (expected {expected})")
             partial = found
             partial.next_id -= 1
-        chunk = bytes(buf[data_start:end])
+        chunk = buf[data_start:end]
         partial.parts.append(chunk)
         partial.size += len(chunk)
         self._pending_bytes += len(chunk)
@@ -219,8 +255,32 @@ class FrameReader:
         if frag_id == 1 and tag == DIST_FRAG_CONT:
             del self._partials[seq]
             self._pending_bytes -= partial.size
-            whole = b"".join(partial.parts)
-            out.append(self._budgeted(self._bare_pair, whole, 0, len(whole)))
+            out.append(self._reassembled(partial.parts, partial.size))
+
+    def _reassembled(self, parts: list[bytes], size: int) -> Frame:
+        """Decode a reassembled ControlTerm [Message]. A message that is one binary (the usual
+        big message) is joined straight out of the fragments; anything else is decoded from
+        their join."""
+        first = parts[0]
+        try:
+            if len(first) <= self._unbudgeted_size:
+                control, pos = self._control(first, 0, size)
+            else:
+                control, pos = with_memory_budget(
+                    self.max_term_memory, self._control, first, 0, size
+                )
+        except FrameError:
+            if len(first) == size:
+                raise
+        else:
+            if (
+                len(first) - pos >= 5
+                and first[pos] == BINARY_EXT
+                and _U32.unpack_from(first, pos + 1)[0] == size - pos - 5
+            ):
+                return control, b"".join([memoryview(first)[pos + 5 :], *parts[1:]])
+        whole = b"".join(parts)
+        return self._budgeted(self._bare_pair, whole, 0, len(whole))
 
     def _budgeted(
         self,
@@ -246,28 +306,30 @@ class FrameReader:
 
     def _bare_pair(self, buf: bytes, start: int, end: int) -> Frame:
         """Decode ControlTerm [Message] (terms without their 131) in ``buf[start:end]``."""
-        controls = self._controls
-        for index, known in enumerate(controls):
-            if buf.startswith(known[0], start, end):
-                if index:  # most recently used first
-                    controls.insert(0, controls.pop(index))
-                pos = start + len(known[0])
-                control = known[1]
-                break
-        else:
-            try:
-                control, pos = decode_body_from(buf, start)
-            except DecodeError as exc:
-                raise FrameError(f"undecodable term: {exc}") from exc
-            _check_control(control, pos, end)
-            if control[0] in _MESSAGE_OPS and pos - start <= _MAX_CONTROL_BYTES:
-                self._remember(buf[start:pos], control)
+        control, pos = self._control(buf, start, end)
         if pos == end:
             return control, NO_MESSAGE
         try:
             return control, decode_body_exact(buf, pos, end)
         except DecodeError as exc:
             raise FrameError(f"undecodable term: {exc}") from exc
+
+    def _control(self, buf: bytes, start: int, end: int) -> tuple[tuple[Any, ...], int]:
+        """The control term at ``buf[start]`` (of a frame ending at ``end``) and where it ends."""
+        controls = self._controls
+        for index, known in enumerate(controls):
+            if buf.startswith(known[0], start, end):
+                if index:  # most recently used first
+                    controls.insert(0, controls.pop(index))
+                return known[1], start + len(known[0])
+        try:
+            control, pos = decode_body_from(buf, start)
+        except DecodeError as exc:
+            raise FrameError(f"undecodable term: {exc}") from exc
+        _check_control(control, pos, end)
+        if control[0] in _MESSAGE_OPS and pos - start <= _MAX_CONTROL_BYTES:
+            self._remember(buf[start:pos], control)
+        return control, pos
 
     def _remember(self, raw: bytes, control: tuple[Any, ...]) -> None:
         """Keep a control term seen for the second time among the recent ones, so that one-off
