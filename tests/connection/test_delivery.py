@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -25,15 +27,15 @@ class Picky(Recorder):
         super().on_message(peer, control_msg, message)
 
 
-async def test_a_failing_message_does_not_drop_the_rest_of_its_batch(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+@contextlib.asynccontextmanager
+async def connected(a_rec: Recorder, b_rec: Recorder) -> AsyncIterator[ConnectionManager]:
+    """Managers ``a@127.0.0.1`` and ``b@127.0.0.1`` recording into ``a_rec``/``b_rec``, ``a``
+    connected to ``b``; yields ``a``; both closed afterwards."""
     ports: dict[Atom, int] = {}
 
     async def resolve(peer: Atom) -> tuple[str, int]:
         return "127.0.0.1", ports[peer]
 
-    a_rec, b_rec = Recorder(), Picky()
     a = ConnectionManager(
         local_name="a@127.0.0.1", cookie=COOKIE, creation=1, handler=a_rec, resolver=resolve
     )
@@ -44,6 +46,17 @@ async def test_a_failing_message_does_not_drop_the_rest_of_its_batch(
         for manager in (a, b):
             ports[manager.local_name] = await manager.listen("127.0.0.1", 0)
         assert await a.connect("b@127.0.0.1")
+        yield a
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_failing_message_does_not_drop_the_rest_of_its_batch(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    a_rec, b_rec = Recorder(), Picky()
+    async with connected(a_rec, b_rec) as a:
         peer = Atom("b@127.0.0.1")
         to = Pid(peer, 1, 0, 2)
         sent = [Atom("bad") if i % 10 == 3 else i for i in range(60)]
@@ -57,30 +70,13 @@ async def test_a_failing_message_does_not_drop_the_rest_of_its_batch(
         assert len(failures) == sent.count(Atom("bad"))
         assert a.send(peer, control.send(to), "after")  # the connection is still up
         await b_rec.wait_for(lambda: len(b_rec.messages) == len(expected) + 1)
-    finally:
-        await a.close()
-        await b.close()
 
 
 async def test_the_first_message_of_an_iteration_is_written_at_once() -> None:
     """A message is written in the step that sends it (with the frames queued before it); the
     rest of that loop iteration's frames wait for one write at the next; order is kept."""
-    ports: dict[Atom, int] = {}
-
-    async def resolve(peer: Atom) -> tuple[str, int]:
-        return "127.0.0.1", ports[peer]
-
     a_rec, b_rec = Recorder(), Recorder()
-    a = ConnectionManager(
-        local_name="a@127.0.0.1", cookie=COOKIE, creation=1, handler=a_rec, resolver=resolve
-    )
-    b = ConnectionManager(
-        local_name="b@127.0.0.1", cookie=COOKIE, creation=2, handler=b_rec, resolver=resolve
-    )
-    try:
-        for manager in (a, b):
-            ports[manager.local_name] = await manager.listen("127.0.0.1", 0)
-        assert await a.connect("b@127.0.0.1")
+    async with connected(a_rec, b_rec) as a:
         peer = Atom("b@127.0.0.1")
         (conn,) = a.connections()
         await asyncio.sleep(0.1)  # past the handshake's own writes
@@ -99,6 +95,3 @@ async def test_the_first_message_of_an_iteration_is_written_at_once() -> None:
         await b_rec.wait_for(lambda: len(b_rec.messages) == 4)
         assert [c[0] for _p, c, _m in b_rec.messages] == [control.LINK] + [control.SEND] * 3
         assert [m for _p, _c, m in b_rec.messages[1:]] == [1, 2, 3]
-    finally:
-        await a.close()
-        await b.close()
