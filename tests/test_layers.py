@@ -11,7 +11,7 @@ PACKAGE = SRC / "beamlink"
 
 # Lowest first; a module may import its own rank or lower. A name matches its longest prefix.
 LAYERS: list[tuple[str, ...]] = [
-    ("beamlink._version", "beamlink.logs", "beamlink.errors", "beamlink.settings", "beamlink.listener"),
+    ("beamlink._version", "beamlink._lazy", "beamlink.logs", "beamlink.errors", "beamlink.settings", "beamlink.listener"),
     ("beamlink.etf",),
     ("beamlink.epmd", "beamlink.distribution"),
     ("beamlink.connection",),
