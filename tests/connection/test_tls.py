@@ -241,15 +241,20 @@ def test_wrong_password_says_so(tmp_path: Path, certs: TlsFiles) -> None:
         load_optfile(path)
 
 
+def _client_option(certs: TlsFiles, path: Path, option: str) -> Path:
+    """``certs``'s optfile with ``option`` added to the client side, written to ``path``."""
+    text = certs.optfile.read_text()
+    client_at = text.index("{client")
+    path.write_text(text[:client_at] + text[client_at:].replace(
+        "{verify, verify_peer}", f"{{verify, verify_peer}}, {option}"))
+    return path
+
+
 async def test_sni_disable_skips_the_name_check(
     cluster: Cluster, certs: TlsFiles, tmp_path: Path
 ) -> None:
     bad = load_optfile(_bad_optfile(certs, tmp_path, "wrong_name"))
-    text = certs.optfile.read_text()
-    client_at = text.index("{client")
-    relaxed = tmp_path / "relaxed.conf"
-    relaxed.write_text(text[:client_at] + text[client_at:].replace(
-        "{verify, verify_peer}", "{verify, verify_peer}, {server_name_indication, disable}"))
+    relaxed = _client_option(certs, tmp_path / "relaxed.conf", "{server_name_indication, disable}")
     a, _ = await cluster.node("a@127.0.0.1", tls=load_optfile(relaxed))
     await cluster.node("b@127.0.0.1", tls=bad)
     assert await a.connect("b@127.0.0.1")
@@ -259,12 +264,10 @@ async def test_match_any_fun_skips_the_name_check(
     cluster: Cluster, certs: TlsFiles, tmp_path: Path
 ) -> None:
     bad = load_optfile(_bad_optfile(certs, tmp_path, "wrong_name"))
-    text = certs.optfile.read_text()
-    client_at = text.index("{client")
-    relaxed = tmp_path / "match_any.conf"
-    relaxed.write_text(text[:client_at] + text[client_at:].replace(
-        "{verify, verify_peer}",
-        "{verify, verify_peer},\n    {customize_hostname_check, [{match_fun, fun(_, _) -> true end}]}"))
+    relaxed = _client_option(
+        certs, tmp_path / "match_any.conf",
+        "\n    {customize_hostname_check, [{match_fun, fun(_, _) -> true end}]}",
+    )
     config = load_optfile(relaxed)
     assert not config.client.check_hostname
     assert config.client.verify_mode == ssl.CERT_REQUIRED  # still authenticated by the CA
