@@ -72,6 +72,8 @@ from beamlink import (  # noqa: E402
     eventloop,
 )
 from beamlink.etf import Atom  # noqa: E402
+from beamlink.node.atoms import DOWN_TAG  # noqa: E402
+from beamlink.node.errors import ReceiveTimeout  # noqa: E402
 from beamlink.node.runtime.executor import on_loop  # noqa: E402
 
 COOKIE = "beamlinkbench"
@@ -82,6 +84,8 @@ BENCH_TX = Atom("bench_tx")
 BENCH_GS = Atom("bench_gs")
 DONE = Atom("bench_done")
 SEND_CHUNK = 2000
+REPORT_TIMEOUT = 600.0  # s: the longest wait for a receiver's report after the last send
+START_TIMEOUT = 60.0  # s: for a Python node in its own OS process to start
 SECTIONS = "messages,senders,binaries,calls,rpc"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -247,11 +251,14 @@ async def python_sender(
     """Send ``count`` messages to ``{bench_rx, rx_node}``; seconds until the receiver reports.
 
     ``distinct``: send ``{hello, <<"world">>, N}`` with N counting down instead of ``payload``.
-    ``chunk`` messages go out per loop iteration.
+    ``chunk`` messages go out per loop iteration. The receiver is monitored: a ``RuntimeError``
+    comes as soon as it is gone (it exited, its node disconnected), or when it has not reported
+    ``REPORT_TIMEOUT`` s after the last send.
     """
     dest = (BENCH_RX, Atom(rx_node))
     hello, world = MESSAGE[0], MESSAGE[1]
     with node.new_process(name=BENCH_TX) as proc:
+        watch = proc.monitor(dest)
         send = proc.send
         start = time.perf_counter()
         sent = 0
@@ -265,8 +272,24 @@ async def python_sender(
                     send(dest, payload)
             sent += chunk
             await asyncio.sleep(0)
-        await proc.receive(lambda m: m == DONE, timeout=600)
-        return time.perf_counter() - start
+        try:
+            got = await proc.receive(
+                lambda m: m == DONE or (type(m) is tuple and m[:2] == (DOWN_TAG, watch)),
+                timeout=REPORT_TIMEOUT,
+            )
+        except ReceiveTimeout:
+            raise RuntimeError(
+                f"{dest} did not report {count:,} messages within {REPORT_TIMEOUT:.0f} s "
+                "of the last send (lost messages? see the receiving node's output)"
+            ) from None
+        seconds = time.perf_counter() - start
+        if got != DONE:
+            raise RuntimeError(
+                f"{dest} went down ({got[4]}) before it reported {count:,} messages "
+                "(see the receiving node's output)"
+            )
+        proc.demonitor(watch)
+        return seconds
 
 
 async def python_calls(node: Node, dest: Any, count: int) -> float:
@@ -582,7 +605,15 @@ class Bench:
         )
         try:
             assert child.stdout is not None
-            line = await asyncio.to_thread(child.stdout.readline)
+            try:
+                line = await asyncio.wait_for(
+                    asyncio.to_thread(child.stdout.readline), START_TIMEOUT
+                )
+            except asyncio.TimeoutError:
+                raise RuntimeError(
+                    f"the Python->Python receiver {rx_name} did not start within "
+                    f"{START_TIMEOUT:.0f} s"
+                ) from None
             assert line.strip() == "READY", line
             assert await node.ping(rx_name), f"{rx_name} does not answer a ping"
             cpu = CpuMeter(os.getpid(), child.pid).start()
@@ -591,7 +622,11 @@ class Bench:
         finally:
             assert child.stdin is not None
             child.stdin.close()
-            child.wait(timeout=30)
+            try:
+                child.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                child.kill()  # hung: also ends a readline still waiting for it
+                child.wait()
 
     def report(self) -> None:
         refs = {unit: v for (label, unit), v in self.best.items() if label.startswith("Erlang -> Erlang")}
