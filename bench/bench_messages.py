@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import io
 import os
@@ -55,6 +56,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -375,6 +377,43 @@ async def idle_rss(settle: float = 3.0) -> float:
         child.wait(timeout=30)
 
 
+@contextlib.asynccontextmanager
+async def python_rx_node(node: Node, count: int) -> AsyncIterator[tuple[str, int]]:
+    """A second Python node in its own OS process, its ``bench_rx`` waiting for ``count``
+    messages (to report to ``node``); yields its name and OS pid, connected first, as the other
+    directions are. A child that prints no READY within ``START_TIMEOUT`` s is an error."""
+    rx_name = f"bench_py2@{HOST}"
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--serve-rx", rx_name, "--count", str(count),
+         "--tx", str(node.name)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert child.stdout is not None
+        try:
+            line = await asyncio.wait_for(asyncio.to_thread(child.stdout.readline), START_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise RuntimeError(
+                f"the Python->Python receiver {rx_name} did not start within {START_TIMEOUT:.0f} s"
+            ) from None
+        assert line.strip() == "READY", line
+        assert await node.ping(rx_name), f"{rx_name} does not answer a ping"
+        yield rx_name, child.pid
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()  # hung: also ends a readline still waiting for it
+            child.wait()
+
+
+async def erl_seconds(peer: ErlPeer, code: str) -> float:
+    """Seconds an Erlang measurement took: ``code`` returns the microseconds it measured."""
+    return int(await peer.aeval(code, timeout=600)) / 1e6
+
+
 async def serve_rx(name: str, count: int, tx_node: str) -> None:
     """The second Python node of the Python->Python run (a separate OS process)."""
     async with Node.start(name, cookie=COOKIE) as node:
@@ -418,6 +457,15 @@ class Bench:
                           extra_args=("-pa", code_dir, *self.erl_args))
         self.peers.append(peer)
         return peer
+
+    async def metered(
+        self, label: str, unit: str, count: int, pids: tuple[int, int], seconds: Awaitable[float]
+    ) -> None:
+        """Await ``seconds`` (what sending ``count`` messages took) while metering the CPU of the
+        sending and the receiving OS process (``pids``), and record the row."""
+        cpu = CpuMeter(*pids).start()
+        taken = await seconds
+        self.row(label, count / taken, unit, cpu.stop().per_message(count))
 
     def row(
         self, label: str, per_second: float, unit: str, cpu: tuple[float, float] | None = None
@@ -482,22 +530,20 @@ class Bench:
             me, pid1, pid2 = os.getpid(), e1.proc.pid, e2.proc.pid
 
             await e2.aeval(f"bl_bench:start_rx({n}, '{e1.name}')")
-            cpu = CpuMeter(pid1, pid2).start()
-            us = int(await e1.aeval(f"bl_bench:{send}('{e2.name}', {n})", timeout=600))
-            self.row("Erlang -> Erlang", n / (us / 1e6), kind, cpu.stop().per_message(n))
+            await self.metered("Erlang -> Erlang", kind, n, (pid1, pid2),
+                               erl_seconds(e1, f"bl_bench:{send}('{e2.name}', {n})"))
 
             await python_receiver(node, n, e1.name)
-            cpu = CpuMeter(pid1, me).start()
-            us = int(await e1.aeval(f"bl_bench:{send}('{py}', {n})", timeout=600))
-            self.row("Erlang -> Python", n / (us / 1e6), kind, cpu.stop().per_message(n))
+            await self.metered("Erlang -> Python", kind, n, (pid1, me),
+                               erl_seconds(e1, f"bl_bench:{send}('{py}', {n})"))
 
             await e2.aeval(f"bl_bench:start_rx({n}, '{py}')")
-            cpu = CpuMeter(me, pid2).start()
-            seconds = await python_sender(node, e2.name, n, distinct)
-            self.row("Python -> Erlang", n / seconds, kind, cpu.stop().per_message(n))
+            await self.metered("Python -> Erlang", kind, n, (me, pid2),
+                               python_sender(node, e2.name, n, distinct))
 
-            seconds, cpu = await self.python_to_python(node, n, distinct)
-            self.row("Python -> Python", n / seconds, kind, cpu.per_message(n))
+            async with python_rx_node(node, n) as (rx_name, rx_pid):
+                await self.metered("Python -> Python", kind, n, (me, rx_pid),
+                                   python_sender(node, rx_name, n, distinct))
 
     async def many_senders(self, node: Node, senders: list[ErlPeer], e2: ErlPeer) -> None:
         """One sender on each of ``senders`` (Erlang nodes) at once, distinct messages, into
@@ -519,18 +565,15 @@ class Bench:
         print(f"{n:,} binaries of 1 MiB:")
         me, pid1, pid2 = os.getpid(), e1.proc.pid, e2.proc.pid
         await e2.aeval(f"bl_bench:start_rx_any({n}, '{e1.name}')")
-        cpu = CpuMeter(pid1, pid2).start()
-        us = int(await e1.aeval(f"bl_bench:send_bin('{e2.name}', {n}, {size})", timeout=600))
-        self.row("Erlang -> Erlang", n / (us / 1e6), kind, cpu.stop().per_message(n))
+        await self.metered("Erlang -> Erlang", kind, n, (pid1, pid2),
+                           erl_seconds(e1, f"bl_bench:send_bin('{e2.name}', {n}, {size})"))
         await python_receiver(node, n, e1.name)
-        cpu = CpuMeter(pid1, me).start()
-        us = int(await e1.aeval(f"bl_bench:send_bin('{py}', {n}, {size})", timeout=600))
-        self.row("Erlang -> Python", n / (us / 1e6), kind, cpu.stop().per_message(n))
+        await self.metered("Erlang -> Python", kind, n, (pid1, me),
+                           erl_seconds(e1, f"bl_bench:send_bin('{py}', {n}, {size})"))
         await e2.aeval(f"bl_bench:start_rx_any({n}, '{py}')")
         payload = b"0123456789abcdef" * (size // 16)
-        cpu = CpuMeter(me, pid2).start()
-        seconds = await python_sender(node, e2.name, n, payload=payload, chunk=4)
-        self.row("Python -> Erlang", n / seconds, kind, cpu.stop().per_message(n))
+        await self.metered("Python -> Erlang", kind, n, (me, pid2),
+                           python_sender(node, e2.name, n, payload=payload, chunk=4))
 
     async def gen_server_calls(self, node: Node, e1: ErlPeer, e2: ErlPeer) -> None:
         calls, py = self.calls, str(node.name)
@@ -592,41 +635,6 @@ class Bench:
             with cProfile.Profile() as profile:
                 await e1.aeval(f"bl_bench:send_bin('{py}', {big}, {1 << 20})", timeout=600)
             profiled(f"Python receiving {big:,} binaries of 1 MiB", profile)
-
-    async def python_to_python(
-        self, node: Node, n: int, distinct: bool
-    ) -> tuple[float, CpuMeter]:
-        """Seconds to send ``n`` messages to a Python node in another OS process, and the CPU
-        both processes used meanwhile; connected first, as the other directions are."""
-        rx_name = f"bench_py2@{HOST}"
-        child = subprocess.Popen(
-            [sys.executable, __file__, "--serve-rx", rx_name, "--count", str(n), "--tx", str(node.name)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )
-        try:
-            assert child.stdout is not None
-            try:
-                line = await asyncio.wait_for(
-                    asyncio.to_thread(child.stdout.readline), START_TIMEOUT
-                )
-            except asyncio.TimeoutError:
-                raise RuntimeError(
-                    f"the Python->Python receiver {rx_name} did not start within "
-                    f"{START_TIMEOUT:.0f} s"
-                ) from None
-            assert line.strip() == "READY", line
-            assert await node.ping(rx_name), f"{rx_name} does not answer a ping"
-            cpu = CpuMeter(os.getpid(), child.pid).start()
-            seconds = await python_sender(node, rx_name, n, distinct)
-            return seconds, cpu.stop()
-        finally:
-            assert child.stdin is not None
-            child.stdin.close()
-            try:
-                child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                child.kill()  # hung: also ends a readline still waiting for it
-                child.wait()
 
     def report(self) -> None:
         refs = {unit: v for (label, unit), v in self.best.items() if label.startswith("Erlang -> Erlang")}
