@@ -56,7 +56,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -520,29 +521,19 @@ class Bench:
         print(f"\nidle Python node RSS: {rss:.1f} MiB (target < 40 MB)")
 
     async def messages(self, node: Node, e1: ErlPeer, e2: ErlPeer) -> None:
-        n, py = self.count, str(node.name)
+        n = self.count
         for distinct in (False, True):
             kind = "distinct msg/s" if distinct else "msg/s"
             shown = "{hello, <<\"world\">>, N}" if distinct else "{hello, <<\"world\">>, 42}"
             print(f"messages ({n:,} x {shown}):")
             send = "send_distinct" if distinct else "send"
-
-            me, pid1, pid2 = os.getpid(), e1.proc.pid, e2.proc.pid
-
-            await e2.aeval(f"bl_bench:start_rx({n}, '{e1.name}')")
-            await self.metered("Erlang -> Erlang", kind, n, (pid1, pid2),
-                               erl_seconds(e1, f"bl_bench:{send}('{e2.name}', {n})"))
-
-            await python_receiver(node, n, e1.name)
-            await self.metered("Erlang -> Python", kind, n, (pid1, me),
-                               erl_seconds(e1, f"bl_bench:{send}('{py}', {n})"))
-
-            await e2.aeval(f"bl_bench:start_rx({n}, '{py}')")
-            await self.metered("Python -> Erlang", kind, n, (me, pid2),
-                               python_sender(node, e2.name, n, distinct))
-
+            await self.three_directions(
+                node, e1, e2, n, kind, "start_rx",
+                f"bl_bench:{send}('{{to}}', {n})",
+                partial(python_sender, node, count=n, distinct=distinct),
+            )
             async with python_rx_node(node, n) as (rx_name, rx_pid):
-                await self.metered("Python -> Python", kind, n, (me, rx_pid),
+                await self.metered("Python -> Python", kind, n, (os.getpid(), rx_pid),
                                    python_sender(node, rx_name, n, distinct))
 
     async def many_senders(self, node: Node, senders: list[ErlPeer], e2: ErlPeer) -> None:
@@ -560,20 +551,32 @@ class Bench:
         self.row("Erlang -> Python", n * k / (us / 1e6), kind)
 
     async def binaries(self, node: Node, e1: ErlPeer, e2: ErlPeer) -> None:
-        n, py, size = self.big, str(node.name), 1 << 20
-        kind = "MiB/s (1 MiB binaries)"
+        n, size = self.big, 1 << 20
         print(f"{n:,} binaries of 1 MiB:")
-        me, pid1, pid2 = os.getpid(), e1.proc.pid, e2.proc.pid
-        await e2.aeval(f"bl_bench:start_rx_any({n}, '{e1.name}')")
+        payload = b"0123456789abcdef" * (size // 16)
+        await self.three_directions(
+            node, e1, e2, n, "MiB/s (1 MiB binaries)", "start_rx_any",
+            f"bl_bench:send_bin('{{to}}', {n}, {size})",
+            partial(python_sender, node, count=n, payload=payload, chunk=4),
+        )
+
+    async def three_directions(
+        self, node: Node, e1: ErlPeer, e2: ErlPeer, n: int, kind: str, start_rx: str,
+        erl_send: str, py_send: Callable[[str], Awaitable[float]],
+    ) -> None:
+        """Erlang->Erlang (``e1`` to ``e2``), Erlang->Python and Python->Erlang, metered:
+        ``bl_bench:<start_rx>`` makes the Erlang receiver of ``n`` messages, ``erl_send`` is the
+        Erlang code that sends them to node ``{to}`` (returning microseconds), ``py_send(node)``
+        the Python sender (returning seconds)."""
+        me, pid1, pid2, py = os.getpid(), e1.proc.pid, e2.proc.pid, str(node.name)
+        await e2.aeval(f"bl_bench:{start_rx}({n}, '{e1.name}')")
         await self.metered("Erlang -> Erlang", kind, n, (pid1, pid2),
-                           erl_seconds(e1, f"bl_bench:send_bin('{e2.name}', {n}, {size})"))
+                           erl_seconds(e1, erl_send.format(to=e2.name)))
         await python_receiver(node, n, e1.name)
         await self.metered("Erlang -> Python", kind, n, (pid1, me),
-                           erl_seconds(e1, f"bl_bench:send_bin('{py}', {n}, {size})"))
-        await e2.aeval(f"bl_bench:start_rx_any({n}, '{py}')")
-        payload = b"0123456789abcdef" * (size // 16)
-        await self.metered("Python -> Erlang", kind, n, (me, pid2),
-                           python_sender(node, e2.name, n, payload=payload, chunk=4))
+                           erl_seconds(e1, erl_send.format(to=py)))
+        await e2.aeval(f"bl_bench:{start_rx}({n}, '{py}')")
+        await self.metered("Python -> Erlang", kind, n, (me, pid2), py_send(e2.name))
 
     async def gen_server_calls(self, node: Node, e1: ErlPeer, e2: ErlPeer) -> None:
         calls, py = self.calls, str(node.name)
