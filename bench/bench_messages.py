@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import io
 import os
@@ -55,6 +56,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -72,6 +75,8 @@ from beamlink import (  # noqa: E402
     eventloop,
 )
 from beamlink.etf import Atom  # noqa: E402
+from beamlink.node.atoms import DOWN_TAG  # noqa: E402
+from beamlink.node.errors import ReceiveTimeout  # noqa: E402
 from beamlink.node.runtime.executor import on_loop  # noqa: E402
 
 COOKIE = "beamlinkbench"
@@ -82,6 +87,8 @@ BENCH_TX = Atom("bench_tx")
 BENCH_GS = Atom("bench_gs")
 DONE = Atom("bench_done")
 SEND_CHUNK = 2000
+REPORT_TIMEOUT = 600.0  # s: the longest wait for a receiver's report after the last send
+START_TIMEOUT = 60.0  # s: for a Python node in its own OS process to start
 SECTIONS = "messages,senders,binaries,calls,rpc"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -247,11 +254,14 @@ async def python_sender(
     """Send ``count`` messages to ``{bench_rx, rx_node}``; seconds until the receiver reports.
 
     ``distinct``: send ``{hello, <<"world">>, N}`` with N counting down instead of ``payload``.
-    ``chunk`` messages go out per loop iteration.
+    ``chunk`` messages go out per loop iteration. The receiver is monitored: a ``RuntimeError``
+    comes as soon as it is gone (it exited, its node disconnected), or when it has not reported
+    ``REPORT_TIMEOUT`` s after the last send.
     """
     dest = (BENCH_RX, Atom(rx_node))
     hello, world = MESSAGE[0], MESSAGE[1]
     with node.new_process(name=BENCH_TX) as proc:
+        watch = proc.monitor(dest)
         send = proc.send
         start = time.perf_counter()
         sent = 0
@@ -265,8 +275,24 @@ async def python_sender(
                     send(dest, payload)
             sent += chunk
             await asyncio.sleep(0)
-        await proc.receive(lambda m: m == DONE, timeout=600)
-        return time.perf_counter() - start
+        try:
+            got = await proc.receive(
+                lambda m: m == DONE or (type(m) is tuple and m[:2] == (DOWN_TAG, watch)),
+                timeout=REPORT_TIMEOUT,
+            )
+        except ReceiveTimeout:
+            raise RuntimeError(
+                f"{dest} did not report {count:,} messages within {REPORT_TIMEOUT:.0f} s "
+                "of the last send (lost messages? see the receiving node's output)"
+            ) from None
+        seconds = time.perf_counter() - start
+        if got != DONE:
+            raise RuntimeError(
+                f"{dest} went down ({got[4]}) before it reported {count:,} messages "
+                "(see the receiving node's output)"
+            )
+        proc.demonitor(watch)
+        return seconds
 
 
 async def python_calls(node: Node, dest: Any, count: int) -> float:
@@ -352,6 +378,43 @@ async def idle_rss(settle: float = 3.0) -> float:
         child.wait(timeout=30)
 
 
+@contextlib.asynccontextmanager
+async def python_rx_node(node: Node, count: int) -> AsyncIterator[tuple[str, int]]:
+    """A second Python node in its own OS process, its ``bench_rx`` waiting for ``count``
+    messages (to report to ``node``); yields its name and OS pid, connected first, as the other
+    directions are. A child that prints no READY within ``START_TIMEOUT`` s is an error."""
+    rx_name = f"bench_py2@{HOST}"
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--serve-rx", rx_name, "--count", str(count),
+         "--tx", str(node.name)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert child.stdout is not None
+        try:
+            line = await asyncio.wait_for(asyncio.to_thread(child.stdout.readline), START_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise RuntimeError(
+                f"the Python->Python receiver {rx_name} did not start within {START_TIMEOUT:.0f} s"
+            ) from None
+        assert line.strip() == "READY", line
+        assert await node.ping(rx_name), f"{rx_name} does not answer a ping"
+        yield rx_name, child.pid
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        try:
+            child.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            child.kill()  # hung: also ends a readline still waiting for it
+            child.wait()
+
+
+async def erl_seconds(peer: ErlPeer, code: str) -> float:
+    """Seconds an Erlang measurement took: ``code`` returns the microseconds it measured."""
+    return int(await peer.aeval(code, timeout=600)) / 1e6
+
+
 async def serve_rx(name: str, count: int, tx_node: str) -> None:
     """The second Python node of the Python->Python run (a separate OS process)."""
     async with Node.start(name, cookie=COOKIE) as node:
@@ -395,6 +458,15 @@ class Bench:
                           extra_args=("-pa", code_dir, *self.erl_args))
         self.peers.append(peer)
         return peer
+
+    async def metered(
+        self, label: str, unit: str, count: int, pids: tuple[int, int], seconds: Awaitable[float]
+    ) -> None:
+        """Await ``seconds`` (what sending ``count`` messages took) while metering the CPU of the
+        sending and the receiving OS process (``pids``), and record the row."""
+        cpu = CpuMeter(*pids).start()
+        taken = await seconds
+        self.row(label, count / taken, unit, cpu.stop().per_message(count))
 
     def row(
         self, label: str, per_second: float, unit: str, cpu: tuple[float, float] | None = None
@@ -449,32 +521,20 @@ class Bench:
         print(f"\nidle Python node RSS: {rss:.1f} MiB (target < 40 MB)")
 
     async def messages(self, node: Node, e1: ErlPeer, e2: ErlPeer) -> None:
-        n, py = self.count, str(node.name)
+        n = self.count
         for distinct in (False, True):
             kind = "distinct msg/s" if distinct else "msg/s"
             shown = "{hello, <<\"world\">>, N}" if distinct else "{hello, <<\"world\">>, 42}"
             print(f"messages ({n:,} x {shown}):")
             send = "send_distinct" if distinct else "send"
-
-            me, pid1, pid2 = os.getpid(), e1.proc.pid, e2.proc.pid
-
-            await e2.aeval(f"bl_bench:start_rx({n}, '{e1.name}')")
-            cpu = CpuMeter(pid1, pid2).start()
-            us = int(await e1.aeval(f"bl_bench:{send}('{e2.name}', {n})", timeout=600))
-            self.row("Erlang -> Erlang", n / (us / 1e6), kind, cpu.stop().per_message(n))
-
-            await python_receiver(node, n, e1.name)
-            cpu = CpuMeter(pid1, me).start()
-            us = int(await e1.aeval(f"bl_bench:{send}('{py}', {n})", timeout=600))
-            self.row("Erlang -> Python", n / (us / 1e6), kind, cpu.stop().per_message(n))
-
-            await e2.aeval(f"bl_bench:start_rx({n}, '{py}')")
-            cpu = CpuMeter(me, pid2).start()
-            seconds = await python_sender(node, e2.name, n, distinct)
-            self.row("Python -> Erlang", n / seconds, kind, cpu.stop().per_message(n))
-
-            seconds, cpu = await self.python_to_python(node, n, distinct)
-            self.row("Python -> Python", n / seconds, kind, cpu.per_message(n))
+            await self.three_directions(
+                node, e1, e2, n, kind, "start_rx",
+                f"bl_bench:{send}('{{to}}', {n})",
+                partial(python_sender, node, count=n, distinct=distinct),
+            )
+            async with python_rx_node(node, n) as (rx_name, rx_pid):
+                await self.metered("Python -> Python", kind, n, (os.getpid(), rx_pid),
+                                   python_sender(node, rx_name, n, distinct))
 
     async def many_senders(self, node: Node, senders: list[ErlPeer], e2: ErlPeer) -> None:
         """One sender on each of ``senders`` (Erlang nodes) at once, distinct messages, into
@@ -491,23 +551,32 @@ class Bench:
         self.row("Erlang -> Python", n * k / (us / 1e6), kind)
 
     async def binaries(self, node: Node, e1: ErlPeer, e2: ErlPeer) -> None:
-        n, py, size = self.big, str(node.name), 1 << 20
-        kind = "MiB/s (1 MiB binaries)"
+        n, size = self.big, 1 << 20
         print(f"{n:,} binaries of 1 MiB:")
-        me, pid1, pid2 = os.getpid(), e1.proc.pid, e2.proc.pid
-        await e2.aeval(f"bl_bench:start_rx_any({n}, '{e1.name}')")
-        cpu = CpuMeter(pid1, pid2).start()
-        us = int(await e1.aeval(f"bl_bench:send_bin('{e2.name}', {n}, {size})", timeout=600))
-        self.row("Erlang -> Erlang", n / (us / 1e6), kind, cpu.stop().per_message(n))
-        await python_receiver(node, n, e1.name)
-        cpu = CpuMeter(pid1, me).start()
-        us = int(await e1.aeval(f"bl_bench:send_bin('{py}', {n}, {size})", timeout=600))
-        self.row("Erlang -> Python", n / (us / 1e6), kind, cpu.stop().per_message(n))
-        await e2.aeval(f"bl_bench:start_rx_any({n}, '{py}')")
         payload = b"0123456789abcdef" * (size // 16)
-        cpu = CpuMeter(me, pid2).start()
-        seconds = await python_sender(node, e2.name, n, payload=payload, chunk=4)
-        self.row("Python -> Erlang", n / seconds, kind, cpu.stop().per_message(n))
+        await self.three_directions(
+            node, e1, e2, n, "MiB/s (1 MiB binaries)", "start_rx_any",
+            f"bl_bench:send_bin('{{to}}', {n}, {size})",
+            partial(python_sender, node, count=n, payload=payload, chunk=4),
+        )
+
+    async def three_directions(
+        self, node: Node, e1: ErlPeer, e2: ErlPeer, n: int, kind: str, start_rx: str,
+        erl_send: str, py_send: Callable[[str], Awaitable[float]],
+    ) -> None:
+        """Erlang->Erlang (``e1`` to ``e2``), Erlang->Python and Python->Erlang, metered:
+        ``bl_bench:<start_rx>`` makes the Erlang receiver of ``n`` messages, ``erl_send`` is the
+        Erlang code that sends them to node ``{to}`` (returning microseconds), ``py_send(node)``
+        the Python sender (returning seconds)."""
+        me, pid1, pid2, py = os.getpid(), e1.proc.pid, e2.proc.pid, str(node.name)
+        await e2.aeval(f"bl_bench:{start_rx}({n}, '{e1.name}')")
+        await self.metered("Erlang -> Erlang", kind, n, (pid1, pid2),
+                           erl_seconds(e1, erl_send.format(to=e2.name)))
+        await python_receiver(node, n, e1.name)
+        await self.metered("Erlang -> Python", kind, n, (pid1, me),
+                           erl_seconds(e1, erl_send.format(to=py)))
+        await e2.aeval(f"bl_bench:{start_rx}({n}, '{py}')")
+        await self.metered("Python -> Erlang", kind, n, (me, pid2), py_send(e2.name))
 
     async def gen_server_calls(self, node: Node, e1: ErlPeer, e2: ErlPeer) -> None:
         calls, py = self.calls, str(node.name)
@@ -569,29 +638,6 @@ class Bench:
             with cProfile.Profile() as profile:
                 await e1.aeval(f"bl_bench:send_bin('{py}', {big}, {1 << 20})", timeout=600)
             profiled(f"Python receiving {big:,} binaries of 1 MiB", profile)
-
-    async def python_to_python(
-        self, node: Node, n: int, distinct: bool
-    ) -> tuple[float, CpuMeter]:
-        """Seconds to send ``n`` messages to a Python node in another OS process, and the CPU
-        both processes used meanwhile; connected first, as the other directions are."""
-        rx_name = f"bench_py2@{HOST}"
-        child = subprocess.Popen(
-            [sys.executable, __file__, "--serve-rx", rx_name, "--count", str(n), "--tx", str(node.name)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        )
-        try:
-            assert child.stdout is not None
-            line = await asyncio.to_thread(child.stdout.readline)
-            assert line.strip() == "READY", line
-            assert await node.ping(rx_name), f"{rx_name} does not answer a ping"
-            cpu = CpuMeter(os.getpid(), child.pid).start()
-            seconds = await python_sender(node, rx_name, n, distinct)
-            return seconds, cpu.stop()
-        finally:
-            assert child.stdin is not None
-            child.stdin.close()
-            child.wait(timeout=30)
 
     def report(self) -> None:
         refs = {unit: v for (label, unit), v in self.best.items() if label.startswith("Erlang -> Erlang")}

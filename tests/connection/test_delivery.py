@@ -95,3 +95,21 @@ async def test_the_first_message_of_an_iteration_is_written_at_once() -> None:
         await b_rec.wait_for(lambda: len(b_rec.messages) == 4)
         assert [c[0] for _p, c, _m in b_rec.messages] == [control.LINK] + [control.SEND] * 3
         assert [m for _p, _c, m in b_rec.messages[1:]] == [1, 2, 3]
+
+
+async def test_a_lone_message_in_each_iteration_is_written_at_once() -> None:
+    """The flush queued after an eager write runs even with nothing left to write: it ends the
+    iteration, so the next iteration's first message is written at once again."""
+    a_rec, b_rec = Recorder(), Recorder()
+    async with connected(a_rec, b_rec) as a:
+        peer = Atom("b@127.0.0.1")
+        (conn,) = a.connections()
+        await asyncio.sleep(0.1)  # past the handshake's own writes
+        to = Pid(peer, 1, 0, 2)
+        for i in range(3):
+            written = conn.traffic.bytes_out
+            assert a.send(peer, control.send(to), i)
+            assert conn.traffic.bytes_out > written, f"message {i} waited for a later flush"
+            await asyncio.sleep(0)  # the next loop iteration
+        await b_rec.wait_for(lambda: len(b_rec.messages) == 3)
+        assert [m for _p, _c, m in b_rec.messages] == [0, 1, 2]

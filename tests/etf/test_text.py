@@ -140,6 +140,7 @@ def test_examples(text: str, value: Any) -> None:
     ("[a]", (1, 4), "expected '.'"),
     ("a. b.", (1, 4), "more than one term"),
     ("<<300>>.", (1, 3), "0..255"),
+    ("<<\"a\"/utf8x>>.", (1, 11), "expected ',' or '>>', found 'x'"),  # /utf8 then a name char
     ("\"open.", (1, 1), "unterminated"),
     ("37#1.", (1, 1), "base 37"),
 ])

@@ -1,6 +1,7 @@
 """Observing the cluster_demo replicas of a Swarm stack from inside their containers: node names,
-``beamlink nodes`` run with ``docker exec``, waiting for every replica's list to match, and the
-bounds of those waits (shared by the plain and the TLS end-to-end tests)."""
+``beamlink nodes`` run with ``docker exec``, waiting for every replica's list to match, the
+bounds of those waits, and the final ``docker stack rm`` check (shared by the plain and the TLS
+end-to-end tests)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from beamlink.cluster.schema import load_config
-from tests.support.docker import TOPOLOGY_FILE, Task, container_exec, wait_until
+from tests.support.docker import TOPOLOGY_FILE, Stack, Task, container_exec, wait_until
 
 POLLING_INTERVAL = load_config(TOPOLOGY_FILE).topologies["swarm"].polling_interval / 1000
 # Generous bounds against hangs, never speed assertions.
@@ -76,3 +77,15 @@ class Timings:
             )
             lines.append(f"  {what:<58} {seconds:7.2f} s{verdict}")
         return "\n".join(lines)
+
+
+def remove_leaving_nothing(stack: Stack, timings: Timings) -> None:
+    """``docker stack rm`` (timed into ``timings``), then nothing labelled with the stack is
+    left: no service, container, network, config or secret."""
+    removing = time.time()
+    stack.remove()
+    timings.record("docker stack rm -> nothing left", time.time() - removing)
+    leftovers = stack.leftovers()
+    assert leftovers == {
+        "services": [], "containers": [], "networks": [], "configs": [], "secrets": []
+    }, f"docker stack rm left these behind: {leftovers}"

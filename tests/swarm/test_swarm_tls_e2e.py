@@ -45,6 +45,7 @@ from tests.swarm.mesh import (
     full_mesh,
     listed_nodes,
     node_name,
+    remove_leaving_nothing,
     wait_node_lists,
 )
 
@@ -177,10 +178,5 @@ def test_tls_swarm_cluster_with_elixir(
             probe.stop()
 
     # 4. stack rm leaves nothing behind (the secrets go with the fixture).
-    removing = time.time()
-    stack.remove()
-    timings.record("docker stack rm -> nothing left", time.time() - removing)
-    assert stack.leftovers() == {
-        "services": [], "containers": [], "networks": [], "configs": [], "secrets": []
-    }
+    remove_leaving_nothing(stack, timings)
     timings.record("whole scenario", time.time() - started)

@@ -170,13 +170,10 @@ async def _demo(count: int, duration: float | None, *, with_erlang: bool) -> int
     epmd = await ensure_epmd(
         epmd_port=epmd_port, addresses=["127.0.0.1", *(_address(n) for n in names)]
     )
+    observer = None
     try:
         observer = await start_control_node(names[0], cookie)
-    except BaseException:
-        if epmd is not None:
-            await epmd.close()
-        raise
-    try:
+
         def start_argv(name: str) -> list[str]:
             return [sys.executable, "-m", "beamlink", "start", "--name", name,
                     "--config", str(config)]
@@ -213,7 +210,8 @@ async def _demo(count: int, duration: float | None, *, with_erlang: bool) -> int
     except asyncio.CancelledError:
         print()
     finally:
-        await observer.stop()
+        if observer is not None:
+            await observer.stop()
         # The first node goes last (it would run the embedded EPMD if the demo could not).
         statuses = [*await _stop_all(children[1:]), *await _stop_all(children[:1])]
         children = [*children[1:], *children[:1]]
@@ -221,7 +219,6 @@ async def _demo(count: int, duration: float | None, *, with_erlang: bool) -> int
                     if not formed or status is None])
         if epmd is not None:
             await epmd.close()
-        (tmp / "erl-home" / ".erlang.cookie").unlink(missing_ok=True)
         shutil.rmtree(tmp, ignore_errors=True)
     print("full mesh formed; all nodes stopped" if formed
           else "the cluster did not form a full mesh; all nodes stopped")

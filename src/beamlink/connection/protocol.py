@@ -403,6 +403,8 @@ class DistConnection(asyncio.Protocol):
                 self._eager_spent = True
             else:
                 self._eager_wanted = True
+        # Also after an eager write that left nothing queued: this flush ends the iteration
+        # (it clears `_eager_spent`), so the next iteration's first message leaves at once too.
         if not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)

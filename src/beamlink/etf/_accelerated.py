@@ -10,11 +10,10 @@ its ``DecodeError`` / ``TypeError`` / ``ValueError``.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from . import _speedups, decoder, encoder
-from .decoder import DEFAULT_MAX_DEPTH, DEFAULT_MAX_SIZE, memoized_exact
+from .decoder import DEFAULT_MAX_DEPTH, DEFAULT_MAX_SIZE, memoized_exact, with_memory_budget
 from .tags import COMPRESSED, VERSION
 from .terms import Atom, Charlist, ImproperList, Pid, Port, Reference
 
@@ -55,9 +54,7 @@ def decode(
 ) -> Any:
     """Decode one complete term (version byte 131 first); trailing bytes are an error."""
     if max_memory is not None:
-        return decoder.with_memory_budget(
-            max_memory, partial(decode, max_depth=max_depth, max_size=max_size), data
-        )
+        return with_memory_budget(max_memory, decode, data, max_depth=max_depth, max_size=max_size)
     if type(data) is not bytes:
         data = bytes(data)
     try:
@@ -76,8 +73,8 @@ def decode_body_from(
 ) -> tuple[Any, int]:
     """Decode one term whose tag is at ``data[offset]`` (no version byte, no compression)."""
     if max_memory is not None:
-        return decoder.with_memory_budget(  # type: ignore[no-any-return]
-            max_memory, partial(decode_body_from, max_depth=max_depth), data, offset
+        return with_memory_budget(  # type: ignore[no-any-return]
+            max_memory, decode_body_from, data, offset, max_depth=max_depth
         )
     if type(data) is not bytes:
         data = bytes(data)
@@ -98,7 +95,7 @@ def decode_body_exact(
 ) -> Any:
     """Decode the one term that fills ``data[start:end]`` exactly (see ``decoder``)."""
     if max_memory is not None:
-        return decoder.with_memory_budget(
+        return with_memory_budget(
             max_memory, memoized_exact, decode_body_from, data, start, end, max_depth
         )
     return memoized_exact(decode_body_from, data, start, end, max_depth)
@@ -114,8 +111,8 @@ def decode_from(
 ) -> tuple[Any, int]:
     """Decode the term starting with the version byte 131 at ``data[offset]``."""
     if max_memory is not None:
-        return decoder.with_memory_budget(  # type: ignore[no-any-return]
-            max_memory, partial(decode_from, max_depth=max_depth, max_size=max_size), data, offset
+        return with_memory_budget(  # type: ignore[no-any-return]
+            max_memory, decode_from, data, offset, max_depth=max_depth, max_size=max_size
         )
     if type(data) is not bytes:
         data = bytes(data)

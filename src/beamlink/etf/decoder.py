@@ -40,7 +40,7 @@ import threading
 import zlib
 from collections.abc import Callable
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, ParamSpec
 
 from beamlink.errors import RemoteProtocolError
 
@@ -99,6 +99,7 @@ DEFAULT_MAX_SIZE: Final = 64 * 1024 * 1024
 _CACHE_LIMIT: Final = 8192
 
 Decoder = Callable[[bytes, int, int], "tuple[Any, int]"]
+_P = ParamSpec("_P")
 
 
 class DecodeError(RemoteProtocolError, ValueError):
@@ -151,9 +152,12 @@ def _spend(cost: int) -> None:
             raise _over_budget()
 
 
-def with_memory_budget(max_memory: int, body: Callable[..., Any], *args: Any) -> Any:
-    """Run ``body(*args)`` with ``max_memory`` bytes of budget for every decode it makes in
-    this thread (together), e.g. the control term and the message of one frame."""
+def with_memory_budget(
+    max_memory: int, body: Callable[_P, Any], *args: _P.args, **kwargs: _P.kwargs
+) -> Any:
+    """Run ``body(*args, **kwargs)`` with ``max_memory`` bytes of budget for every decode it
+    makes in this thread (together), e.g. the control term and the message of one frame. Each
+    decode function given ``max_memory`` runs itself again through this, without it."""
     global _budgeted
     if max_memory < 0:
         raise ValueError(f"max_memory must be >= 0, got {max_memory}")
@@ -164,7 +168,7 @@ def with_memory_budget(max_memory: int, body: Callable[..., Any], *args: Any) ->
         for watch in _budget_watchers:
             watch(_budgeted)
     try:
-        return body(*args)
+        return body(*args, **kwargs)
     finally:
         with _budgeted_lock:
             _budgeted -= 1
@@ -774,7 +778,7 @@ def decode_body_from(
     """
     if max_memory is not None:
         return with_memory_budget(  # type: ignore[no-any-return]
-            max_memory, partial(decode_body_from, max_depth=max_depth), data, offset
+            max_memory, decode_body_from, data, offset, max_depth=max_depth
         )
     if type(data) is not bytes:
         data = bytes(data)
@@ -879,7 +883,7 @@ def decode_from(
     """
     if max_memory is not None:
         return with_memory_budget(  # type: ignore[no-any-return]
-            max_memory, partial(decode_from, max_depth=max_depth, max_size=max_size), data, offset
+            max_memory, decode_from, data, offset, max_depth=max_depth, max_size=max_size
         )
     if type(data) is not bytes:
         data = bytes(data)
@@ -908,9 +912,7 @@ def decode(
     """Decode one complete term (version byte 131 first); trailing bytes are an error.
     ``max_memory`` as in `decode_body_from`."""
     if max_memory is not None:
-        return with_memory_budget(
-            max_memory, partial(decode, max_depth=max_depth, max_size=max_size), data
-        )
+        return with_memory_budget(max_memory, decode, data, max_depth=max_depth, max_size=max_size)
     if type(data) is not bytes:
         data = bytes(data)
     size = len(data)

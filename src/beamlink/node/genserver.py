@@ -21,8 +21,8 @@ import asyncio
 import contextlib
 import inspect
 import threading
-import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, ClassVar, Final
 
 from beamlink.errors import NodeError
@@ -164,17 +164,16 @@ class _Calls(Mailbox):
                 future.set_exception(ProcessExit(reason))
 
 
-_callers: weakref.WeakKeyDictionary[Any, Process] = weakref.WeakKeyDictionary()
-
-
 def _caller(node: Any) -> Process:
     """The node's caller process (made on first use, again if something killed it): the
-    ``From`` pid of every call made with :func:`call`."""
-    proc = _callers.get(node)
+    ``From`` pid of every call made with :func:`call`. Its runtime keeps it (``node`` is a
+    `Node` or a `ProcessRuntime`)."""
+    runtime = getattr(node, "runtime", node)
+    proc: Process | None = runtime.gen_caller
     if proc is None or not proc.is_alive:
-        proc = node.new_process(trap_exit=True)
+        proc = runtime.new_process(trap_exit=True)
         proc.mailbox = _Calls(proc)
-        _callers[node] = proc
+        runtime.gen_caller = proc
     return proc
 
 
@@ -206,6 +205,7 @@ async def call(node: Any, dest: Any, request: Any, timeout: float | None = 5.0) 
     future: asyncio.Future[Any] = loop.create_future()
     calls.waiting[ref] = future  # first: a local server may answer inside the send
     timer = None if timeout is None else loop.call_later(timeout, _expire, future)
+    msg = None
     try:
         with contextlib.suppress(UnknownName):  # a local name: the monitor has seen it missing
             proc.send(dest, (GEN_CALL, (proc.pid, ref), request), noconnect=True)
@@ -213,8 +213,9 @@ async def call(node: Any, dest: Any, request: Any, timeout: float | None = 5.0) 
     finally:
         if timer is not None:
             timer.cancel()
-        calls.waiting.pop(ref, None)
-        proc.demonitor(ref)  # after a timeout or a cancel (a reply or DOWN has removed it)
+        if msg is None:  # a timeout or a cancel (a reply or a DOWN has removed the monitor)
+            calls.waiting.pop(ref, None)
+            proc.demonitor(ref)
     if msg is None:
         raise CallTimeout(dest, timeout or 0.0)
     if len(msg) == 2:
@@ -237,29 +238,23 @@ BATCH = 64
 """At most this many queued messages of one server are handled in one worker job."""
 
 _QUEUE, _HERE, _POOL = range(3)
+_CALL, _CAST, _INFO = range(3)
 
 
 class _Resume:
-    """What a server's task must do after `GenServer._direct` took a message: raise the
-    callback's exception, await the awaitable it returned (and reply with its value), finish the
-    worker job it started for ``batch``, or only look at ``_stop_reason`` again. Put first in
-    the server's own mailbox."""
+    """What a server's task must do after `GenServer._direct` took a message: await
+    ``step()`` (raise the callback's exception, await the awaitable it returned and reply with
+    its value, or finish the worker job it started), or with no step only look at
+    ``_stop_reason`` again. Put first in the server's own mailbox."""
 
-    __slots__ = ("batch", "error", "from_", "job", "pending")
+    __slots__ = ("step",)
 
-    def __init__(
-        self,
-        error: BaseException | None = None,
-        pending: Any = None,
-        from_: From | None = None,
-        job: asyncio.Future[tuple[int, Any, Any]] | None = None,
-        batch: list[Any] | None = None,
-    ) -> None:
-        self.error = error
-        self.pending = pending
-        self.from_ = from_
-        self.job = job
-        self.batch = batch
+    def __init__(self, step: Callable[[], Awaitable[None]] | None = None) -> None:
+        self.step = step
+
+
+async def _raise(error: BaseException) -> None:
+    raise error
 
 
 class GenServer:
@@ -280,6 +275,9 @@ class GenServer:
 
     #: Registered name used when :meth:`start` is given none.
     name: ClassVar[str | None] = None
+    # Where each of handle_call, handle_cast, handle_info runs when `_direct` takes its message:
+    # _QUEUE (async: the task runs it), _HERE (synchronous on_loop), _POOL; set as `_run` starts.
+    _placement: tuple[int, int, int]
 
     def __init__(self) -> None:
         self.proc: Any = None
@@ -287,9 +285,6 @@ class GenServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._directing = False
-        # Where each of handle_call, handle_cast, handle_info runs when `_direct` takes its
-        # message: _QUEUE (async: the task runs it), _HERE (synchronous on_loop), _POOL.
-        self._placement = (_QUEUE, _QUEUE, _QUEUE)
         self._direct_job: asyncio.Future[tuple[int, Any, Any]] | None = None
 
     @property
@@ -379,7 +374,8 @@ class GenServer:
             raise
         started.set_result(None)
         mailbox = proc.mailbox
-        direct = self._direct if self._direct_placement() != (_QUEUE,) * 3 else None
+        self._placement = self._direct_placement()
+        direct = self._direct if self._placement != (_QUEUE,) * 3 else None
         try:
             while self._stop_reason is None:
                 mailbox.direct = direct
@@ -388,9 +384,10 @@ class GenServer:
                 finally:
                     mailbox.direct = None
                 if type(msg) is _Resume:
-                    await self._resume(msg)
+                    if msg.step is not None:
+                        await msg.step()
                     continue
-                if runs_inline(self._callback_of(msg)):
+                if runs_inline(self._route(msg)[1]):
                     await self._handle(msg)
                 else:
                     await self._handle_pooled([msg, *proc.mailbox.take_queued(BATCH - 1)])
@@ -417,10 +414,7 @@ class GenServer:
                 return _QUEUE
             return _HERE if runs_inline(fn) else _POOL
 
-        self._placement = (
-            placement(self.handle_call), placement(self.handle_cast), placement(self.handle_info)
-        )
-        return self._placement
+        return placement(self.handle_call), placement(self.handle_cast), placement(self.handle_info)
 
     def _direct(self, msg: Any) -> bool:
         """The mailbox's ``direct`` hook, installed while the server's task waits for a message
@@ -432,20 +426,13 @@ class GenServer:
         its own server, is queued for the task (returns False)."""
         if self._directing or self._stop_reason is not None:
             return False
-        call_ = parse_call(msg)
-        if call_ is not None:
-            where = self._placement[0]
-            fn: Callable[..., Any] = self.handle_call
-            args: tuple[Any, ...] = (call_[1], call_[0])
-        else:
-            is_cast, payload = parse_cast(msg)
-            where = self._placement[1 if is_cast else 2]
-            fn, args = (self.handle_cast, (payload,)) if is_cast else (self.handle_info, (msg,))
+        kind, fn, args, from_ = self._route(msg)
+        where = self._placement[kind]
         proc = self.proc
         if where == _POOL:
             batch = [msg]
             job = self._direct_job = run_as(proc, self._submit, batch)
-            proc.mailbox.put_first(_Resume(job=job, batch=batch))
+            proc.mailbox.put_first(_Resume(partial(self._finish_direct_job, batch, job)))
             return True
         if where != _HERE:
             return False
@@ -453,14 +440,11 @@ class GenServer:
         try:
             value = run_as(proc, fn, *args)
             if inspect.isawaitable(value):
-                proc.mailbox.put_first(
-                    _Resume(pending=value, from_=None if call_ is None else call_[0])
-                )
+                proc.mailbox.put_first(_Resume(partial(self._answer_awaited, from_, value)))
                 return True
-            if call_ is not None and value is not NOREPLY:
-                reply(proc, call_[0], value)
+            self._answer(from_, value)
         except BaseException as exc:  # the task raises it: the server ends as in `_handle`
-            proc.mailbox.put_first(_Resume(error=exc))
+            proc.mailbox.put_first(_Resume(partial(_raise, exc)))
             return True
         finally:
             self._directing = False
@@ -468,46 +452,46 @@ class GenServer:
             proc.mailbox.put_first(_Resume())
         return True
 
-    async def _resume(self, marker: _Resume) -> None:
-        if marker.error is not None:
-            raise marker.error
-        if marker.job is not None and marker.batch is not None:
-            try:
-                await self._finish_job(marker.batch, marker.job)
-            finally:
-                self._direct_job = None
-            return
-        if marker.pending is not None:
-            value = await marker.pending
-            if marker.from_ is not None and value is not NOREPLY:
-                reply(self.proc, marker.from_, value)
+    async def _finish_direct_job(
+        self, batch: list[Any], job: asyncio.Future[tuple[int, Any, Any]]
+    ) -> None:
+        try:
+            await self._finish_job(batch, job)
+        finally:
+            self._direct_job = None
 
-    def _callback_of(self, msg: Any) -> Callable[..., Any]:
-        """The callback that handles ``msg``."""
-        if parse_call(msg) is not None:
-            return self.handle_call
-        return self.handle_cast if parse_cast(msg)[0] else self.handle_info
+    async def _answer_awaited(self, from_: From | None, pending: Awaitable[Any]) -> None:
+        self._answer(from_, await pending)
 
-    async def _handle(self, msg: Any) -> None:
+    def _answer(self, from_: From | None, value: Any) -> None:
+        """Reply ``value`` to the call ``from_`` (none for a cast or an info; none for NOREPLY)."""
+        if from_ is not None and value is not NOREPLY:
+            reply(self.proc, from_, value)
+
+    def _route(
+        self, msg: Any
+    ) -> tuple[int, Callable[..., Any], tuple[Any, ...], From | None]:
+        """``(kind, callback, its arguments, From)`` of ``msg``: a call (_CALL, handle_call,
+        ``(request, from_)``, from_), a cast (_CAST, handle_cast, ``(msg,)``, None) or anything
+        else (_INFO, handle_info, ``(msg,)``, None)."""
         call_ = parse_call(msg)
         if call_ is not None:
-            from_, request = call_
-            value = await self._callback(self.handle_call, request, from_)
-            if value is not NOREPLY:
-                reply(self.proc, from_, value)
-            return
+            return _CALL, self.handle_call, (call_[1], call_[0]), call_[0]
         is_cast, payload = parse_cast(msg)
         if is_cast:
-            await self._callback(self.handle_cast, payload)
-        else:
-            await self._callback(self.handle_info, msg)
+            return _CAST, self.handle_cast, (payload,), None
+        return _INFO, self.handle_info, (msg,), None
+
+    async def _handle(self, msg: Any) -> None:
+        _, fn, args, from_ = self._route(msg)
+        self._answer(from_, await self._callback(fn, *args))
 
     async def _handle_pooled(self, batch: list[Any]) -> None:
         """Handle ``batch`` (the first message has a worker-pool callback; the others were queued
         behind it) in order: runs of worker-pool callbacks go to a worker as one job (one thread
         hop for the lot instead of one per message), the others run here."""
         while batch and self._stop_reason is None:
-            if runs_inline(self._callback_of(batch[0])):
+            if runs_inline(self._route(batch[0])[1]):
                 await self._handle(batch[0])
                 batch = batch[1:]
                 continue
@@ -530,10 +514,7 @@ class GenServer:
         """Wait for the worker job handling ``batch`` (`_run_batch`); returns what it left."""
         done, pending, _ = await job
         if pending is not None:  # batch[done]'s callback returned an awaitable
-            value = await pending
-            call_ = parse_call(batch[done])
-            if call_ is not None and value is not NOREPLY:
-                reply(self.proc, call_[0], value)
+            await self._answer_awaited(self._route(batch[done])[3], pending)
             done += 1
         return batch[done:]
 
@@ -548,20 +529,14 @@ class GenServer:
         for index, msg in enumerate(batch):
             if self._stop_reason is not None:
                 return len(batch), None, None  # the process exits: the rest would be dropped
-            call_ = parse_call(msg)
-            if call_ is not None:
-                fn: Callable[..., Any] = self.handle_call
-                args: tuple[Any, ...] = (call_[1], call_[0])
-            else:
-                is_cast, payload = parse_cast(msg)
-                fn, args = (self.handle_cast, (payload,)) if is_cast else (self.handle_info, (msg,))
+            _, fn, args, from_ = self._route(msg)
             if runs_inline(fn):
                 return index, None, None
             value = fn(*args)
             if inspect.isawaitable(value):
                 return index, value, None
-            if call_ is not None and value is not NOREPLY:
+            if from_ is not None and value is not NOREPLY:
                 if index == last:
-                    return len(batch), None, (call_[0], value)
-                self._on_loop(reply, self.proc, call_[0], value)
+                    return len(batch), None, (from_, value)
+                self._on_loop(reply, self.proc, from_, value)
         return len(batch), None, None

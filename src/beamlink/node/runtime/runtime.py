@@ -142,6 +142,8 @@ class ProcessRuntime:
         self._pids = self.registry.pids
         self._names = self.registry.names
         self.spawn_handlers: dict[tuple[Atom, Atom, int], ProcessBody] = {}
+        # The process every `genserver.call` of this node calls from (genserver makes it).
+        self.gen_caller: Process | None = None
         self.undefined_mfa: dict[Pid, tuple[Atom, Atom, Any]] = {}
         self._send_remote = send_remote
         self._connect_peer = connect_peer
