@@ -21,7 +21,11 @@ too small to reach it, at `ALLOC_PER_BYTE` bytes of memory per input byte, is de
 the bookkeeping).
 
 Speed: `FrameReader.feed` extracts every complete frame of a read in one pass, decoding at
-offsets of the read itself (the codec copies anything but `bytes`). An incomplete frame is kept
+offsets of the read itself (the codec copies anything but `bytes`). With the compiled codec,
+the frames of the common form (ticks, and ``131, 68, 0`` frames whose terms it decodes) are
+walked and decoded by one C call (`beamlink.etf.read_frames`) up to the first frame of any
+other kind or with any problem, which this module's Python code then handles exactly as
+without the compiled codec (so the errors are the same), and the C call resumes after it. An incomplete frame is kept
 as the list of its reads; the read completing it gives only the missing bytes to its one join
 (so a big frame arriving in many reads costs linear time, not quadratic) and is scanned in
 place after them. A fragmented message keeps a copy of each fragment's payload; when the
@@ -50,6 +54,7 @@ from beamlink.distribution.control import ALIAS_SEND, NO_MESSAGE, REG_SEND, SEND
 from beamlink.errors import RemoteProtocolError
 from beamlink.etf import (
     ALLOC_PER_BYTE,
+    DEFAULT_MAX_DEPTH,
     DEFAULT_MAX_SIZE,
     DecodeError,
     MemoryBudgetError,
@@ -59,6 +64,7 @@ from beamlink.etf import (
     encode,
     with_memory_budget,
 )
+from beamlink.etf import read_frames as _read_frames
 from beamlink.etf.tags import BINARY_EXT
 
 PASS_THROUGH = 112
@@ -146,7 +152,15 @@ class FrameReader:
         size = len(data)
         max_frame = self.max_frame_size
         needed = 4
+        read_frames = _read_frames
         while size - pos >= 4:
+            if read_frames is not None:
+                # The common frames are decoded in C up to the first one left to this loop.
+                pos = read_frames(
+                    data, pos, max_frame, self._unbudgeted_size, DEFAULT_MAX_DEPTH, NO_MESSAGE, out
+                )
+                if size - pos < 4:
+                    break
             (length,) = _U32.unpack_from(data, pos)
             if length > max_frame:
                 raise FrameError(f"frame of {length} bytes exceeds the limit of {max_frame}")

@@ -41,6 +41,10 @@ the pure `_check_distinct_keys`; and anything else (an error from a pure helper,
 float, a value out of its field's range, nesting beyond the limits, a container changing size
 while it is written) raises `Fallback`, and the pure encoder then encodes the whole term (and
 raises its TypeError or ValueError). Compression is left to the Python wrapper.
+
+`read_frames(...)` is the distribution frame reader's loop over one socket read (see its comment
+below): it decodes the frames of the common form with the functions above and leaves every other
+frame, and every frame it cannot decode, to the Python reader, so it never raises for its input.
 */
 
 #define PY_SSIZE_T_CLEAN
@@ -84,7 +88,7 @@ raises its TypeError or ValueError). Compression is left to the Python wrapper.
 
 /* Bumped whenever setup(), setup_encoder() or the entry points change: _accelerated.py refuses
    a stale build of this file (and the pure codec is used) instead of calling it wrongly. */
-#define API_VERSION 3
+#define API_VERSION 4
 
 #define MAX_C_NESTING 10000
 #define ATOM_SLOTS 2048
@@ -846,7 +850,7 @@ static PyObject *as_fallback(PyObject *result) {
 /* Start decoding: take this thread's budget, if a budgeted decode runs in it (decoder.py,
    "Memory": `budgeted_count` counts them in all threads, `_budget.left` is this thread's), and
    pause the GC for big inputs. */
-static int begin(Input *in, PyObject *obj, int *gc_was_on) {
+static int begin(Input *in, PyObject *obj, Py_ssize_t span, int *gc_was_on) {
     in->obj = obj;
     in->buf = (const unsigned char *)PyBytes_AS_STRING(obj);
     in->size = PyBytes_GET_SIZE(obj);
@@ -866,7 +870,7 @@ static int begin(Input *in, PyObject *obj, int *gc_was_on) {
             }
         }
     }
-    *gc_was_on = in->size > GC_PAUSE_BYTES ? PyGC_Disable() : 0;
+    *gc_was_on = span > GC_PAUSE_BYTES ? PyGC_Disable() : 0;
     return 0;
 }
 
@@ -914,7 +918,7 @@ static PyObject *decode_body(PyObject *self, PyObject *const *args, Py_ssize_t n
     int gc_was_on;
     if (!ready || nargs != 3 || !PyBytes_CheckExact(args[0])
         || ssize_arg(args[1], &offset) < 0 || ssize_arg(args[2], &depth) < 0
-        || begin(&in, args[0], &gc_was_on) < 0) {
+        || begin(&in, args[0], PyBytes_GET_SIZE(args[0]), &gc_was_on) < 0) {
         return fallback();
     }
     Py_ssize_t pos = offset;
@@ -946,7 +950,7 @@ static PyObject *decode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     int gc_was_on;
     if (!ready || nargs != 3 || !PyBytes_CheckExact(args[0])
         || ssize_arg(args[1], &depth) < 0 || ssize_arg(args[2], &max_size) < 0
-        || begin(&in, args[0], &gc_was_on) < 0) {
+        || begin(&in, args[0], PyBytes_GET_SIZE(args[0]), &gc_was_on) < 0) {
         return fallback();
     }
     Py_ssize_t pos = 1;
@@ -961,6 +965,106 @@ static PyObject *decode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return fallback();
     }
     return term;
+}
+
+/* --- frames ------------------------------------------------------------------------------- */
+
+/* read_frames(data, pos, max_frame, max_body, max_depth, no_message, out) -> pos
+
+   The hot loop of distribution/frames.py `FrameReader.feed`: walks the complete frames of
+   `data` from `pos` (each `Len:32` then `Len` bytes) and appends `(control, message)` to the
+   list `out` for every frame of the common form, which it decodes here: a tick (`Len == 0`,
+   nothing appended) or `131, 68, 0, ControlTerm [, Message]` (normal header, no atom-cache
+   refs) of at most `max_body` bytes whose control term is a tuple starting with an exact int
+   and ends inside the frame, and whose message (if any) ends exactly at the frame's end
+   (`no_message` stands for none). It returns the offset of the first frame it did not take:
+   the end of `data`, an incomplete frame, or a frame of any other kind or any problem
+   (a length over `max_frame`, pass-through, fragments, atom-cache refs, a term it cannot
+   decode or that does not fit). The caller handles that frame in Python, which decodes it or
+   raises its usual error, and calls again after it; nothing is ever raised here for the
+   input, so both paths give the same results and errors. Nothing is taken when a memory
+   budget is set in this thread (the Python path charges it). */
+static int read_one(Input *in, Py_ssize_t start, Py_ssize_t end, Py_ssize_t depth,
+                    PyObject *no_message, PyObject *out) {
+    int gc_was_on = end - start > GC_PAUSE_BYTES ? PyGC_Disable() : 0;
+    Py_ssize_t pos = start;
+    PyObject *control = decode_term(in, &pos, depth);
+    PyObject *message = NULL;
+    int rc = 0;
+    if (control == NULL) {
+        rc = -1;
+    } else if (!PyTuple_CheckExact(control) || PyTuple_GET_SIZE(control) == 0
+               || !PyLong_CheckExact(PyTuple_GET_ITEM(control, 0)) || pos > end) {
+        rc = 1;
+    } else if (pos == end) {
+        Py_INCREF(no_message);
+        message = no_message;
+    } else if ((message = decode_term(in, &pos, depth)) == NULL) {
+        rc = -1;
+    } else if (pos != end) {
+        rc = 1;
+    }
+    if (gc_was_on) {
+        PyGC_Enable();
+    }
+    if (rc == 0) {
+        PyObject *pair = PyTuple_Pack(2, control, message);
+        rc = (pair == NULL || PyList_Append(out, pair) < 0) ? -1 : 0;
+        Py_XDECREF(pair);
+    }
+    Py_XDECREF(control);
+    Py_XDECREF(message);
+    if (rc < 0 && PyErr_ExceptionMatches(PyExc_Exception)) {
+        PyErr_Clear();  /* the Python path decodes this frame again and raises its error */
+        rc = 1;
+    }
+    return rc;
+}
+
+static PyObject *read_frames(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t pos, max_frame, max_body, depth;
+    if (nargs != 7 || !PyBytes_CheckExact(args[0]) || ssize_arg(args[1], &pos) < 0
+        || ssize_arg(args[2], &max_frame) < 0 || ssize_arg(args[3], &max_body) < 0
+        || ssize_arg(args[4], &depth) < 0 || !PyList_CheckExact(args[6]) || pos < 0) {
+        PyErr_SetString(PyExc_TypeError,
+                        "read_frames(data: bytes, pos, max_frame, max_body, max_depth, "
+                        "no_message, out: list) expected");
+        return NULL;
+    }
+    Input in;
+    int gc_was_on;
+    if (!ready || begin(&in, args[0], 0, &gc_was_on) < 0) {
+        PyErr_Clear();
+        return PyLong_FromSsize_t(pos);
+    }
+    if (in.budgeted) {
+        return PyLong_FromSsize_t(pos);
+    }
+    const unsigned char *buf = in.buf;
+    Py_ssize_t size = in.size;
+    while (size - pos >= 4) {
+        Py_ssize_t length = (Py_ssize_t)be32(buf + pos);
+        Py_ssize_t end = pos + 4 + length;
+        if (length > max_frame || end > size) {
+            break;
+        }
+        if (length) {
+            const unsigned char *body = buf + pos + 4;
+            if (length > max_body || length <= 3 || body[0] != VERSION || body[1] != 68
+                || body[2] != 0) {
+                break;
+            }
+            int rc = read_one(&in, pos + 7, end, depth, args[5], args[6]);
+            if (rc < 0) {
+                return NULL;
+            }
+            if (rc > 0) {
+                break;
+            }
+        }
+        pos = end;
+    }
+    return PyLong_FromSsize_t(pos);
 }
 
 /* --- encoder ------------------------------------------------------------------------------ */
@@ -1659,6 +1763,9 @@ static PyMethodDef methods[] = {
      "set_budgeted(count): how many budgeted decodes run now (decoder._budgeted)."},
     {"encode", (PyCFunction)encode, METH_O,
      "encode(term) -> uncompressed ETF bytes with the version byte; raises Fallback."},
+    {"read_frames", (PyCFunction)(void (*)(void))read_frames, METH_FASTCALL,
+     "read_frames(data, pos, max_frame, max_body, max_depth, no_message, out) -> pos: the "
+     "common frames of a read, decoded into out, up to the first one left to Python."},
     {"setup_encoder", (PyCFunction)(void (*)(void))setup_encoder, METH_FASTCALL,
      "setup_encoder(any, check_distinct_keys, Atom, Pid, Reference, Port, ImproperList): the pure "
      "encoder's helpers and the classes built and written here."},
