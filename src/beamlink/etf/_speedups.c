@@ -133,8 +133,10 @@ typedef struct {
 #define COST_SLOT 8
 #define COST_NIL 56
 #define COST_CHARLIST 96
-/* Inputs above this size are decoded with the cyclic GC paused: it would otherwise scan the
-   growing result again and again (2.5x the time for 8 million empty lists). */
+/* Terms that may span more than this many bytes (from their offset to the end of the input, or
+   of their frame in read_frames) are decoded with the cyclic GC paused: it would otherwise scan
+   the growing result again and again (2.5x the time for 8 million empty lists). Keyed on the
+   term's span, not the input's size: the frame reader decodes at offsets inside a large read. */
 #define GC_PAUSE_BYTES (1 << 20)
 
 static PyObject *fallback(void) {
@@ -849,7 +851,7 @@ static PyObject *as_fallback(PyObject *result) {
 
 /* Start decoding: take this thread's budget, if a budgeted decode runs in it (decoder.py,
    "Memory": `budgeted_count` counts them in all threads, `_budget.left` is this thread's), and
-   pause the GC for big inputs. */
+   pause the GC when the term may span more than GC_PAUSE_BYTES (`span`). */
 static int begin(Input *in, PyObject *obj, Py_ssize_t span, int *gc_was_on) {
     in->obj = obj;
     in->buf = (const unsigned char *)PyBytes_AS_STRING(obj);
@@ -918,7 +920,7 @@ static PyObject *decode_body(PyObject *self, PyObject *const *args, Py_ssize_t n
     int gc_was_on;
     if (!ready || nargs != 3 || !PyBytes_CheckExact(args[0])
         || ssize_arg(args[1], &offset) < 0 || ssize_arg(args[2], &depth) < 0
-        || begin(&in, args[0], PyBytes_GET_SIZE(args[0]), &gc_was_on) < 0) {
+        || begin(&in, args[0], PyBytes_GET_SIZE(args[0]) - offset, &gc_was_on) < 0) {
         return fallback();
     }
     Py_ssize_t pos = offset;

@@ -123,8 +123,10 @@ COST_CONTAINER: Final = 64
 COST_SLOT: Final = 8
 COST_NIL: Final = 56
 COST_CHARLIST: Final = 96
-#: Inputs above this size are decoded with the cyclic GC paused: it would scan the growing
-#: result again and again (the C decoder does the same).
+#: Terms that may span more than this many bytes (to their known end, else to the end of the
+#: input) are decoded with the cyclic GC paused: it would scan the growing result again and again
+#: (the C decoder does the same). Keyed on the term, not the input: the frame reader decodes
+#: small terms at offsets inside one large socket read.
 GC_PAUSE_BYTES: Final = 1 << 20
 _NIL_BATCH: Final = 256  # empty lists in one container charged together
 
@@ -780,7 +782,7 @@ def decode_body_from(
         data = bytes(data)
     if offset >= len(data):
         raise DecodeError(f"no term at byte {offset}: input has {len(data)} bytes")
-    if len(data) > GC_PAUSE_BYTES and gc.isenabled():
+    if len(data) - offset > GC_PAUSE_BYTES and gc.isenabled():
         return _without_gc(partial(decode_body_from, data, offset, max_depth=max_depth))  # type: ignore[no-any-return]
     try:
         return _DISPATCH[data[offset]](data, offset, max_depth)
@@ -823,8 +825,9 @@ def decode_body_exact(
 
 def _exact_body_from(data: bytes, offset: int, *, max_depth: int) -> tuple[Any, int]:
     """`decode_body_from` as `memoized_exact` calls it (``data`` is ``bytes``, no budget
-    argument): the checks of a small buffer's decode without the argument handling."""
-    if offset >= len(data) or len(data) > GC_PAUSE_BYTES:
+    argument, the GC already paused for a big term): its checks without the argument
+    handling."""
+    if offset >= len(data):
         return decode_body_from(data, offset, max_depth=max_depth)
     try:
         return _DISPATCH[data[offset]](data, offset, max_depth)
@@ -848,6 +851,8 @@ def memoized_exact(
         term, stop = body_from(data, start, max_depth=max_depth)
         if stop == end:
             _last_exact = (raw, term if raw == last and _is_immutable(term) else _SEEN_ONCE)
+    elif end - start > GC_PAUSE_BYTES and gc.isenabled():
+        term, stop = _without_gc(partial(body_from, data, start, max_depth=max_depth))
     else:
         term, stop = body_from(data, start, max_depth=max_depth)
     if stop != end:
