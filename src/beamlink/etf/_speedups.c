@@ -253,6 +253,37 @@ static uint32_t hash_raw(const unsigned char *p, Py_ssize_t n) {
     return h;
 }
 
+/* Caches of decoded values (atoms, pids) keyed by their raw encoding: `n` slots, one entry each,
+   a newer entry replacing an older one of the same slot. */
+
+/* The value cached for raw[0:len] (a new reference), or NULL (no exception) when there is none. */
+static PyObject *cache_find(AtomSlot *slots, size_t n, const unsigned char *raw, Py_ssize_t len) {
+    AtomSlot *slot = &slots[hash_raw(raw, len) % n];
+    if (slot->key != NULL && PyBytes_GET_SIZE(slot->key) == len
+        && memcmp(PyBytes_AS_STRING(slot->key), raw, len) == 0) {
+        Py_INCREF(slot->value);
+        return slot->value;
+    }
+    return NULL;
+}
+
+/* Cache `value` for raw[0:len]; -1 with an exception when its key cannot be made. */
+static int cache_put(AtomSlot *slots, size_t n, const unsigned char *raw, Py_ssize_t len,
+                     PyObject *value) {
+    PyObject *key = PyBytes_FromStringAndSize((const char *)raw, len);
+    if (key == NULL) {
+        return -1;
+    }
+    AtomSlot *slot = &slots[hash_raw(raw, len) % n];
+    PyObject *old_key = slot->key, *old_value = slot->value;
+    Py_INCREF(value);
+    slot->key = key;
+    slot->value = value;
+    Py_XDECREF(old_key);
+    Py_XDECREF(old_value);
+    return 0;
+}
+
 static PyObject *decode_atom(Input *in, Py_ssize_t *pos) {
     Py_ssize_t at = *pos;
     unsigned char tag = in->buf[at];
@@ -266,12 +297,10 @@ static PyObject *decode_atom(Input *in, Py_ssize_t *pos) {
         return fallback();
     }
     const unsigned char *raw = in->buf + at;
-    AtomSlot *slot = &atom_slots[hash_raw(raw, end - at) % ATOM_SLOTS];
-    if (slot->key != NULL && PyBytes_GET_SIZE(slot->key) == end - at
-        && memcmp(PyBytes_AS_STRING(slot->key), raw, end - at) == 0) {
+    PyObject *known = cache_find(atom_slots, ATOM_SLOTS, raw, end - at);
+    if (known != NULL) {
         *pos = end;
-        Py_INCREF(slot->value);
-        return slot->value;
+        return known;
     }
     Py_ssize_t got;
     PyObject *value = take_pair(PyObject_CallFunction(atom_fn, "Oni", in->obj, at, 0), &got);
@@ -282,17 +311,10 @@ static PyObject *decode_atom(Input *in, Py_ssize_t *pos) {
         Py_DECREF(value);
         return fallback();
     }
-    PyObject *key = PyBytes_FromStringAndSize((const char *)raw, end - at);
-    if (key == NULL) {
+    if (cache_put(atom_slots, ATOM_SLOTS, raw, end - at, value) < 0) {
         Py_DECREF(value);
         return NULL;
     }
-    PyObject *old_key = slot->key, *old_value = slot->value;
-    Py_INCREF(value);
-    slot->key = key;
-    slot->value = value;
-    Py_XDECREF(old_key);
-    Py_XDECREF(old_value);
     *pos = end;
     return value;
 }
@@ -380,15 +402,11 @@ static PyObject *decode_pid(Input *in, Py_ssize_t *pos) {
     if (at + 3 <= in->size
         && (in->buf[at + 1] == SMALL_ATOM_UTF8_EXT || in->buf[at + 1] == SMALL_ATOM_EXT)) {
         Py_ssize_t end = at + 3 + in->buf[at + 2] + tail;
-        if (end <= in->size) {
-            const unsigned char *raw = in->buf + at;
-            AtomSlot *slot = &pid_slots[hash_raw(raw, end - at) % PID_SLOTS];
-            if (slot->key != NULL && PyBytes_GET_SIZE(slot->key) == end - at
-                && memcmp(PyBytes_AS_STRING(slot->key), raw, end - at) == 0) {
-                *pos = end;
-                Py_INCREF(slot->value);
-                return slot->value;
-            }
+        PyObject *known =
+            end <= in->size ? cache_find(pid_slots, PID_SLOTS, in->buf + at, end - at) : NULL;
+        if (known != NULL) {
+            *pos = end;
+            return known;
         }
     }
     Py_ssize_t start = at + 1;
@@ -424,19 +442,10 @@ static PyObject *decode_pid(Input *in, Py_ssize_t *pos) {
         return NULL;
     }
     Py_ssize_t end = start + tail;
-    if (in->buf[at + 1] == SMALL_ATOM_UTF8_EXT || in->buf[at + 1] == SMALL_ATOM_EXT) {
-        PyObject *key = PyBytes_FromStringAndSize((const char *)in->buf + at, end - at);
-        if (key == NULL) {
-            Py_DECREF(pid);
-            return NULL;
-        }
-        AtomSlot *slot = &pid_slots[hash_raw(in->buf + at, end - at) % PID_SLOTS];
-        PyObject *old_key = slot->key, *old_value = slot->value;
-        Py_INCREF(pid);
-        slot->key = key;
-        slot->value = pid;
-        Py_XDECREF(old_key);
-        Py_XDECREF(old_value);
+    if ((in->buf[at + 1] == SMALL_ATOM_UTF8_EXT || in->buf[at + 1] == SMALL_ATOM_EXT)
+        && cache_put(pid_slots, PID_SLOTS, in->buf + at, end - at, pid) < 0) {
+        Py_DECREF(pid);
+        return NULL;
     }
     *pos = end;
     return pid;
@@ -1282,27 +1291,34 @@ static int delegate_encode(Output *out, PyObject *term) {
 static int encode_item(Output *out, PyObject *item);
 
 /* Node atom text and up to 5 fields of a pid/port/reference, checked: 0 when written. */
+/* `tag`, the node atom, then three 32-bit words: the form of NEW_PID_EXT and V4_PORT_EXT. */
+static int write_node_words(Output *out, unsigned char tag, PyObject *node, uint32_t a,
+                            uint32_t b, uint32_t c) {
+    unsigned char *p = room(out, 1);
+    if (p == NULL) {
+        return -1;
+    }
+    p[0] = tag;
+    if (write_atom_text(out, node) < 0 || (p = room(out, 12)) == NULL) {
+        return -1;
+    }
+    put32(p, a);
+    put32(p + 4, b);
+    put32(p + 8, c);
+    return 0;
+}
+
 static int write_pid(Output *out, PyObject *pid) {
     PyObject *node = get_slot(pid, &pid_class, F_NODE);
     long long v[3] = {field(get_slot(pid, &pid_class, F_ID), 0xFFFFFFFFu),
                       field(get_slot(pid, &pid_class, F_SERIAL), 0xFFFFFFFFu),
                       field(get_slot(pid, &pid_class, F_CREATION), 0xFFFFFFFFu)};
-    unsigned char *p;
     if (node == NULL || !Py_IS_TYPE(node, (PyTypeObject *)atom_type) || v[0] < 0 || v[1] < 0
         || v[2] < 0) {
         return delegate_encode(out, pid);
     }
-    if ((p = room(out, 1)) == NULL) {
-        return -1;
-    }
-    p[0] = NEW_PID_EXT_TAG;
-    if (write_atom_text(out, node) < 0 || (p = room(out, 12)) == NULL) {
-        return -1;
-    }
-    put32(p, (uint32_t)v[0]);
-    put32(p + 4, (uint32_t)v[1]);
-    put32(p + 8, (uint32_t)v[2]);
-    return 0;
+    return write_node_words(out, NEW_PID_EXT_TAG, node, (uint32_t)v[0], (uint32_t)v[1],
+                            (uint32_t)v[2]);
 }
 
 static int write_reference(Output *out, PyObject *ref) {
@@ -1352,21 +1368,11 @@ static int write_port(Output *out, PyObject *port) {
             ok = 0;
         }
     }
-    unsigned char *p;
     if (!ok) {
         return delegate_encode(out, port);
     }
-    if ((p = room(out, 1)) == NULL) {
-        return -1;
-    }
-    p[0] = V4_PORT_EXT_TAG;
-    if (write_atom_text(out, node) < 0 || (p = room(out, 12)) == NULL) {
-        return -1;
-    }
-    put32(p, (uint32_t)(v >> 32));
-    put32(p + 4, (uint32_t)v);
-    put32(p + 8, (uint32_t)c);
-    return 0;
+    return write_node_words(out, V4_PORT_EXT_TAG, node, (uint32_t)(v >> 32), (uint32_t)v,
+                            (uint32_t)c);
 }
 
 /* LIST_EXT of the items, then the tail (decoder-made ImproperLists always have a tuple). */
@@ -1721,24 +1727,16 @@ static PyObject *setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
     if (str_left == NULL && (str_left = PyUnicode_InternFromString("left")) == NULL) {
         return NULL;
     }
-    Py_INCREF(args[5]);
-    Py_XSETREF(budget_tls, args[5]);
-    Py_INCREF(args[6]);
-    Py_XSETREF(over_budget_fn, args[6]);
-    Py_INCREF(args[7]);
-    Py_XSETREF(budget_error_type, args[7]);
+    PyObject **slots[8] = {NULL, &atom_fn, &with_tail_fn, &to_map_fn, &charlist_type,
+                           &budget_tls, &over_budget_fn, &budget_error_type};
+    for (int i = 1; i < 8; i++) {
+        Py_INCREF(args[i]);
+        Py_XSETREF(*slots[i], args[i]);
+    }
     for (int i = 0; i < 256; i++) {
         Py_INCREF(PyList_GET_ITEM(args[0], i));
         Py_XSETREF(dispatch[i], PyList_GET_ITEM(args[0], i));
     }
-    Py_INCREF(args[1]);
-    Py_XSETREF(atom_fn, args[1]);
-    Py_INCREF(args[2]);
-    Py_XSETREF(with_tail_fn, args[2]);
-    Py_INCREF(args[3]);
-    Py_XSETREF(to_map_fn, args[3]);
-    Py_INCREF(args[4]);
-    Py_XSETREF(charlist_type, args[4]);
     ready = 1;
     Py_RETURN_NONE;
 }
