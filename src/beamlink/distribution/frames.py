@@ -47,7 +47,7 @@ import reprlib
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from beamlink.distribution import flags as dflags
 from beamlink.distribution.control import ALIAS_SEND, NO_MESSAGE, REG_SEND, SEND, SEND_SENDER
@@ -58,6 +58,7 @@ from beamlink.etf import (
     DEFAULT_MAX_SIZE,
     DecodeError,
     MemoryBudgetError,
+    binary_span,
     decode_body_exact,
     decode_body_from,
     decode_from,
@@ -65,7 +66,6 @@ from beamlink.etf import (
     with_memory_budget,
 )
 from beamlink.etf import read_frames as _read_frames
-from beamlink.etf.tags import BINARY_EXT
 
 PASS_THROUGH = 112
 VERSION_MAGIC = 131
@@ -99,6 +99,7 @@ class FrameError(RemoteProtocolError, ValueError):
 
 
 Frame = tuple[tuple[Any, ...], Any]
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -272,9 +273,11 @@ class FrameReader:
             out.append(self._reassembled(partial.parts, partial.size))
 
     def _reassembled(self, parts: list[bytes], size: int) -> Frame:
-        """Decode a reassembled ControlTerm [Message]. A message that is one binary (the usual
-        big message) is joined straight out of the fragments; anything else is decoded from
-        their join."""
+        """Decode a reassembled ControlTerm [Message]. The control term is decoded from the
+        first fragment when it fits there; a message that is one binary (the usual big message)
+        is then joined straight out of the fragments, any other message decoded from their
+        join. A control term that does not fit in the first fragment is decoded from the join
+        with the message."""
         first = parts[0]
         try:
             if len(first) <= self._unbudgeted_size:
@@ -286,25 +289,29 @@ class FrameReader:
         except FrameError:
             if len(first) == size:
                 raise
-        else:
-            if (
-                len(first) - pos >= 5
-                and first[pos] == BINARY_EXT
-                and _U32.unpack_from(first, pos + 1)[0] == size - pos - 5
-            ):
-                return control, b"".join([memoryview(first)[pos + 5 :], *parts[1:]])
-        whole = b"".join(parts)
-        return self._budgeted(self._bare_pair, whole, 0, len(whole))
+            whole = b"".join(parts)
+            return self._budgeted(self._bare_pair, whole, 0, size)
+        if pos == size:
+            return control, NO_MESSAGE
+        span = binary_span(first, pos)
+        if span is not None and span[1] == size:
+            return control, b"".join([memoryview(first)[span[0] :], *parts[1:]])
+        # Budgeted (and reported) as the whole reassembled frame, as when the control term was
+        # decoded again with the message.
+        message = self._budgeted(
+            lambda buf, _, end: _message(buf, pos, end), b"".join(parts), 0, size
+        )
+        return control, message
 
     def _budgeted(
         self,
-        decode: Callable[[bytes, int, int], Frame],
+        decode: Callable[[bytes, int, int], _T],
         buf: bytes,
         start: int,
         end: int,
         *,
         always: bool = False,
-    ) -> Frame:
+    ) -> _T:
         """``decode(buf, start, end)`` within the memory budget if the terms could exceed it."""
         if end - start <= self._unbudgeted_size and not always:
             return decode(buf, start, end)
@@ -323,10 +330,7 @@ class FrameReader:
         control, pos = self._control(buf, start, end)
         if pos == end:
             return control, NO_MESSAGE
-        try:
-            return control, decode_body_exact(buf, pos, end)
-        except DecodeError as exc:
-            raise FrameError(f"undecodable term: {exc}") from exc
+        return control, _message(buf, pos, end)
 
     def _control(self, buf: bytes, start: int, end: int) -> tuple[tuple[Any, ...], int]:
         """The control term at ``buf[start]`` (of a frame ending at ``end``) and where it ends."""
@@ -355,6 +359,14 @@ class FrameReader:
         if len(self._seen_controls) >= _SEEN_CONTROLS:
             self._seen_controls.clear()
         self._seen_controls.add(raw)
+
+
+def _message(buf: bytes, start: int, end: int) -> Any:
+    """Decode the message term that fills ``buf[start:end]`` (no 131 of its own)."""
+    try:
+        return decode_body_exact(buf, start, end)
+    except DecodeError as exc:
+        raise FrameError(f"undecodable term: {exc}") from exc
 
 
 def _check_control(control: Any, pos: int, end: int) -> None:

@@ -82,6 +82,7 @@ __all__ = [
     "UNCHARGED_PER_BYTE",
     "DecodeError",
     "MemoryBudgetError",
+    "binary_span",
     "decode",
     "decode_body_exact",
     "decode_body_from",
@@ -366,6 +367,15 @@ def _binary(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
     if end > len(data):
         raise _truncated(data[pos], pos)
     return data[pos + 5 : end], end
+
+
+def binary_span(data: bytes, offset: int) -> tuple[int, int] | None:
+    """Where the bytes of the BINARY_EXT at ``data[offset]`` start and end, or None when no
+    BINARY_EXT with a complete length starts there. The end is not checked against
+    ``len(data)``: ``data`` may hold only the start of the term (a message's first fragment)."""
+    if len(data) - offset < 5 or offset < 0 or data[offset] != BINARY_EXT:
+        return None
+    return offset + 5, offset + 5 + _u32(data, offset + 1)[0]
 
 
 def _bit_binary(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
