@@ -21,22 +21,23 @@ too small to reach it, at `ALLOC_PER_BYTE` bytes of memory per input byte, is de
 the bookkeeping).
 
 Speed: `FrameReader.feed` extracts every complete frame of a read in one pass, decoding at
-offsets of the read itself (the codec copies anything but `bytes`). With the compiled codec,
-the frames of the common form (ticks, and ``131, 68, 0`` frames whose terms it decodes) are
-walked and decoded by one C call (`beamlink.etf.read_frames`) up to the first frame of any
-other kind or with any problem, which this module's Python code then handles exactly as
-without the compiled codec (so the errors are the same), and the C call resumes after it. An incomplete frame is kept
-as the list of its reads; the read completing it gives only the missing bytes to its one join
-(so a big frame arriving in many reads costs linear time, not quadratic) and is scanned in
-place after them. A fragmented message keeps a copy of each fragment's payload; when the
-message is one binary (the usual big message) that binary is joined straight out of them, so a
-1 MiB binary is copied twice after the socket's read (payloads, join), not four times
-(reads joined, payloads, payloads joined, binary sliced out).
+offsets of the read itself (the codec copies anything but `bytes`). With the compiled codec, the
+frames of the common form (ticks, and ``131, 68, 0`` frames whose terms it decodes) are walked
+and decoded by one C call (`beamlink.etf.read_frames`) up to the first frame of any other kind
+or with any problem, which this module's Python code then handles exactly as without the
+compiled codec (so the errors are the same), and the C call resumes after it. An incomplete
+frame is kept as the list of its reads; the read completing it gives only the missing bytes to
+its one join (so a big frame arriving in many reads costs linear time, not quadratic) and is
+scanned in place after them. A fragmented message keeps a copy of each fragment's payload; when
+the message is one binary (the usual big message) that binary is joined straight out of them, so
+a 1 MiB binary is copied twice after the socket's read (payloads, join), not four times (reads
+joined, payloads, payloads joined, binary sliced out).
 
-The control term of a message (SEND, REG_SEND, SEND_SENDER, ALIAS_SEND) is byte-identical
-for every message one sender sends to one destination, so the reader remembers the last few
-such control terms that came more than once, with their bytes, and recognises them with one
-comparison instead of decoding them; the message itself goes through `decode_body_exact`, which memoizes small immutable terms.
+In the Python path (the pure codec, and frames the C loop leaves to it): the control term of a
+message (SEND, REG_SEND, SEND_SENDER, ALIAS_SEND) is byte-identical for every message one sender
+sends to one destination, so the reader remembers the last few such control terms that came more
+than once, with their bytes, and recognises them with one comparison instead of decoding them;
+the message itself goes through `decode_body_exact`, which memoizes small immutable terms.
 `FrameWriter` likewise keeps the encoded frame head (header and control term) of those
 operations.
 """
