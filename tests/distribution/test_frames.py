@@ -323,7 +323,7 @@ def frame_streams(draw: st.DrawFn) -> bytes:
 
 
 @pytest.mark.skipif(not etf.ACCELERATED, reason="the compiled codec is not in use")
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(frame_streams(), st.lists(st.integers(0, 4000), max_size=6))
 def test_compiled_frame_loop_agrees_with_python(data: bytes, cuts: list[int]) -> None:
     """Any stream, split at any points: the same messages from each read, the same error (or
