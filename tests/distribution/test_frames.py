@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import struct
+from itertools import pairwise
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from beamlink import etf
 from beamlink.distribution import control, flags
 from beamlink.distribution.frames import TICK, FrameError, FrameReader, FrameWriter
 from beamlink.etf import Atom, Pid, encode
+from tests.support.frames import same_outcome
 
 PID = Pid(Atom("a@h.example"), 5, 0, 7)
 PASS_THROUGH = FrameWriter(flags.MANDATORY)
@@ -264,3 +267,79 @@ def test_writer_frames_equal_freshly_encoded_ones(sends: list[tuple[int, int, An
                 control.send_sender(pids[sender], pids[dest]),
             ):
                 assert writer.frame(ctl, message) == FrameWriter(writer_flags).frame(ctl, message)
+
+
+# --- the compiled frame loop (beamlink.etf.read_frames) against the Python one -----------------
+
+MAX_FRAME = 4096
+
+
+def _frame(body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + body
+
+
+@st.composite
+def frame_streams(draw: st.DrawFn) -> bytes:
+    """Frames of every kind a peer may send, well-formed or not, back to back."""
+    pieces = []
+    for _ in range(draw(st.integers(1, 12))):
+        kind = draw(st.sampled_from(
+            ["message", "message", "message", "no_message", "tick", "pass_through", "fragments",
+             "too_long", "atom_cache", "not_a_tuple", "trailing", "short", "garbage", "edited"]
+        ))
+        to = draw(st.sampled_from([PID, Atom("name"), 7]))
+        ctl = draw(st.sampled_from([
+            control.send(PID), control.reg_send(PID, Atom("name")), control.alias_send(PID, PID),
+            (control.SEND_SENDER, PID, to), (control.SEND, Atom(""), to), (99, PID),
+        ]))
+        message = draw(terms)
+        if kind == "message":
+            pieces.append(HEADER.frame(ctl, message))
+        elif kind == "no_message":
+            pieces.append(HEADER.frame(control.link(PID, PID)))
+        elif kind == "tick":
+            pieces.append(TICK)
+        elif kind == "pass_through":
+            pieces.append(PASS_THROUGH.frame(ctl, message))
+        elif kind == "fragments":
+            pieces += fragments(draw(st.integers(0, 3)), ctl, message, draw(st.integers(1, 40)))
+        elif kind == "too_long":
+            pieces.append(struct.pack(">I", MAX_FRAME + 1) + b"\x83D\x00")
+        elif kind == "atom_cache":
+            pieces.append(_frame(b"\x83D\x01" + HEADER.frame(ctl, message)[7:]))
+        elif kind == "not_a_tuple":
+            pieces.append(_frame(b"\x83D\x00" + encode(message)[1:] + encode(message)[1:]))
+        elif kind == "trailing":
+            pieces.append(_frame(HEADER.frame(ctl, message)[4:] + draw(st.binary(min_size=1, max_size=4))))
+        elif kind == "short":
+            pieces.append(_frame(HEADER.frame(ctl, message)[4 : draw(st.integers(4, 12))]))
+        elif kind == "garbage":
+            pieces.append(_frame(b"\x83D\x00" + draw(st.binary(max_size=20))))
+        else:  # one byte of a good frame's body changed
+            body = bytearray(HEADER.frame(ctl, message)[4:])
+            body[draw(st.integers(3, len(body) - 1))] = draw(st.integers(0, 255))
+            pieces.append(_frame(bytes(body)))
+    return b"".join(pieces)
+
+
+@pytest.mark.skipif(not etf.ACCELERATED, reason="the compiled codec is not in use")
+@settings(max_examples=200, deadline=None)
+@given(frame_streams(), st.lists(st.integers(0, 4000), max_size=6))
+def test_compiled_frame_loop_agrees_with_python(data: bytes, cuts: list[int]) -> None:
+    """Any stream, split at any points: the same messages from each read, the same error (or
+    the same bytes left over) with and without the compiled loop."""
+    points = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
+    reads = [data[a:b] for a, b in pairwise(points)]
+    same_outcome(reads, max_frame_size=MAX_FRAME, max_reassembly_bytes=MAX_FRAME)
+
+
+@pytest.mark.skipif(not etf.ACCELERATED, reason="the compiled codec is not in use")
+def test_compiled_frame_loop_takes_the_common_frames() -> None:
+    """The compiled loop really runs: it decodes header frames and stops at others."""
+    out: list[Any] = []
+    ctl = control.reg_send(PID, Atom("foo"))
+    data = HEADER.frame(ctl, 1) + TICK + HEADER.frame(ctl) + PASS_THROUGH.frame(ctl, 2)
+    assert etf.read_frames is not None
+    stop = etf.read_frames(data, 0, 1 << 20, 1 << 20, 512, control.NO_MESSAGE, out)
+    assert out == [(ctl, 1), (ctl, control.NO_MESSAGE)]
+    assert stop == len(data) - len(PASS_THROUGH.frame(ctl, 2))

@@ -20,6 +20,7 @@ from beamlink.etf import (
     Pid,
     Port,
     Reference,
+    binary_span,
     decode,
     decode_body_from,
     decode_from,
@@ -204,3 +205,12 @@ def test_funs_are_opaque_and_reencode_identically() -> None:
     assert encode(fun) == raw
     assert (fun.module, fun.arity, fun.free_vars) == (Atom("mod"), 0, ())
     assert pickle.loads(pickle.dumps(fun)) == fun
+
+
+def test_binary_span_finds_a_binary_even_when_only_its_start_is_there() -> None:
+    data = b"\x00" + encode(b"hello")[1:]
+    assert binary_span(data, 1) == (6, 11)
+    assert binary_span(data[:7], 1) == (6, 11)  # only the start of the binary: same span
+    assert binary_span(data[:5], 1) is None  # its length is not complete
+    assert binary_span(data, 0) is None  # not a BINARY_EXT
+    assert binary_span(encode([1, 2])[1:], 0) is None

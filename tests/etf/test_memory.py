@@ -163,3 +163,25 @@ def test_honest_terms_fit_a_budget_of_64_bytes_per_byte(term: Any) -> None:
     64 bytes of budget per input byte plus a small constant."""
     data = encode(term)
     assert encode(decode(data, max_memory=64 * len(data) + 4096)) == data
+
+
+def test_gc_pause_is_keyed_on_the_term_not_the_input(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pure decoder pauses the cyclic GC for a term that may span more than
+    GC_PAUSE_BYTES, not for a small term at an offset inside a large input (a frame inside a
+    large socket read)."""
+    from beamlink.etf import decoder
+
+    paused: list[int] = []
+    real = decoder._without_gc
+    monkeypatch.setattr(decoder, "_without_gc", lambda body: paused.append(1) or real(body))
+    big = decoder.GC_PAUSE_BYTES + 10
+    head = encode(b"x" * big)[1:]
+    small = encode((1, 2))[1:]
+    data = head + small
+    assert decoder.decode_body_exact(data, len(head), len(data)) == (1, 2)
+    assert decoder.decode_body_from(data, len(head)) == ((1, 2), len(data))
+    assert paused == []
+    assert decoder.decode_body_exact(data, 0, len(head)) == b"x" * big
+    assert paused == [1]
+    assert decoder.decode_body_from(data, 0)[1] == len(head)
+    assert paused == [1, 1]

@@ -76,6 +76,33 @@ async def test_incoming_sends_reach_the_mailbox(rt: ProcessRuntime) -> None:
         assert me.mailbox.peek() == [1, 2, 3, 4, 5, 6, 7]
 
 
+async def test_a_read_of_messages_is_applied_in_order_past_bad_ones(
+    rt: ProcessRuntime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`dispatch_all` (one call per read): a malformed control message and a failing handler
+    are logged, the messages after them still arrive, and the counters count the batch."""
+
+    def failing(peer: Atom, control: tuple[Any, ...], message: Any) -> None:
+        raise RuntimeError("handler broke")
+
+    rt._handlers[99] = failing
+    with rt.new_process(name="box") as me:
+        before = rt.delivered_remote, rt.dropped
+        with caplog.at_level(logging.WARNING, logger="beamlink.node"):
+            rt.dispatch_all(PEER, [
+                (ctl.send(me.pid), 1),
+                ((ctl.SEND,), 2),  # no destination: malformed
+                ((99, RPID), 3),  # its handler raises
+                (ctl.reg_send(RPID, A("nobody")), 4),  # dropped
+                (ctl.reg_send(RPID, A("box")), 5),
+            ])
+        assert me.mailbox.peek() == [1, 5]
+        assert (rt.delivered_remote, rt.dropped) == (before[0] + 2, before[1] + 1)
+    logged = [r.getMessage() for r in caplog.records]
+    assert any("malformed control message" in m for m in logged)
+    assert any("handler failed" in m for m in logged)
+
+
 async def test_outgoing_sends_use_send_reg_send_and_alias_send(
     rt: ProcessRuntime, wire: Wire
 ) -> None:

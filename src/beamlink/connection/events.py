@@ -48,7 +48,13 @@ class DownReason:
 
 
 class ConnectionHandler(Protocol):
-    """The node layer's side. Called on the event loop, synchronously: return quickly."""
+    """The node layer's side. Called on the event loop, synchronously: return quickly.
+
+    A handler may also define ``on_messages(peer, messages)``: it is then called once per read
+    with that read's ``(control, message)`` pairs, in order, in place of `on_message` for each;
+    it must log a message that fails and go on with the rest itself, as the manager does around
+    `on_message` (the node's runtime does: ``ProcessRuntime.dispatch_all``).
+    """
 
     def on_nodeup(self, peer: Atom, info: PeerInfo) -> None:
         """`peer` is connected; comes before any `on_message` from it."""

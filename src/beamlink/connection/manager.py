@@ -554,6 +554,10 @@ class ConnectionManager:
         self.handler.on_nodedown(peer, reason)
 
     def deliver(self, peer: Atom, frames: list[tuple[tuple[Any, ...], Any]]) -> None:
+        on_messages = getattr(self.handler, "on_messages", None)
+        if on_messages is not None:  # the handler takes a read's messages in one call
+            on_messages(peer, frames)
+            return
         on_message = self.handler.on_message
         for control, message in frames:
             try:

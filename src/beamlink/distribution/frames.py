@@ -21,18 +21,23 @@ too small to reach it, at `ALLOC_PER_BYTE` bytes of memory per input byte, is de
 the bookkeeping).
 
 Speed: `FrameReader.feed` extracts every complete frame of a read in one pass, decoding at
-offsets of the read itself (the codec copies anything but `bytes`). An incomplete frame is kept
-as the list of its reads; the read completing it gives only the missing bytes to its one join
-(so a big frame arriving in many reads costs linear time, not quadratic) and is scanned in
-place after them. A fragmented message keeps a copy of each fragment's payload; when the
-message is one binary (the usual big message) that binary is joined straight out of them, so a
-1 MiB binary is copied twice after the socket's read (payloads, join), not four times
-(reads joined, payloads, payloads joined, binary sliced out).
+offsets of the read itself (the codec copies anything but `bytes`). With the compiled codec, the
+frames of the common form (ticks, and ``131, 68, 0`` frames whose terms it decodes) are walked
+and decoded by one C call (`beamlink.etf.read_frames`) up to the first frame of any other kind
+or with any problem, which this module's Python code then handles exactly as without the
+compiled codec (so the errors are the same), and the C call resumes after it. An incomplete
+frame is kept as the list of its reads; the read completing it gives only the missing bytes to
+its one join (so a big frame arriving in many reads costs linear time, not quadratic) and is
+scanned in place after them. A fragmented message keeps a copy of each fragment's payload; when
+the message is one binary (the usual big message) that binary is joined straight out of them, so
+a 1 MiB binary is copied twice after the socket's read (payloads, join), not four times (reads
+joined, payloads, payloads joined, binary sliced out).
 
-The control term of a message (SEND, REG_SEND, SEND_SENDER, ALIAS_SEND) is byte-identical
-for every message one sender sends to one destination, so the reader remembers the last few
-such control terms that came more than once, with their bytes, and recognises them with one
-comparison instead of decoding them; the message itself goes through `decode_body_exact`, which memoizes small immutable terms.
+In the Python path (the pure codec, and frames the C loop leaves to it): the control term of a
+message (SEND, REG_SEND, SEND_SENDER, ALIAS_SEND) is byte-identical for every message one sender
+sends to one destination, so the reader remembers the last few such control terms that came more
+than once, with their bytes, and recognises them with one comparison instead of decoding them;
+the message itself goes through `decode_body_exact`, which memoizes small immutable terms.
 `FrameWriter` likewise keeps the encoded frame head (header and control term) of those
 operations.
 """
@@ -43,23 +48,25 @@ import reprlib
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from beamlink.distribution import flags as dflags
 from beamlink.distribution.control import ALIAS_SEND, NO_MESSAGE, REG_SEND, SEND, SEND_SENDER
 from beamlink.errors import RemoteProtocolError
 from beamlink.etf import (
     ALLOC_PER_BYTE,
+    DEFAULT_MAX_DEPTH,
     DEFAULT_MAX_SIZE,
     DecodeError,
     MemoryBudgetError,
+    binary_span,
     decode_body_exact,
     decode_body_from,
     decode_from,
     encode,
     with_memory_budget,
 )
-from beamlink.etf.tags import BINARY_EXT
+from beamlink.etf import read_frames as _read_frames
 
 PASS_THROUGH = 112
 VERSION_MAGIC = 131
@@ -93,6 +100,7 @@ class FrameError(RemoteProtocolError, ValueError):
 
 
 Frame = tuple[tuple[Any, ...], Any]
+_T = TypeVar("_T")
 
 
 @dataclass
@@ -146,7 +154,15 @@ class FrameReader:
         size = len(data)
         max_frame = self.max_frame_size
         needed = 4
+        read_frames = _read_frames
         while size - pos >= 4:
+            if read_frames is not None:
+                # The common frames are decoded in C up to the first one left to this loop.
+                pos = read_frames(
+                    data, pos, max_frame, self._unbudgeted_size, DEFAULT_MAX_DEPTH, NO_MESSAGE, out
+                )
+                if size - pos < 4:
+                    break
             (length,) = _U32.unpack_from(data, pos)
             if length > max_frame:
                 raise FrameError(f"frame of {length} bytes exceeds the limit of {max_frame}")
@@ -258,9 +274,11 @@ class FrameReader:
             out.append(self._reassembled(partial.parts, partial.size))
 
     def _reassembled(self, parts: list[bytes], size: int) -> Frame:
-        """Decode a reassembled ControlTerm [Message]. A message that is one binary (the usual
-        big message) is joined straight out of the fragments; anything else is decoded from
-        their join."""
+        """Decode a reassembled ControlTerm [Message]. The control term is decoded from the
+        first fragment when it fits there; a message that is one binary (the usual big message)
+        is then joined straight out of the fragments, any other message decoded from their
+        join. A control term that does not fit in the first fragment is decoded from the join
+        with the message."""
         first = parts[0]
         try:
             if len(first) <= self._unbudgeted_size:
@@ -272,25 +290,29 @@ class FrameReader:
         except FrameError:
             if len(first) == size:
                 raise
-        else:
-            if (
-                len(first) - pos >= 5
-                and first[pos] == BINARY_EXT
-                and _U32.unpack_from(first, pos + 1)[0] == size - pos - 5
-            ):
-                return control, b"".join([memoryview(first)[pos + 5 :], *parts[1:]])
-        whole = b"".join(parts)
-        return self._budgeted(self._bare_pair, whole, 0, len(whole))
+            whole = b"".join(parts)
+            return self._budgeted(self._bare_pair, whole, 0, size)
+        if pos == size:
+            return control, NO_MESSAGE
+        span = binary_span(first, pos)
+        if span is not None and span[1] == size:
+            return control, b"".join([memoryview(first)[span[0] :], *parts[1:]])
+        # Budgeted (and reported) as the whole reassembled frame, as when the control term was
+        # decoded again with the message.
+        message = self._budgeted(
+            lambda buf, _, end: _message(buf, pos, end), b"".join(parts), 0, size
+        )
+        return control, message
 
     def _budgeted(
         self,
-        decode: Callable[[bytes, int, int], Frame],
+        decode: Callable[[bytes, int, int], _T],
         buf: bytes,
         start: int,
         end: int,
         *,
         always: bool = False,
-    ) -> Frame:
+    ) -> _T:
         """``decode(buf, start, end)`` within the memory budget if the terms could exceed it."""
         if end - start <= self._unbudgeted_size and not always:
             return decode(buf, start, end)
@@ -309,10 +331,7 @@ class FrameReader:
         control, pos = self._control(buf, start, end)
         if pos == end:
             return control, NO_MESSAGE
-        try:
-            return control, decode_body_exact(buf, pos, end)
-        except DecodeError as exc:
-            raise FrameError(f"undecodable term: {exc}") from exc
+        return control, _message(buf, pos, end)
 
     def _control(self, buf: bytes, start: int, end: int) -> tuple[tuple[Any, ...], int]:
         """The control term at ``buf[start]`` (of a frame ending at ``end``) and where it ends."""
@@ -341,6 +360,14 @@ class FrameReader:
         if len(self._seen_controls) >= _SEEN_CONTROLS:
             self._seen_controls.clear()
         self._seen_controls.add(raw)
+
+
+def _message(buf: bytes, start: int, end: int) -> Any:
+    """Decode the message term that fills ``buf[start:end]`` (no 131 of its own)."""
+    try:
+        return decode_body_exact(buf, start, end)
+    except DecodeError as exc:
+        raise FrameError(f"undecodable term: {exc}") from exc
 
 
 def _check_control(control: Any, pos: int, end: int) -> None:

@@ -10,6 +10,7 @@ tells which is active.
 """
 
 import os
+from collections.abc import Callable
 
 from .decoder import (
     ALLOC_CONSTANT,
@@ -20,6 +21,7 @@ from .decoder import (
     UNCHARGED_PER_BYTE,
     DecodeError,
     MemoryBudgetError,
+    binary_span,
     decode,
     decode_body_exact,
     decode_body_from,
@@ -46,6 +48,9 @@ from .terms import (
 
 #: True when the compiled codec is in use (see the module docstring).
 ACCELERATED = False
+#: The distribution frame reader's loop in C when the compiled codec is in use, else None
+#: (``_speedups.c``, "read_frames"; used by ``distribution.frames.FrameReader``).
+read_frames: Callable[..., int] | None = None
 if os.environ.get("BEAMLINK_PURE_PYTHON") != "1":
     try:
         from ._accelerated import (
@@ -54,6 +59,7 @@ if os.environ.get("BEAMLINK_PURE_PYTHON") != "1":
             decode_body_from,
             decode_from,
             encode,
+            read_frames,
         )
     except ImportError:
         pass
@@ -83,11 +89,13 @@ __all__ = [
     "Pid",
     "Port",
     "Reference",
+    "binary_span",
     "decode",
     "decode_body_exact",
     "decode_body_from",
     "decode_from",
     "encode",
     "freeze",
+    "read_frames",
     "with_memory_budget",
 ]

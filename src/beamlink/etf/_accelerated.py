@@ -17,10 +17,12 @@ from .decoder import DEFAULT_MAX_DEPTH, DEFAULT_MAX_SIZE, memoized_exact, with_m
 from .tags import COMPRESSED, VERSION
 from .terms import Atom, Charlist, ImproperList, Pid, Port, Reference
 
-__all__ = ["decode", "decode_body_exact", "decode_body_from", "decode_from", "encode"]
+__all__ = [
+    "decode", "decode_body_exact", "decode_body_from", "decode_from", "encode", "read_frames"
+]
 
 #: The interface version of ``_speedups.c`` this file was written for.
-API_VERSION = 3
+API_VERSION = 4
 if getattr(_speedups, "API_VERSION", None) != API_VERSION:
     raise ImportError("beamlink.etf._speedups is a stale build; reinstall beamlink to rebuild it")
 
@@ -28,6 +30,8 @@ _Fallback = _speedups.Fallback
 _c_decode = _speedups.decode
 _c_body = _speedups.decode_body
 _c_encode = _speedups.encode
+#: The frame reader's loop in C (see ``_speedups.c``); the pure codec has none.
+read_frames = _speedups.read_frames
 
 _speedups.setup(
     decoder._DISPATCH,

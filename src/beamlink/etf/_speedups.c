@@ -41,6 +41,10 @@ the pure `_check_distinct_keys`; and anything else (an error from a pure helper,
 float, a value out of its field's range, nesting beyond the limits, a container changing size
 while it is written) raises `Fallback`, and the pure encoder then encodes the whole term (and
 raises its TypeError or ValueError). Compression is left to the Python wrapper.
+
+`read_frames(...)` is the distribution frame reader's loop over one socket read (see its comment
+below): it decodes the frames of the common form with the functions above and leaves every other
+frame, and every frame it cannot decode, to the Python reader, so it never raises for its input.
 */
 
 #define PY_SSIZE_T_CLEAN
@@ -84,7 +88,7 @@ raises its TypeError or ValueError). Compression is left to the Python wrapper.
 
 /* Bumped whenever setup(), setup_encoder() or the entry points change: _accelerated.py refuses
    a stale build of this file (and the pure codec is used) instead of calling it wrongly. */
-#define API_VERSION 3
+#define API_VERSION 4
 
 #define MAX_C_NESTING 10000
 #define ATOM_SLOTS 2048
@@ -129,8 +133,10 @@ typedef struct {
 #define COST_SLOT 8
 #define COST_NIL 56
 #define COST_CHARLIST 96
-/* Inputs above this size are decoded with the cyclic GC paused: it would otherwise scan the
-   growing result again and again (2.5x the time for 8 million empty lists). */
+/* Terms that may span more than this many bytes (from their offset to the end of the input, or
+   of their frame in read_frames) are decoded with the cyclic GC paused: it would otherwise scan
+   the growing result again and again (2.5x the time for 8 million empty lists). Keyed on the
+   term's span, not the input's size: the frame reader decodes at offsets inside a large read. */
 #define GC_PAUSE_BYTES (1 << 20)
 
 static PyObject *fallback(void) {
@@ -247,6 +253,37 @@ static uint32_t hash_raw(const unsigned char *p, Py_ssize_t n) {
     return h;
 }
 
+/* Caches of decoded values (atoms, pids) keyed by their raw encoding: `n` slots, one entry each,
+   a newer entry replacing an older one of the same slot. */
+
+/* The value cached for raw[0:len] (a new reference), or NULL (no exception) when there is none. */
+static PyObject *cache_find(AtomSlot *slots, size_t n, const unsigned char *raw, Py_ssize_t len) {
+    AtomSlot *slot = &slots[hash_raw(raw, len) % n];
+    if (slot->key != NULL && PyBytes_GET_SIZE(slot->key) == len
+        && memcmp(PyBytes_AS_STRING(slot->key), raw, len) == 0) {
+        Py_INCREF(slot->value);
+        return slot->value;
+    }
+    return NULL;
+}
+
+/* Cache `value` for raw[0:len]; -1 with an exception when its key cannot be made. */
+static int cache_put(AtomSlot *slots, size_t n, const unsigned char *raw, Py_ssize_t len,
+                     PyObject *value) {
+    PyObject *key = PyBytes_FromStringAndSize((const char *)raw, len);
+    if (key == NULL) {
+        return -1;
+    }
+    AtomSlot *slot = &slots[hash_raw(raw, len) % n];
+    PyObject *old_key = slot->key, *old_value = slot->value;
+    Py_INCREF(value);
+    slot->key = key;
+    slot->value = value;
+    Py_XDECREF(old_key);
+    Py_XDECREF(old_value);
+    return 0;
+}
+
 static PyObject *decode_atom(Input *in, Py_ssize_t *pos) {
     Py_ssize_t at = *pos;
     unsigned char tag = in->buf[at];
@@ -260,12 +297,10 @@ static PyObject *decode_atom(Input *in, Py_ssize_t *pos) {
         return fallback();
     }
     const unsigned char *raw = in->buf + at;
-    AtomSlot *slot = &atom_slots[hash_raw(raw, end - at) % ATOM_SLOTS];
-    if (slot->key != NULL && PyBytes_GET_SIZE(slot->key) == end - at
-        && memcmp(PyBytes_AS_STRING(slot->key), raw, end - at) == 0) {
+    PyObject *known = cache_find(atom_slots, ATOM_SLOTS, raw, end - at);
+    if (known != NULL) {
         *pos = end;
-        Py_INCREF(slot->value);
-        return slot->value;
+        return known;
     }
     Py_ssize_t got;
     PyObject *value = take_pair(PyObject_CallFunction(atom_fn, "Oni", in->obj, at, 0), &got);
@@ -276,17 +311,10 @@ static PyObject *decode_atom(Input *in, Py_ssize_t *pos) {
         Py_DECREF(value);
         return fallback();
     }
-    PyObject *key = PyBytes_FromStringAndSize((const char *)raw, end - at);
-    if (key == NULL) {
+    if (cache_put(atom_slots, ATOM_SLOTS, raw, end - at, value) < 0) {
         Py_DECREF(value);
         return NULL;
     }
-    PyObject *old_key = slot->key, *old_value = slot->value;
-    Py_INCREF(value);
-    slot->key = key;
-    slot->value = value;
-    Py_XDECREF(old_key);
-    Py_XDECREF(old_value);
     *pos = end;
     return value;
 }
@@ -374,15 +402,11 @@ static PyObject *decode_pid(Input *in, Py_ssize_t *pos) {
     if (at + 3 <= in->size
         && (in->buf[at + 1] == SMALL_ATOM_UTF8_EXT || in->buf[at + 1] == SMALL_ATOM_EXT)) {
         Py_ssize_t end = at + 3 + in->buf[at + 2] + tail;
-        if (end <= in->size) {
-            const unsigned char *raw = in->buf + at;
-            AtomSlot *slot = &pid_slots[hash_raw(raw, end - at) % PID_SLOTS];
-            if (slot->key != NULL && PyBytes_GET_SIZE(slot->key) == end - at
-                && memcmp(PyBytes_AS_STRING(slot->key), raw, end - at) == 0) {
-                *pos = end;
-                Py_INCREF(slot->value);
-                return slot->value;
-            }
+        PyObject *known =
+            end <= in->size ? cache_find(pid_slots, PID_SLOTS, in->buf + at, end - at) : NULL;
+        if (known != NULL) {
+            *pos = end;
+            return known;
         }
     }
     Py_ssize_t start = at + 1;
@@ -418,19 +442,10 @@ static PyObject *decode_pid(Input *in, Py_ssize_t *pos) {
         return NULL;
     }
     Py_ssize_t end = start + tail;
-    if (in->buf[at + 1] == SMALL_ATOM_UTF8_EXT || in->buf[at + 1] == SMALL_ATOM_EXT) {
-        PyObject *key = PyBytes_FromStringAndSize((const char *)in->buf + at, end - at);
-        if (key == NULL) {
-            Py_DECREF(pid);
-            return NULL;
-        }
-        AtomSlot *slot = &pid_slots[hash_raw(in->buf + at, end - at) % PID_SLOTS];
-        PyObject *old_key = slot->key, *old_value = slot->value;
-        Py_INCREF(pid);
-        slot->key = key;
-        slot->value = pid;
-        Py_XDECREF(old_key);
-        Py_XDECREF(old_value);
+    if ((in->buf[at + 1] == SMALL_ATOM_UTF8_EXT || in->buf[at + 1] == SMALL_ATOM_EXT)
+        && cache_put(pid_slots, PID_SLOTS, in->buf + at, end - at, pid) < 0) {
+        Py_DECREF(pid);
+        return NULL;
     }
     *pos = end;
     return pid;
@@ -845,8 +860,8 @@ static PyObject *as_fallback(PyObject *result) {
 
 /* Start decoding: take this thread's budget, if a budgeted decode runs in it (decoder.py,
    "Memory": `budgeted_count` counts them in all threads, `_budget.left` is this thread's), and
-   pause the GC for big inputs. */
-static int begin(Input *in, PyObject *obj, int *gc_was_on) {
+   pause the GC when the term may span more than GC_PAUSE_BYTES (`span`). */
+static int begin(Input *in, PyObject *obj, Py_ssize_t span, int *gc_was_on) {
     in->obj = obj;
     in->buf = (const unsigned char *)PyBytes_AS_STRING(obj);
     in->size = PyBytes_GET_SIZE(obj);
@@ -866,7 +881,7 @@ static int begin(Input *in, PyObject *obj, int *gc_was_on) {
             }
         }
     }
-    *gc_was_on = in->size > GC_PAUSE_BYTES ? PyGC_Disable() : 0;
+    *gc_was_on = span > GC_PAUSE_BYTES ? PyGC_Disable() : 0;
     return 0;
 }
 
@@ -914,7 +929,7 @@ static PyObject *decode_body(PyObject *self, PyObject *const *args, Py_ssize_t n
     int gc_was_on;
     if (!ready || nargs != 3 || !PyBytes_CheckExact(args[0])
         || ssize_arg(args[1], &offset) < 0 || ssize_arg(args[2], &depth) < 0
-        || begin(&in, args[0], &gc_was_on) < 0) {
+        || begin(&in, args[0], PyBytes_GET_SIZE(args[0]) - offset, &gc_was_on) < 0) {
         return fallback();
     }
     Py_ssize_t pos = offset;
@@ -946,7 +961,7 @@ static PyObject *decode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     int gc_was_on;
     if (!ready || nargs != 3 || !PyBytes_CheckExact(args[0])
         || ssize_arg(args[1], &depth) < 0 || ssize_arg(args[2], &max_size) < 0
-        || begin(&in, args[0], &gc_was_on) < 0) {
+        || begin(&in, args[0], PyBytes_GET_SIZE(args[0]), &gc_was_on) < 0) {
         return fallback();
     }
     Py_ssize_t pos = 1;
@@ -961,6 +976,106 @@ static PyObject *decode(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         return fallback();
     }
     return term;
+}
+
+/* --- frames ------------------------------------------------------------------------------- */
+
+/* read_frames(data, pos, max_frame, max_body, max_depth, no_message, out) -> pos
+
+   The hot loop of distribution/frames.py `FrameReader.feed`: walks the complete frames of
+   `data` from `pos` (each `Len:32` then `Len` bytes) and appends `(control, message)` to the
+   list `out` for every frame of the common form, which it decodes here: a tick (`Len == 0`,
+   nothing appended) or `131, 68, 0, ControlTerm [, Message]` (normal header, no atom-cache
+   refs) of at most `max_body` bytes whose control term is a tuple starting with an exact int
+   and ends inside the frame, and whose message (if any) ends exactly at the frame's end
+   (`no_message` stands for none). It returns the offset of the first frame it did not take:
+   the end of `data`, an incomplete frame, or a frame of any other kind or any problem
+   (a length over `max_frame`, pass-through, fragments, atom-cache refs, a term it cannot
+   decode or that does not fit). The caller handles that frame in Python, which decodes it or
+   raises its usual error, and calls again after it; nothing is ever raised here for the
+   input, so both paths give the same results and errors. Nothing is taken when a memory
+   budget is set in this thread (the Python path charges it). */
+static int read_one(Input *in, Py_ssize_t start, Py_ssize_t end, Py_ssize_t depth,
+                    PyObject *no_message, PyObject *out) {
+    int gc_was_on = end - start > GC_PAUSE_BYTES ? PyGC_Disable() : 0;
+    Py_ssize_t pos = start;
+    PyObject *control = decode_term(in, &pos, depth);
+    PyObject *message = NULL;
+    int rc = 0;
+    if (control == NULL) {
+        rc = -1;
+    } else if (!PyTuple_CheckExact(control) || PyTuple_GET_SIZE(control) == 0
+               || !PyLong_CheckExact(PyTuple_GET_ITEM(control, 0)) || pos > end) {
+        rc = 1;
+    } else if (pos == end) {
+        Py_INCREF(no_message);
+        message = no_message;
+    } else if ((message = decode_term(in, &pos, depth)) == NULL) {
+        rc = -1;
+    } else if (pos != end) {
+        rc = 1;
+    }
+    if (gc_was_on) {
+        PyGC_Enable();
+    }
+    if (rc == 0) {
+        PyObject *pair = PyTuple_Pack(2, control, message);
+        rc = (pair == NULL || PyList_Append(out, pair) < 0) ? -1 : 0;
+        Py_XDECREF(pair);
+    }
+    Py_XDECREF(control);
+    Py_XDECREF(message);
+    if (rc < 0 && PyErr_ExceptionMatches(PyExc_Exception)) {
+        PyErr_Clear();  /* the Python path decodes this frame again and raises its error */
+        rc = 1;
+    }
+    return rc;
+}
+
+static PyObject *read_frames(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t pos, max_frame, max_body, depth;
+    if (nargs != 7 || !PyBytes_CheckExact(args[0]) || ssize_arg(args[1], &pos) < 0
+        || ssize_arg(args[2], &max_frame) < 0 || ssize_arg(args[3], &max_body) < 0
+        || ssize_arg(args[4], &depth) < 0 || !PyList_CheckExact(args[6]) || pos < 0) {
+        PyErr_SetString(PyExc_TypeError,
+                        "read_frames(data: bytes, pos, max_frame, max_body, max_depth, "
+                        "no_message, out: list) expected");
+        return NULL;
+    }
+    Input in;
+    int gc_was_on;
+    if (!ready || begin(&in, args[0], 0, &gc_was_on) < 0) {
+        PyErr_Clear();
+        return PyLong_FromSsize_t(pos);
+    }
+    if (in.budgeted) {
+        return PyLong_FromSsize_t(pos);
+    }
+    const unsigned char *buf = in.buf;
+    Py_ssize_t size = in.size;
+    while (size - pos >= 4) {
+        Py_ssize_t length = (Py_ssize_t)be32(buf + pos);
+        Py_ssize_t end = pos + 4 + length;
+        if (length > max_frame || end > size) {
+            break;
+        }
+        if (length) {
+            const unsigned char *body = buf + pos + 4;
+            if (length > max_body || length <= 3 || body[0] != VERSION || body[1] != 68
+                || body[2] != 0) {
+                break;
+            }
+            int rc = read_one(&in, pos + 7, end, depth, args[5], args[6]);
+            if (rc < 0) {
+                return NULL;
+            }
+            if (rc > 0) {
+                break;
+            }
+        }
+        pos = end;
+    }
+    return PyLong_FromSsize_t(pos);
 }
 
 /* --- encoder ------------------------------------------------------------------------------ */
@@ -1176,27 +1291,34 @@ static int delegate_encode(Output *out, PyObject *term) {
 static int encode_item(Output *out, PyObject *item);
 
 /* Node atom text and up to 5 fields of a pid/port/reference, checked: 0 when written. */
+/* `tag`, the node atom, then three 32-bit words: the form of NEW_PID_EXT and V4_PORT_EXT. */
+static int write_node_words(Output *out, unsigned char tag, PyObject *node, uint32_t a,
+                            uint32_t b, uint32_t c) {
+    unsigned char *p = room(out, 1);
+    if (p == NULL) {
+        return -1;
+    }
+    p[0] = tag;
+    if (write_atom_text(out, node) < 0 || (p = room(out, 12)) == NULL) {
+        return -1;
+    }
+    put32(p, a);
+    put32(p + 4, b);
+    put32(p + 8, c);
+    return 0;
+}
+
 static int write_pid(Output *out, PyObject *pid) {
     PyObject *node = get_slot(pid, &pid_class, F_NODE);
     long long v[3] = {field(get_slot(pid, &pid_class, F_ID), 0xFFFFFFFFu),
                       field(get_slot(pid, &pid_class, F_SERIAL), 0xFFFFFFFFu),
                       field(get_slot(pid, &pid_class, F_CREATION), 0xFFFFFFFFu)};
-    unsigned char *p;
     if (node == NULL || !Py_IS_TYPE(node, (PyTypeObject *)atom_type) || v[0] < 0 || v[1] < 0
         || v[2] < 0) {
         return delegate_encode(out, pid);
     }
-    if ((p = room(out, 1)) == NULL) {
-        return -1;
-    }
-    p[0] = NEW_PID_EXT_TAG;
-    if (write_atom_text(out, node) < 0 || (p = room(out, 12)) == NULL) {
-        return -1;
-    }
-    put32(p, (uint32_t)v[0]);
-    put32(p + 4, (uint32_t)v[1]);
-    put32(p + 8, (uint32_t)v[2]);
-    return 0;
+    return write_node_words(out, NEW_PID_EXT_TAG, node, (uint32_t)v[0], (uint32_t)v[1],
+                            (uint32_t)v[2]);
 }
 
 static int write_reference(Output *out, PyObject *ref) {
@@ -1246,21 +1368,11 @@ static int write_port(Output *out, PyObject *port) {
             ok = 0;
         }
     }
-    unsigned char *p;
     if (!ok) {
         return delegate_encode(out, port);
     }
-    if ((p = room(out, 1)) == NULL) {
-        return -1;
-    }
-    p[0] = V4_PORT_EXT_TAG;
-    if (write_atom_text(out, node) < 0 || (p = room(out, 12)) == NULL) {
-        return -1;
-    }
-    put32(p, (uint32_t)(v >> 32));
-    put32(p + 4, (uint32_t)v);
-    put32(p + 8, (uint32_t)c);
-    return 0;
+    return write_node_words(out, V4_PORT_EXT_TAG, node, (uint32_t)(v >> 32), (uint32_t)v,
+                            (uint32_t)c);
 }
 
 /* LIST_EXT of the items, then the tail (decoder-made ImproperLists always have a tuple). */
@@ -1615,24 +1727,16 @@ static PyObject *setup(PyObject *self, PyObject *const *args, Py_ssize_t nargs) 
     if (str_left == NULL && (str_left = PyUnicode_InternFromString("left")) == NULL) {
         return NULL;
     }
-    Py_INCREF(args[5]);
-    Py_XSETREF(budget_tls, args[5]);
-    Py_INCREF(args[6]);
-    Py_XSETREF(over_budget_fn, args[6]);
-    Py_INCREF(args[7]);
-    Py_XSETREF(budget_error_type, args[7]);
+    PyObject **slots[8] = {NULL, &atom_fn, &with_tail_fn, &to_map_fn, &charlist_type,
+                           &budget_tls, &over_budget_fn, &budget_error_type};
+    for (int i = 1; i < 8; i++) {
+        Py_INCREF(args[i]);
+        Py_XSETREF(*slots[i], args[i]);
+    }
     for (int i = 0; i < 256; i++) {
         Py_INCREF(PyList_GET_ITEM(args[0], i));
         Py_XSETREF(dispatch[i], PyList_GET_ITEM(args[0], i));
     }
-    Py_INCREF(args[1]);
-    Py_XSETREF(atom_fn, args[1]);
-    Py_INCREF(args[2]);
-    Py_XSETREF(with_tail_fn, args[2]);
-    Py_INCREF(args[3]);
-    Py_XSETREF(to_map_fn, args[3]);
-    Py_INCREF(args[4]);
-    Py_XSETREF(charlist_type, args[4]);
     ready = 1;
     Py_RETURN_NONE;
 }
@@ -1659,6 +1763,9 @@ static PyMethodDef methods[] = {
      "set_budgeted(count): how many budgeted decodes run now (decoder._budgeted)."},
     {"encode", (PyCFunction)encode, METH_O,
      "encode(term) -> uncompressed ETF bytes with the version byte; raises Fallback."},
+    {"read_frames", (PyCFunction)(void (*)(void))read_frames, METH_FASTCALL,
+     "read_frames(data, pos, max_frame, max_body, max_depth, no_message, out) -> pos: the "
+     "common frames of a read, decoded into out, up to the first one left to Python."},
     {"setup_encoder", (PyCFunction)(void (*)(void))setup_encoder, METH_FASTCALL,
      "setup_encoder(any, check_distinct_keys, Atom, Pid, Reference, Port, ImproperList): the pure "
      "encoder's helpers and the classes built and written here."},

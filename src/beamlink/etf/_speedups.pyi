@@ -21,6 +21,16 @@ def setup(
     /,
 ) -> None: ...
 def set_budgeted(count: int, /) -> None: ...
+def read_frames(
+    data: bytes,
+    pos: int,
+    max_frame: int,
+    max_body: int,
+    max_depth: int,
+    no_message: Any,
+    out: list[tuple[tuple[Any, ...], Any]],
+    /,
+) -> int: ...
 def encode(term: Any, /) -> bytes: ...
 def setup_encoder(
     any: Callable[[Any, list[Any]], None],

@@ -82,6 +82,7 @@ __all__ = [
     "UNCHARGED_PER_BYTE",
     "DecodeError",
     "MemoryBudgetError",
+    "binary_span",
     "decode",
     "decode_body_exact",
     "decode_body_from",
@@ -124,8 +125,10 @@ COST_CONTAINER: Final = 64
 COST_SLOT: Final = 8
 COST_NIL: Final = 56
 COST_CHARLIST: Final = 96
-#: Inputs above this size are decoded with the cyclic GC paused: it would scan the growing
-#: result again and again (the C decoder does the same).
+#: Terms that may span more than this many bytes (to their known end, else to the end of the
+#: input) are decoded with the cyclic GC paused: it would scan the growing result again and again
+#: (the C decoder does the same). Keyed on the term, not the input: the frame reader decodes
+#: small terms at offsets inside one large socket read.
 GC_PAUSE_BYTES: Final = 1 << 20
 _NIL_BATCH: Final = 256  # empty lists in one container charged together
 
@@ -368,6 +371,15 @@ def _binary(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
     if end > len(data):
         raise _truncated(data[pos], pos)
     return data[pos + 5 : end], end
+
+
+def binary_span(data: bytes, offset: int) -> tuple[int, int] | None:
+    """Where the bytes of the BINARY_EXT at ``data[offset]`` start and end, or None when no
+    BINARY_EXT with a complete length starts there. The end is not checked against
+    ``len(data)``: ``data`` may hold only the start of the term (a message's first fragment)."""
+    if len(data) - offset < 5 or offset < 0 or data[offset] != BINARY_EXT:
+        return None
+    return offset + 5, offset + 5 + _u32(data, offset + 1)[0]
 
 
 def _bit_binary(data: bytes, pos: int, depth: int) -> tuple[Any, int]:
@@ -784,7 +796,7 @@ def decode_body_from(
         data = bytes(data)
     if offset >= len(data):
         raise DecodeError(f"no term at byte {offset}: input has {len(data)} bytes")
-    if len(data) > GC_PAUSE_BYTES and gc.isenabled():
+    if len(data) - offset > GC_PAUSE_BYTES and gc.isenabled():
         return _without_gc(partial(decode_body_from, data, offset, max_depth=max_depth))  # type: ignore[no-any-return]
     try:
         return _DISPATCH[data[offset]](data, offset, max_depth)
@@ -827,8 +839,9 @@ def decode_body_exact(
 
 def _exact_body_from(data: bytes, offset: int, *, max_depth: int) -> tuple[Any, int]:
     """`decode_body_from` as `memoized_exact` calls it (``data`` is ``bytes``, no budget
-    argument): the checks of a small buffer's decode without the argument handling."""
-    if offset >= len(data) or len(data) > GC_PAUSE_BYTES:
+    argument, the GC already paused for a big term): its checks without the argument
+    handling."""
+    if offset >= len(data):
         return decode_body_from(data, offset, max_depth=max_depth)
     try:
         return _DISPATCH[data[offset]](data, offset, max_depth)
@@ -852,6 +865,8 @@ def memoized_exact(
         term, stop = body_from(data, start, max_depth=max_depth)
         if stop == end:
             _last_exact = (raw, term if raw == last and _is_immutable(term) else _SEEN_ONCE)
+    elif end - start > GC_PAUSE_BYTES and gc.isenabled():
+        term, stop = _without_gc(partial(body_from, data, start, max_depth=max_depth))
     else:
         term, stop = body_from(data, start, max_depth=max_depth)
     if stop != end:

@@ -184,8 +184,10 @@ class Node:
             owner=self,
             executor=Executor(workers, processes),
         )
-        # The connection layer's hot path: a bound method of the runtime, no hop through Node.
+        # The connection layer's hot path: bound methods of the runtime, no hop through Node;
+        # on_messages takes all the messages of one read in one call.
         self.on_message = self.runtime.dispatch
+        self.on_messages = self.runtime.dispatch_all
         self.node_monitors = NodeMonitors()
         self._hidden_peers: set[Atom] = set()
         self._registration: KeptRegistration | None = None

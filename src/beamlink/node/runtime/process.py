@@ -4,7 +4,7 @@ A `Process` is the handle Python code uses to act as an Erlang process: it recei
 mailbox and sends, links, monitors and exits through the runtime that owns it
 (`ProcessRuntime`, which a `Node` owns; this file sees it only as the `Signals` protocol, so it
 imports nothing above it). Every method here is a thin, synchronous front for that runtime,
-except `receive` and `wait`, which await.
+except `receive` and `wait`, which are awaited.
 
 The signal semantics (what an exit signal does, when DOWN fires) live in the runtime, next to
 the control messages that carry them over the wire; this file only holds per-process state.
@@ -13,7 +13,7 @@ the control messages that carry them over the wire; this file only holds per-pro
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from typing import Any, NamedTuple, Protocol
 
 from beamlink.etf import Atom, Pid, Reference
@@ -137,12 +137,15 @@ class Process:
         name = f" {self.name}" if self.name is not None else ""
         return f"<Process {self.pid}{name} {state}>"
 
-    async def receive(self, match: Match | None = None, timeout: float | None = None) -> Any:
-        """The oldest message ``match`` accepts (any when None); see `Mailbox.receive`.
+    def receive(
+        self, match: Match | None = None, timeout: float | None = None
+    ) -> Coroutine[Any, Any, Any]:
+        """Await the oldest message ``match`` accepts (any when None); see `Mailbox.receive`.
 
         Raises `ReceiveTimeout` after ``timeout`` seconds, `ProcessExit` if the process has exited.
+        The mailbox's own coroutine is returned, not wrapped in one more (~80 ns per message).
         """
-        return await self.mailbox.receive(match, timeout)
+        return self.mailbox.receive(match, timeout)
 
     def send(self, dest: Target | Reference, message: Any, *, noconnect: bool = False) -> None:
         """Send ``message`` to a pid, a local name, ``(name, node)`` or an alias; with

@@ -652,39 +652,53 @@ class ProcessRuntime:
     # ------------------------------------------------------------------ incoming control messages
 
     def dispatch(self, peer: Atom, control: tuple[Any, ...], message: Any) -> None:
-        """Apply one control message from ``peer`` (the connection layer's on_message)."""
+        """Apply one control message from ``peer`` (see `dispatch_all`)."""
+        self.dispatch_all(peer, ((control, message),))
+
+    def dispatch_all(self, peer: Atom, messages: Iterable[tuple[tuple[Any, ...], Any]]) -> None:
+        """Apply the control messages of one read from ``peer``, in order (the connection
+        layer's ``on_messages``): a message for a pid or a registered name goes to its mailbox
+        here, any other operation to its handler. A malformed control message is logged
+        (rate-limited), a handler that fails is logged, and the rest are applied all the same."""
+        pids = self._pids.get
+        names = self._names.get
+        handlers = self._handlers.get
+        delivered = dropped = 0
         try:
-            op = control[0]
-            if op == ctl.SEND or op == ctl.SEND_SENDER:
-                proc = self._pids.get(control[2])
-                if proc is not None:
-                    proc.mailbox.put(message)
-                    self.delivered_remote += 1
-                else:
-                    self.dropped += 1
-            elif op == ctl.REG_SEND:
-                proc = self._names.get(control[3])
-                if proc is not None:
-                    proc.mailbox.put(message)
-                    self.delivered_remote += 1
-                else:
-                    self.dropped += 1
-            else:
-                handler = self._handlers.get(op)
-                if handler is not None:
-                    handler(peer, control, message)
-                else:
-                    log.debug("ignored control message %r from %s", control, peer)
-        except (IndexError, TypeError, ValueError, AttributeError) as exc:
-            self._malformed.log(
-                log,
-                logging.WARNING,
-                peer,
-                "malformed control message %s from %s: %s",
-                reprlib.repr(control),
-                peer,
-                exc,
-            )
+            for control, message in messages:
+                try:
+                    op = control[0]
+                    if op == ctl.SEND or op == ctl.SEND_SENDER:
+                        proc = pids(control[2])
+                    elif op == ctl.REG_SEND:
+                        proc = names(control[3])
+                    else:
+                        handler = handlers(op)
+                        if handler is not None:
+                            handler(peer, control, message)
+                        else:
+                            log.debug("ignored control message %r from %s", control, peer)
+                        continue
+                    if proc is None:
+                        dropped += 1
+                    else:
+                        proc.mailbox.put(message)
+                        delivered += 1
+                except (IndexError, TypeError, ValueError, AttributeError) as exc:
+                    self._malformed.log(
+                        log,
+                        logging.WARNING,
+                        peer,
+                        "malformed control message %s from %s: %s",
+                        reprlib.repr(control),
+                        peer,
+                        exc,
+                    )
+                except Exception:
+                    log.exception("handler failed on a message from %s: %r", peer, control)
+        finally:
+            self.delivered_remote += delivered
+            self.dropped += dropped
 
     def _deliver_remote(self, proc: Process | None, message: Any) -> None:
         if proc is not None:
