@@ -278,7 +278,6 @@ async def run_node(settings: Mapping[str, Setting]) -> int:
 
 
 async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
-    from beamlink.connection import load_optfile
     from beamlink.node import Node
 
     health = _health_file(settings)
@@ -295,10 +294,14 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
     name = await resolve_auto(node_name(settings), config)
     dist_port = settings.get("dist_port")
     optfile = settings.get("ssl_dist_optfile")
-    try:
-        tls = None if optfile is None else load_optfile(str(optfile.value))
-    except BeamlinkError as exc:
-        raise StartError(str(exc)) from None
+    tls = None
+    if optfile is not None:
+        from beamlink.connection import load_optfile
+
+        try:
+            tls = load_optfile(str(optfile.value))
+        except BeamlinkError as exc:
+            raise StartError(str(exc)) from None
     dashboard = None
     if "dashboard_port" in settings:
         if local_only:
