@@ -10,34 +10,26 @@
 #
 # Healthy means "the node is up (or coming up)", never "clustered": Swarm puts a task into
 # tasks.<service> (and the service's virtual IP into DNS at all) only once it is healthy, and
-# `beamlink start` resolves NAME@auto by finding its own address there when no peer is listed
-# yet to confirm it by (the first replicas). So while there is no heartbeat yet and the host is
-# `auto` (no BEAMLINK_HOST/POD_IP), the node is still starting and counts as healthy (should it
-# never find its address, `beamlink start` gives up and the container exits). With the host
-# given nothing waits for DNS: only a heartbeat is healthy.
+# `beamlink start` resolves NAME@auto by finding its own address there. So while there is no
+# heartbeat yet and the host is `auto` (no BEAMLINK_HOST/POD_IP), the node is still starting
+# and counts as healthy (should it never find its address, `beamlink start` gives up and the
+# container exits). With the host given nothing waits for DNS: only a heartbeat is healthy.
 # A heartbeat older than STALE seconds (event loop blocked, registration lost, process killed)
 # is unhealthy, and so is one of another node name than BEAMLINK_NODE/RELEASE_NODE's.
 #
 # Speed and cost. A task joins DNS only at its first healthy result, so the image runs
 # `--watch 10` every 100 ms: each run reports a verdict that differs from the last one reported
 # at once (remembered next to the heartbeat file), an unchanged one after 10 s (after FAILING_WATCH while
-# unhealthy). A task is healthy as soon as its node is up, three failures in a row take ~4 s,
-# and a healthy node costs one check per ~10 s: each one a `docker exec` (about 55 ms of
-# dockerd/containerd/runc CPU), the script itself a few milliseconds. Exit status 0 is healthy,
-# 1 unhealthy; the one output line lands in `docker inspect`'s health log.
-#
-# While an @auto node starts, the first check waits for word from `beamlink start` rather than
-# answering "starting" at once: a heartbeat (the node is up), or the line "starting NAME" that it
-# writes when its address needs its own DNS entry (no peer listed to confirm it by); with neither
-# after QUIET_WATCH it answers "starting" all the same. So a task started next to running ones (a
-# scale-up, a replacement) costs one `docker exec` while Python starts, not two.
+# unhealthy). A task is healthy within ~0.1 s of starting, three failures in a row take ~4 s,
+# and a healthy node costs one check per ~10 s: each one a `docker exec` (engine CPU), the
+# script itself a few milliseconds. Exit status 0 is healthy, 1 unhealthy; the one output line
+# lands in `docker inspect`'s health log.
 set -u
 
 file=${BEAMLINK_HEALTH_FILE:-/tmp/beamlink-health}
 marker=$file.reported  # the last verdict reported to Docker: 0 healthy, 1 not
 STALE=5             # seconds without a heartbeat that make the node unhealthy
 FAILING_WATCH=2000  # milliseconds: the longest watch of a node that stays unhealthy
-QUIET_WATCH=3000    # milliseconds an @auto node may start without a word before it is "starting"
 STARTING_STEP=50    # milliseconds between looks while unhealthy or starting
 HEALTHY_STEP=500    # milliseconds between looks while healthy
 
@@ -49,14 +41,12 @@ waits_for_dns() {
     [[ ${name#*@} == auto && $name == *@* && -z ${BEAMLINK_HOST:-}${POD_IP:-} ]]
 }
 
-# One look: sets `why`, returns 0 when healthy, 1 when not, 2 when an @auto node has not said
-# anything yet (no file: healthy "starting" to a single look, worth waiting for in a watch).
+# One look: sets `why`, returns 0 when healthy.
 check() {
-    local stamp="" node now
+    local stamp node now
     if ! { read -r stamp node <"$file"; } 2>/dev/null || [[ ! $stamp =~ ^[0-9]+$ || -z $node ]]; then
         if waits_for_dns; then
             why="healthy: starting, not up yet (the node is looking for its address in DNS)"
-            [[ -n $stamp ]] || return 2
             return 0
         fi
         why="unhealthy: node not up (no heartbeat in $file)"
@@ -80,15 +70,12 @@ watch_for() {  # $1: seconds
     { read -r last <"$marker"; } 2>/dev/null
     check
     healthy=$?
-    if ((healthy == last || healthy == 2)); then
+    if ((healthy == last)); then
         exec {nap}<> <(:)  # an empty pipe for `read -t`: a sleep without a process per look
     fi
-    while ((healthy == last || healthy == 2)); do
+    while ((healthy == last)); do
         step=$HEALTHY_STEP
-        if ((healthy == 2)); then
-            step=$STARTING_STEP
-            ((limit = limit < QUIET_WATCH ? limit : QUIET_WATCH))
-        elif ((healthy != 0)); then
+        if ((healthy != 0)); then
             step=$STARTING_STEP
             ((limit = limit < FAILING_WATCH ? limit : FAILING_WATCH))
         fi
@@ -99,7 +86,6 @@ watch_for() {  # $1: seconds
         check
         healthy=$?
     done
-    ((healthy != 2)) || healthy=0  # no word within the watch: "starting", as `why` says
     echo "$healthy" 2>/dev/null >"$marker"
     return $healthy
 }
@@ -111,7 +97,6 @@ case ${1:-} in
         ;;
     "")
         check
-        [[ $? == [02] ]]  # 2, no word yet: healthy "starting" to a single look
         ;;
     *)
         echo "usage: $0 [--watch SECONDS]" >&2

@@ -8,9 +8,7 @@ name>``, through a temporary file and a rename, so a reader never sees half a li
 fresh only while the event loop runs and the node is registered: a blocked loop, a lost EPMD
 registration (while it is renewed) or a killed process let it go stale, and the check reads a
 stale file as unhealthy. The file is removed when ``beamlink start`` begins (a leftover of an
-earlier run never counts) and when the node stops. Before the node is up it may hold
-``starting <name>``: a ``NAME@auto`` node waiting for DNS to list it (no peer to confirm its
-address by) says so, and the check reports it healthy at once, so that Swarm lists it.
+earlier run never counts) and when the node stops.
 """
 
 from __future__ import annotations
@@ -44,15 +42,7 @@ class HealthFile:
 
     def beat(self, name: str) -> None:
         """Write ``<unix time> <name>`` (a few microseconds: fine on the event loop)."""
-        self._write(f"{int(time.time())} {name}")
-
-    def starting(self, name: str) -> None:
-        """Write ``starting <name>``: the node is not up, it waits for DNS to list it (``@auto``
-        with no peer to confirm its address), so the check may report it healthy now."""
-        self._write(f"starting {name}")
-
-    def _write(self, line: str) -> None:
-        self._tmp.write_text(f"{line}\n")
+        self._tmp.write_text(f"{int(time.time())} {name}\n")
         os.replace(self._tmp, self.path)
 
     async def run(self, node: Any) -> None:

@@ -153,14 +153,12 @@ def node_name(settings: Mapping[str, Setting]) -> str:
     return name
 
 
-async def resolve_auto(name: str, config: Any, health: Any = None) -> str:
+async def resolve_auto(name: str, config: Any) -> str:
     """Replace a ``@auto`` host part with the address the cluster reaches this host at.
 
     Uses the clustering layer's own-address logic (``BEAMLINK_HOST``/``POD_IP``, else the local
     address routed toward the configured peers). Only DNS topologies can list this node later,
-    so only they are waited for; static peer lists are looked at once. While it waits, the
-    health file (if any) says ``starting``: the container's check then reports the task healthy
-    at once, so that Swarm lists it in DNS (deploy/docker/healthcheck.sh).
+    so only they are waited for; static peer lists are looked at once.
     """
     base, _, host = name.rpartition("@")
     if host != AUTO_HOST:
@@ -169,14 +167,8 @@ async def resolve_auto(name: str, config: Any, health: Any = None) -> str:
 
     topologies = config.topologies.values() if config is not None else ()
     dns = any(t.dns_listing() is not None for t in topologies)
-
-    def waiting() -> None:
-        with contextlib.suppress(OSError):  # an unwritable file stops the start at the first beat
-            health.starting(name)
-
     try:
-        address = await resolve_own_host(config, timeout=AUTO_DNS_TIMEOUT if dns else 0.0,
-                                         waiting=None if health is None else waiting)
+        address = await resolve_own_host(config, timeout=AUTO_DNS_TIMEOUT if dns else 0.0)
     except AddressError as exc:
         raise StartError(f"{name}: {exc}") from None
     log.info("%s: this host is %s", name, address)
@@ -299,7 +291,7 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
         log.warning("RELEASE_DISTRIBUTION=none: the topologies of %s do not run",
                     settings["config"].value)
         config = None
-    name = await resolve_auto(node_name(settings), config, health)
+    name = await resolve_auto(node_name(settings), config)
     dist_port = settings.get("dist_port")
     optfile = settings.get("ssl_dist_optfile")
     tls = None

@@ -29,7 +29,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from beamlink.cluster.schema import ClusterConfig
@@ -241,12 +241,10 @@ async def resolve_own_host(
     timeout: float = 30.0,
     confirm_timeout: float = 3.0,
     retry_interval: float = 0.5,
-    waiting: Callable[[], None] | None = None,
 ) -> str:
     """The host part for ``basename@auto`` (see the module docstring).
 
-    ``peers`` adds known peer addresses to those the topologies discover. ``waiting`` is called
-    once when the first lookup did not settle the address, before the lookups are retried.
+    ``peers`` adds known peer addresses to those the topologies discover.
     """
     env = os.environ if environ is None else environ
     for variable in HOST_ENV_VARS:
@@ -264,9 +262,6 @@ async def resolve_own_host(
         waited = time.monotonic() - started
         if waited >= timeout or (address is not None and waited >= confirm_timeout):
             break
-        if waiting is not None:
-            waiting()
-            waiting = None
         await asyncio.sleep(retry_interval)
     if address is not None:
         log.warning(
