@@ -15,13 +15,18 @@ inside Docker only: an Erlang hidden node (``beam_ref/observer.erl``) in a conta
 both overlay networks asks every listed node for ``erlang:nodes()`` every ~0.1 s; the host never
 connects to a container. Everything started is removed at the end (images stay cached).
 
-    python3 bench/bench_swarm.py [--rounds N]   # as root, with docker (dockerd is started if needed)
+    python3 bench/bench_swarm.py [--rounds N] [--image TAG]   # as root (dockerd started if needed)
+
+Stack and secret names are unique per run. The project image is tagged ``--image``, by default
+``BEAMLINK_TEST_IMAGE`` with ``-bench`` appended when that is set (as for the Swarm tests: two
+trees benchmarked on one engine each set their own), else ``beamlink/cluster_demo:bench``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import statistics
 import subprocess
 import sys
@@ -53,7 +58,8 @@ from tests.support.docker import (  # noqa: E402
 REF_DIR = Path(__file__).resolve().parent / "beam_ref"
 ERLANG_BASE = "beamlink-base/erlang:bookworm"
 REF_IMAGE = "beamlink-bench/beam-ref:latest"
-BEAMLINK_IMAGE = "beamlink/cluster_demo:bench"
+BEAMLINK_IMAGE = (f"{os.environ['BEAMLINK_TEST_IMAGE']}-bench" if os.environ.get("BEAMLINK_TEST_IMAGE")
+                  else "beamlink/cluster_demo:bench")
 STEP_TIMEOUT = 120.0
 SETTLE = 6.0  # seconds between steps: longer than one poll interval
 
@@ -149,10 +155,10 @@ class Observer:
             self.proc.wait(timeout=10)
 
 
-def build_images() -> None:
+def build_images(image: str) -> None:
     for tag, packages in ((PYTHON_BASE, PYTHON_BASE_PACKAGES), (ERLANG_BASE, "erlang-base")):
         build_base_image(tag, packages)
-    build_beamlink_image(BEAMLINK_IMAGE, PYTHON_BASE)
+    build_beamlink_image(image, PYTHON_BASE)
     docker("build", "--quiet", "--build-arg", f"BASE_IMAGE={ERLANG_BASE}", "--tag", REF_IMAGE,
            str(REF_DIR), timeout=600)
 
@@ -204,14 +210,16 @@ def report(stacks: list[Measured]) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--rounds", type=int, default=1, help="scale-up/down/kill rounds")
+    parser.add_argument("--image", default=BEAMLINK_IMAGE,
+                        help=f"tag of the project image built (default {BEAMLINK_IMAGE})")
     args = parser.parse_args(argv)
     engine = DockerEngine.ensure()
     swarm = Swarm.ensure()
     secret = create_secret("bench_cookie")
     try:
-        build_images()
+        build_images(args.image)
         env = {"COOKIE_SECRET": secret.name}
-        ours = Stack(unique_stack_name("bl"), (STACK_FILE,), {**env, "BEAMLINK_IMAGE": BEAMLINK_IMAGE})
+        ours = Stack(unique_stack_name("bl"), (STACK_FILE,), {**env, "BEAMLINK_IMAGE": args.image})
         theirs = Stack(unique_stack_name("ref"), (REF_DIR / "stack.yml",), {**env, "REF_IMAGE": REF_IMAGE})
         stacks = [Measured("beamlink", ours, "cluster_demo", "cluster_demo"),
                   Measured("BEAM", theirs, "app", "app")]

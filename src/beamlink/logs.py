@@ -7,7 +7,6 @@ It imports nothing from beamlink, so any layer may use it. Loggers are the stdli
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
@@ -61,6 +60,8 @@ class JsonFormatter(logging.Formatter):
     _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
     def format(self, record: logging.LogRecord) -> str:
+        import json  # here, not at the top: a node logging text never loads it
+
         out: dict[str, object] = {
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
             "level": record.levelname.lower(),

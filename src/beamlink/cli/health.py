@@ -47,9 +47,11 @@ class HealthFile:
 
     async def run(self, node: Any) -> None:
         """Beat every `HEARTBEAT_INTERVAL` while ``node`` is registered with EPMD (or has no
-        registration: a fixed distribution port, a local-only node); until cancelled."""
+        registration: a fixed distribution port, a local-only node); until cancelled. The first
+        beat comes one interval after the call: the caller has just written one with `beat`."""
         failures = RateLimiter(60.0)
         while True:
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
             registration = node.registration
             if registration is None or registration.creation is not None:
                 try:
@@ -58,4 +60,3 @@ class HealthFile:
                     failures.log(log, logging.WARNING, "write",
                                  "cannot write the health file %s: %s (health checks will "
                                  "report this node unhealthy)", self.path, exc)
-            await asyncio.sleep(HEARTBEAT_INTERVAL)

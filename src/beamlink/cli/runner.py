@@ -175,11 +175,13 @@ async def resolve_auto(name: str, config: Any) -> str:
     return f"{base}@{address}"
 
 
-async def _start_metrics(node: Any, settings: Mapping[str, Setting]) -> Any:
+async def _start_metrics(node: Any, settings: Mapping[str, Setting], cluster: bool) -> Any:
     # prometheus_client and the metrics modules are imported in a thread: on the event loop the
-    # import (0.05-0.2 s) would hold up the handshakes of peers connecting meanwhile.
-    await asyncio.to_thread(importlib.import_module, "beamlink.cluster.metrics")
+    # import (0.05-0.2 s) would hold up the handshakes of peers connecting meanwhile. The
+    # cluster's metrics only with a cluster.
     await asyncio.to_thread(importlib.import_module, "beamlink.web.metrics")
+    if cluster:
+        await asyncio.to_thread(importlib.import_module, "beamlink.cluster.metrics")
     from beamlink.web.metrics import METRICS_PATH, serve_metrics
 
     host = str(settings["metrics_host"].value)
@@ -276,7 +278,6 @@ async def run_node(settings: Mapping[str, Setting]) -> int:
 
 
 async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
-    from beamlink.connection import load_optfile
     from beamlink.node import Node
 
     health = _health_file(settings)
@@ -293,10 +294,14 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
     name = await resolve_auto(node_name(settings), config)
     dist_port = settings.get("dist_port")
     optfile = settings.get("ssl_dist_optfile")
-    try:
-        tls = None if optfile is None else load_optfile(str(optfile.value))
-    except BeamlinkError as exc:
-        raise StartError(str(exc)) from None
+    tls = None
+    if optfile is not None:
+        from beamlink.connection import load_optfile
+
+        try:
+            tls = load_optfile(str(optfile.value))
+        except BeamlinkError as exc:
+            raise StartError(str(exc)) from None
     dashboard = None
     if "dashboard_port" in settings:
         if local_only:
@@ -350,7 +355,7 @@ async def _run(settings: Mapping[str, Setting], stop: asyncio.Event) -> int:
             if "metrics_port" in settings:
                 await _first_rounds(cluster)
         if "metrics_port" in settings:
-            metrics = await _start_metrics(node, settings)
+            metrics = await _start_metrics(node, settings, cluster is not None)
             if cluster is not None:
                 from beamlink.cluster.metrics import ClusterMetrics
 

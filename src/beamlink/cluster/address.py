@@ -29,7 +29,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from beamlink.cluster.schema import ClusterConfig
@@ -134,17 +134,24 @@ def kernel_routes() -> list[Route]:
     return routes
 
 
+def _routes_when_read() -> Iterator[Route]:
+    """`kernel_routes`, read only once iterated (most lookups never need them)."""
+    yield from kernel_routes()
+
+
 def choose_address(
     discovered: Iterable[str], hints: Iterable[str] = (), routes: Iterable[Route] = ()
 ) -> tuple[str | None, bool]:
     """``(address, confirmed)``: a routed local address, confirmed if it is in ``discovered`` or
     ``routes`` reach a discovered address without gateway.
 
-    Routes toward ``discovered`` addresses are tried first, then toward ``hints``.
+    Routes toward ``discovered`` addresses are tried first, then toward ``hints``. ``routes`` is
+    iterated only when a route source is not itself discovered (a lazy iterable then reads the
+    routing table only when it is needed).
     """
     addresses = [str(ipaddress.ip_address(a)) for a in discovered]
     known = set(addresses)
-    routes = list(routes)
+    table: list[Route] | None = None  # ``routes``, iterated only when first needed
     first: str | None = None
     neighbour: str | None = None
     for destination in [*addresses, *(str(ipaddress.ip_address(h)) for h in hints)]:
@@ -153,8 +160,10 @@ def choose_address(
             continue
         if source in known:
             return source, True
-        if neighbour is None and destination in known and on_link(destination, routes):
-            neighbour = source
+        if neighbour is None and destination in known:
+            table = list(routes) if table is None else table
+            if on_link(destination, table):
+                neighbour = source
         first = first or source
     if neighbour is not None:
         return neighbour, True
@@ -191,10 +200,18 @@ async def _config_addresses(
     found: list[str] = []
     hints: list[str] = []
     services = [service for _, service in lookups if service is not None]
-    answers = await asyncio.gather(  # every name at once: a starting node waits for one round trip
-        *(lookup.addresses() for lookup, _ in lookups),
-        *(service.addresses() for service in services),
-        return_exceptions=True,
+    hosts = [host for topology in config.topologies.values() for host in topology.peer_hosts()]
+    loop = asyncio.get_running_loop()
+    answers, peers = await asyncio.gather(  # every name at once: one round trip, not one per name
+        asyncio.gather(
+            *(lookup.addresses() for lookup, _ in lookups),
+            *(service.addresses() for service in services),
+            return_exceptions=True,
+        ),
+        asyncio.gather(
+            *(loop.getaddrinfo(host, None, type=socket.SOCK_DGRAM) for host in hosts),
+            return_exceptions=True,
+        ),
     )
     for index, answer in enumerate(answers):
         listing = index < len(lookups)
@@ -207,13 +224,11 @@ async def _config_addresses(
             raise answer
         else:
             (found if listing else hints).extend(answer)
-    hosts = [host for topology in config.topologies.values() for host in topology.peer_hosts()]
-    loop = asyncio.get_running_loop()
-    for host in hosts:
-        try:
-            infos = await loop.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
-        except OSError:
+    for infos in peers:  # a static host that does not resolve is skipped
+        if isinstance(infos, OSError):
             continue
+        if isinstance(infos, BaseException):
+            raise infos
         found.extend(str(info[4][0]) for info in infos)
     return list(dict.fromkeys(found)), list(dict.fromkeys(hints))
 
@@ -241,7 +256,7 @@ async def resolve_own_host(
     while True:
         found, hints = await _config_addresses(config, lookups)
         discovered = [*peers, *found]
-        address, confirmed = choose_address(discovered, hints, kernel_routes())
+        address, confirmed = choose_address(discovered, hints, _routes_when_read())
         if confirmed and address is not None:
             return address
         waited = time.monotonic() - started

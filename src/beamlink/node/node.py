@@ -29,7 +29,6 @@ from beamlink.connection import (
     DownReason,
     PeerInfo,
     TlsConfig,
-    load_optfile,
 )
 from beamlink.distribution.cookie import resolve_cookie
 from beamlink.distribution.names import NodeName, NodeNameError
@@ -108,7 +107,11 @@ def resolve_tls(tls: TlsConfig | None = None) -> TlsConfig | None:
     if tls is not None:
         return tls
     path = SSL_DIST_OPTFILE.get()
-    return None if path is None else load_optfile(path)
+    if path is None:
+        return None
+    from beamlink.connection import load_optfile  # with its term parser: only for an optfile
+
+    return load_optfile(path)
 
 
 def _epmd_addresses(listen_host: str | None) -> list[str] | None:
