@@ -214,6 +214,15 @@ def test_large_message_round_trip(writer: FrameWriter) -> None:
     assert FrameReader().feed(writer.frame(control.send(PID), big)) == [(control.send(PID), big)]
 
 
+@pytest.mark.parametrize("writer", [PASS_THROUGH, HEADER], ids=["pass-through", "header"])
+@pytest.mark.parametrize("ctl", [control.send(PID), control.reg_send(PID, Atom("rx"))])
+def test_binary_frame_is_the_frame_in_two_pieces(writer: FrameWriter, ctl: tuple) -> None:
+    big = bytes(range(256)) * 1000
+    head, payload = writer.binary_frame(ctl, big)
+    assert payload is big  # not copied
+    assert head + payload == writer.frame(ctl, big)
+
+
 def test_many_interleaved_senders_decode_exactly() -> None:
     """More senders than the reader remembers, interleaved: every control term is right."""
     senders = [Pid(Atom("a@h.example"), n, 0, 7) for n in range(10)]

@@ -51,7 +51,7 @@ from beamlink.connection.events import (
 )
 from beamlink.connection.tls import TlsError, TlsSession, looks_like_tls
 from beamlink.distribution.control import NO_MESSAGE
-from beamlink.distribution.frames import TICK, FrameError, FrameReader, FrameWriter
+from beamlink.distribution.frames import BIG_BINARY, TICK, FrameError, FrameReader, FrameWriter
 from beamlink.distribution.handshake import (
     Acceptor,
     AliveQuery,
@@ -141,7 +141,10 @@ class DistConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._reader: FrameReader | None = None
         self._writer: FrameWriter | None = None
-        self._out: list[bytes] = []
+        # Queued frames: bytes, or (head, binary) for a message that is one big binary (see
+        # `send`); `_big_out` counts the latter.
+        self._out: list[bytes | tuple[bytes, bytes]] = []
+        self._big_out = 0
         self._paused = False  # the transport's buffer is over its high-water mark
         self._flush_scheduled = False
         # A message frame was written at once in this loop iteration (see `send`), or a read's
@@ -326,19 +329,23 @@ class DistConnection(asyncio.Protocol):
         with self._lock:
             self._write_wire_locked(data)
 
-    def _write_wire_locked(self, data: bytes) -> None:
-        """Hand wire bytes to the transport, after what is left of a watchdog tick; the caller
-        holds `_lock`."""
+    def _write_wire_locked(self, data: bytes, *more: bytes) -> None:
+        """Hand wire bytes (``data``, then each of ``more``) to the transport, after what is
+        left of a watchdog tick; the caller holds `_lock`."""
         if self._thread_bytes:
             self._count_written(self._thread_bytes)
             self._thread_bytes = 0
         if self._tick_rest:
             data = self._tick_rest + data
             self._tick_rest = b""
-        if data and self.transport is not None:
+        transport = self.transport
+        if data and transport is not None:
             self._count_written(len(data))
-            self.transport.write(data)
+            transport.write(data)
             self._write_count += 1
+            for piece in more:
+                self._count_written(len(piece))
+                transport.write(piece)
 
     def _count_written(self, size: int) -> None:
         self.traffic.bytes_out += size
@@ -390,7 +397,13 @@ class DistConnection(asyncio.Protocol):
         writer = self._writer
         if writer is None or self._finished:
             raise ConnectionError("connection is not up")
-        self._out.append(writer.frame(control, message))
+        if type(message) is bytes and len(message) >= BIG_BINARY:
+            # Its bytes go to the transport as they are: the socket takes them from the
+            # caller's object, and only what it does not take is copied (into the transport).
+            self._out.append(writer.binary_frame(control, message))
+            self._big_out += 1
+        else:
+            self._out.append(writer.frame(control, message))
         if message is not NO_MESSAGE:
             if not self._eager_spent and not self._paused:
                 # The first message of a loop iteration leaves at once, with the frames queued
@@ -420,29 +433,70 @@ class DistConnection(asyncio.Protocol):
         out = self._out
         if not out or self._finished or self.transport is None:
             out.clear()
+            self._big_out = 0
             return
         if self._paused and not everything:
             return
-        if everything:
-            taken = len(out)
+        if self._big_out:
+            self._flush_pieces(everything)
         else:
-            taken = size = 0
-            for frame in out:
-                taken += 1
-                size += len(frame)
-                if size >= WRITE_CHUNK:
-                    break
-        data = b"".join(out[:taken]) if taken > 1 else out[0]
-        if taken == len(out):
-            out.clear()
-        else:
-            del out[:taken]
-        self.traffic.frames_out += taken
-        self._totals.frames_out += taken
-        self._write(data)
+            frames = cast("list[bytes]", out)  # no (head, binary) pair among them
+            if everything:
+                taken = len(frames)
+            else:
+                taken = size = 0
+                for frame in frames:
+                    taken += 1
+                    size += len(frame)
+                    if size >= WRITE_CHUNK:
+                        break
+            data = b"".join(frames[:taken]) if taken > 1 else frames[0]
+            if taken == len(frames):
+                frames.clear()
+            else:
+                del frames[:taken]
+            self.traffic.frames_out += taken
+            self._totals.frames_out += taken
+            self._write(data)
         if out and not self._paused and not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
+
+    def _flush_pieces(self, everything: bool) -> None:
+        """`_flush` when big binaries are queued: frames up to `WRITE_CHUNK` bytes (or all) go
+        out in one locked write of pieces, the small frames and each big binary's head joined,
+        each big binary on its own, uncopied."""
+        out = self._out
+        pieces: list[bytes] = []
+        small: list[bytes] = []
+        taken = size = big = 0
+        for frame in out:
+            taken += 1
+            if isinstance(frame, bytes):
+                small.append(frame)
+                size += len(frame)
+            else:
+                head, binary = frame
+                small.append(head)
+                pieces.append(b"".join(small) if len(small) > 1 else head)
+                pieces.append(binary)
+                small = []
+                size += len(head) + len(binary)
+                big += 1
+            if size >= WRITE_CHUNK and not everything:
+                break
+        if small:
+            pieces.append(b"".join(small))
+        del out[:taken]
+        self._big_out -= big
+        self.traffic.frames_out += taken
+        self._totals.frames_out += taken
+        tls = self.tls
+        with self._lock:  # one frame's pieces are never split by a watchdog tick
+            if tls is None:
+                self._write_wire_locked(*pieces)
+            else:
+                self._write_wire_locked(tls.seal(b"".join(pieces)))
 
     def pause_writing(self) -> None:
         self._paused = True
@@ -535,6 +589,7 @@ class DistConnection(asyncio.Protocol):
         self._finished = True
         self._cancel_timer()
         self._out.clear()
+        self._big_out = 0
         with self._lock:
             if self._tick_socket is not None:
                 self._tick_socket.close()

@@ -67,6 +67,7 @@ from beamlink.etf import (
     with_memory_budget,
 )
 from beamlink.etf import read_frames as _read_frames
+from beamlink.etf.tags import BINARY_EXT
 
 PASS_THROUGH = 112
 VERSION_MAGIC = 131
@@ -85,6 +86,12 @@ _FRAG = struct.Struct(">QQ")
 _FRAG_HEADER_SIZE = 2 + _FRAG.size  # 131, 69|70, SequenceId, FragmentId
 _HEADER_PREFIX = bytes([VERSION_MAGIC, DIST_HEADER, 0])
 _COPY_LIMIT = 64 * 1024
+_BINARY_TAG = bytes([BINARY_EXT])
+_VERSIONED_BINARY_TAG = bytes([VERSION_MAGIC, BINARY_EXT])
+
+#: A message that is one binary of at least this many bytes is better framed by
+#: `FrameWriter.binary_frame` (written without copying its bytes) than by `FrameWriter.frame`.
+BIG_BINARY = 64 * 1024
 
 #: Operations whose control terms are remembered (by both reader and writer): they hold only
 #: the operation, pids, atoms and references, so equal tuples have identical encodings.
@@ -423,6 +430,20 @@ class FrameWriter:
         # Header form: the message goes without its leading 131 (big ones are not copied).
         body = memoryview(msg)[1:] if len(msg) > _COPY_LIMIT else msg[1:]
         return b"".join((_U32.pack(len(head) + len(body)), head, body))
+
+    def binary_frame(self, control: tuple[Any, ...], payload: bytes) -> tuple[bytes, bytes]:
+        """The frame of a message that is one binary, ``payload``, as two pieces to write one
+        after the other: everything before the binary's bytes, and ``payload`` itself, never
+        copied (`frame` of the same would copy it twice: into the encoding, then into the
+        frame). Meant for big binaries (`BIG_BINARY` bytes and more)."""
+        head = self._heads.get(control) if control[0] in _MESSAGE_OPS else None
+        if head is None:
+            head = self._head(control)
+        size = len(payload)
+        # The message's encoding: BINARY_EXT, its length, the bytes (131 first when not in the
+        # header form).
+        tag = _BINARY_TAG if self.header_form else _VERSIONED_BINARY_TAG
+        return _U32.pack(len(head) + len(tag) + 4 + size) + head + tag + _U32.pack(size), payload
 
     def _head(self, control: tuple[Any, ...]) -> bytes:
         ctl = encode(control)
