@@ -36,8 +36,10 @@ joined, payloads, payloads joined, binary sliced out).
 In the Python path (the pure codec, and frames the C loop leaves to it): the control term of a
 message (SEND, REG_SEND, SEND_SENDER, ALIAS_SEND) is byte-identical for every message one sender
 sends to one destination, so the reader remembers the last few such control terms that came more
-than once, with their bytes, and recognises them with one comparison instead of decoding them;
-the message itself goes through `decode_body_exact`, which memoizes small immutable terms.
+than once, with their bytes, and recognises them with one comparison instead of decoding them
+(a ``131, 68, 0`` frame whose control term is the newest of them is handled in the read loop
+itself, without the calls of the general path: ~0.3-0.5 µs of the pure codec's ~2.5 µs per
+frame); the message itself goes through `decode_body_exact`, which memoizes small immutable terms.
 `FrameWriter` likewise keeps the encoded frame head (header and control term) of those
 operations.
 """
