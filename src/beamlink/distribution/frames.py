@@ -36,8 +36,10 @@ joined, payloads, payloads joined, binary sliced out).
 In the Python path (the pure codec, and frames the C loop leaves to it): the control term of a
 message (SEND, REG_SEND, SEND_SENDER, ALIAS_SEND) is byte-identical for every message one sender
 sends to one destination, so the reader remembers the last few such control terms that came more
-than once, with their bytes, and recognises them with one comparison instead of decoding them;
-the message itself goes through `decode_body_exact`, which memoizes small immutable terms.
+than once, with their bytes, and recognises them with one comparison instead of decoding them
+(a ``131, 68, 0`` frame whose control term is the newest of them is handled in the read loop
+itself, without the calls of the general path: ~0.3-0.5 µs of the pure codec's ~2.5 µs per
+frame); the message itself goes through `decode_body_exact`, which memoizes small immutable terms.
 `FrameWriter` likewise keeps the encoded frame head (header and control term) of those
 operations.
 """
@@ -162,22 +164,44 @@ class FrameReader:
         max_frame = self.max_frame_size
         needed = 4
         read_frames = _read_frames
+        unbudgeted = self._unbudgeted_size
+        controls = self._controls
+        unpack_length = _U32.unpack_from
         while size - pos >= 4:
             if read_frames is not None:
                 # The common frames are decoded in C up to the first one left to this loop.
                 pos = read_frames(
-                    data, pos, max_frame, self._unbudgeted_size, DEFAULT_MAX_DEPTH, NO_MESSAGE, out
+                    data, pos, max_frame, unbudgeted, DEFAULT_MAX_DEPTH, NO_MESSAGE, out
                 )
                 if size - pos < 4:
                     break
-            (length,) = _U32.unpack_from(data, pos)
+            (length,) = unpack_length(data, pos)
             if length > max_frame:
                 raise FrameError(f"frame of {length} bytes exceeds the limit of {max_frame}")
             end = pos + 4 + length
             if end > size:
                 needed = 4 + length
                 break
-            if length:
+            if (
+                3 < length <= unbudgeted
+                and controls
+                and data[pos + 5] == DIST_HEADER
+                and data[pos + 4] == VERSION_MAGIC
+                and not data[pos + 6]
+                and data.startswith(controls[0][0], pos + 7, end)
+            ):
+                # What `_one` does for a 131, 68, 0 frame whose control term is the newest
+                # remembered one (a stream of messages), without its calls.
+                raw, control = controls[0]
+                start = pos + 7 + len(raw)
+                if start == end:
+                    out.append((control, NO_MESSAGE))
+                else:
+                    try:
+                        out.append((control, decode_body_exact(data, start, end)))
+                    except DecodeError as exc:
+                        raise FrameError(f"undecodable term: {exc}") from exc
+            elif length:
                 self._one(data, pos + 4, end, out)
             pos = end
         if pos < size:
