@@ -30,7 +30,7 @@ PY = "py@127.0.0.1"
 ERL = "erl@127.0.0.2"
 
 
-def start_erl(
+async def start_erl(
     peers: PeerFactory,
     rt: ErlRuntime,
     port: int,
@@ -44,7 +44,8 @@ def start_erl(
         args += ["-kernel", "net_ticktime", str(ticktime)]
     if hidden:
         args.append("-hidden")
-    return peers.start(rt, ERL, cookie, extra_args=tuple(args))
+    # In a thread: the test's event loop keeps serving while the erl boots.
+    return await peers.astart(rt, ERL, cookie, extra_args=tuple(args))
 
 
 async def start_manager(
@@ -79,7 +80,7 @@ async def test_erlang_dials_us_and_exchanges_messages(
     port = free_port()
     manager, rec = await start_manager(port)
     try:
-        erl = start_erl(peers, erl_runtime, port)
+        erl = await start_erl(peers, erl_runtime, port)
         started = time.monotonic()
         assert await erl.aeval(f"net_kernel:connect_node('{PY}')") == "true"
         elapsed = time.monotonic() - started
@@ -118,7 +119,7 @@ async def test_we_dial_erlang(peers: PeerFactory, erl_runtime: ErlRuntime) -> No
     port = free_port()
     manager, rec = await start_manager(port)
     try:
-        erl = start_erl(peers, erl_runtime, port)
+        erl = await start_erl(peers, erl_runtime, port)
         started = time.monotonic()
         assert await manager.connect(ERL)
         elapsed = time.monotonic() - started
@@ -137,7 +138,7 @@ async def test_hidden_python_node_is_in_nodes_hidden(
     port = free_port()
     manager, _rec = await start_manager(port, hidden=True)
     try:
-        erl = start_erl(peers, erl_runtime, port)
+        erl = await start_erl(peers, erl_runtime, port)
         assert await manager.connect(ERL)
         assert await erl.aeval("nodes()") == "[]"
         assert await erl.aeval("nodes(hidden)") == f"['{PY}']"
@@ -153,7 +154,7 @@ async def test_wrong_cookie_both_directions(
     port = free_port()
     manager, rec = await start_manager(port, cookie="not-the-cookie")
     try:
-        erl = start_erl(peers, erl_runtime, port)
+        erl = await start_erl(peers, erl_runtime, port)
         with caplog.at_level(logging.WARNING, logger="beamlink.connection"):
             assert await erl.aeval(f"net_kernel:connect_node('{PY}')") == "false"
             assert await erl.aeval(f"net_kernel:connect_node('{PY}')") == "false"
@@ -190,7 +191,7 @@ async def test_sigstopped_erlang_is_declared_down(
     ticktime = 4.0
     port = free_port()
     manager, rec = await start_manager(port, net_ticktime=ticktime)
-    erl = start_erl(peers, erl_runtime, port, ticktime=int(ticktime))
+    erl = await start_erl(peers, erl_runtime, port, ticktime=int(ticktime))
     try:
         assert await manager.connect(ERL)
         await asyncio.sleep(ticktime * 1.5)
@@ -211,7 +212,7 @@ async def test_disconnect_from_either_side(peers: PeerFactory, erl_runtime: ErlR
     port = free_port()
     manager, rec = await start_manager(port)
     try:
-        erl = start_erl(peers, erl_runtime, port)
+        erl = await start_erl(peers, erl_runtime, port)
         await erl.aeval("net_kernel:monitor_nodes(true)")
         assert await manager.connect(ERL)
         assert await erl.aeval("receive {nodeup, N} -> N after 5000 -> timeout end") == f"'{PY}'"
@@ -237,7 +238,7 @@ async def test_simultaneous_connect_with_erlang_ends_with_one_connection(
     port = free_port()
     manager, rec = await start_manager(port, name=name)
     try:
-        erl = start_erl(peers, erl_runtime, port)
+        erl = await start_erl(peers, erl_runtime, port)
         await erl.aeval("net_kernel:monitor_nodes(true)")
         for offset_ms in (0, 1, -1, 3, -3, 0):
             at_ms = int(time.time() * 1000) + 300
