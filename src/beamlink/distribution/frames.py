@@ -194,13 +194,7 @@ class FrameReader:
                 # remembered one (a stream of messages), without its calls.
                 raw, control = controls[0]
                 start = pos + 7 + len(raw)
-                if start == end:
-                    out.append((control, NO_MESSAGE))
-                else:
-                    try:
-                        out.append((control, decode_body_exact(data, start, end)))
-                    except DecodeError as exc:
-                        raise FrameError(f"undecodable term: {exc}") from exc
+                out.append((control, NO_MESSAGE if start == end else _message(data, start, end)))
             elif length:
                 self._one(data, pos + 4, end, out)
             pos = end
